@@ -1,0 +1,31 @@
+# One command to run, one to test; both install what they need into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install up test lint openapi bench
+
+$(BIN)/audit-trail: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+install: $(BIN)/audit-trail
+
+up: install
+	$(BIN)/audit-trail up
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+openapi: install
+	$(BIN)/python -m decision_log.openapi openapi/decision_log.json
+
+bench: install
+	$(BIN)/python -m bench.ingest

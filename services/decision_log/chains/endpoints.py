@@ -1,0 +1,160 @@
+"""The read API of a chain, as a monitor or third party uses it; and chain creation (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from decision_log.auth import require_chain, require_role
+from decision_log.chains import service
+from decision_log.chains.schemas import (
+    ChainCreate,
+    ChainInfo,
+    ChainList,
+    ConsistencyProof,
+    Entry,
+    EntryPage,
+    InclusionProof,
+    LogKey,
+    LogKeys,
+)
+from decision_log.keys.service import Principal
+from decision_log.state import Caller, State
+
+router = APIRouter(tags=["chains"])
+public = APIRouter(tags=["log"])
+
+
+def _reader(principal: Principal, chain: str | None = None) -> None:
+    require_role(principal, "auditor")
+    if chain is not None:
+        require_chain(principal, chain)
+
+
+@router.get("/v1/chains", response_model=ChainList, summary="The tenant's chains with their heads")
+async def list_chains(state: State, principal: Caller) -> ChainList:
+    if "admin" not in principal.roles:
+        _reader(principal)
+    async with state.engine.connect() as connection:
+        rows = await service.list_chains(connection, tenant_id=principal.tenant_id)
+    return ChainList(
+        chains=[
+            service.chain_info(row, signer=state.signer)
+            for row in rows
+            if principal.may_use_chain(row.slug)
+        ]
+    )
+
+
+@router.post(
+    "/v1/chains", status_code=201, response_model=ChainInfo, summary="Create a chain (admin)"
+)
+async def create_chain(body: ChainCreate, state: State, principal: Caller) -> ChainInfo:
+    require_role(principal, "admin")
+    async with state.engine.begin() as connection:
+        await service.create_chain(
+            connection,
+            signer=state.signer,
+            tenant_id=principal.tenant_id,
+            tenant=principal.tenant,
+            slug=body.chain,
+            description=body.description,
+        )
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=body.chain)
+    return service.chain_info(row, signer=state.signer)
+
+
+@router.get("/v1/chains/{chain}", response_model=ChainInfo, summary="One chain's head")
+async def get_chain(chain: str, state: State, principal: Caller) -> ChainInfo:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+    return service.chain_info(row, signer=state.signer)
+
+
+@router.get(
+    "/v1/chains/{chain}/checkpoint",
+    response_class=PlainTextResponse,
+    summary="The latest checkpoint: a C2SP tlog-checkpoint in a C2SP signed note",
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def get_checkpoint(chain: str, state: State, principal: Caller) -> PlainTextResponse:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+    _, _, note = service.latest_checkpoint(row)
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/v1/chains/{chain}/entries",
+    response_model=EntryPage,
+    summary="Entries with their exact leaf bytes, in index order",
+)
+async def list_entries(
+    chain: str,
+    state: State,
+    principal: Caller,
+    start: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
+) -> EntryPage:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        return await service.read_entries(connection, row=row, start=start, limit=limit)
+
+
+@router.get("/v1/chains/{chain}/entries/{index}", response_model=Entry, summary="One entry")
+async def get_entry(chain: str, index: int, state: State, principal: Caller) -> Entry:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        return await service.read_entry(connection, row=row, index=index)
+
+
+@router.get(
+    "/v1/chains/{chain}/proof/inclusion",
+    response_model=InclusionProof,
+    summary="RFC 6962 inclusion proof of one entry in a tree of a checkpointed size",
+)
+async def get_inclusion_proof(
+    chain: str,
+    state: State,
+    principal: Caller,
+    index: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int | None, Query(ge=1, description="Default: latest checkpoint")] = None,
+) -> InclusionProof:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        return await service.inclusion_proof(connection, row=row, index=index, tree_size=tree_size)
+
+
+@router.get(
+    "/v1/chains/{chain}/proof/consistency",
+    response_model=ConsistencyProof,
+    summary="RFC 6962 consistency proof between two checkpointed tree sizes",
+)
+async def get_consistency_proof(
+    chain: str,
+    state: State,
+    principal: Caller,
+    from_size: Annotated[int, Query(alias="from", ge=1)],
+    to_size: Annotated[int | None, Query(alias="to", ge=1, description="Default: latest")] = None,
+) -> ConsistencyProof:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        return await service.consistency_proof(
+            connection, row=row, old_size=from_size, new_size=to_size
+        )
+
+
+@public.get("/v1/log/keys", response_model=LogKeys, summary="The log's public keys (no auth)")
+async def log_keys(state: State) -> LogKeys:
+    return LogKeys(
+        origin=state.signer.origin,
+        keys=[LogKey(**key) for key in state.signer.public_keys()],
+    )

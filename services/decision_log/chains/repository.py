@@ -1,0 +1,150 @@
+"""SQL for chains, their entries, Merkle nodes and checkpoints (the read side of the ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ledger.merkle import NodeId
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def insert_chain(
+    connection: AsyncConnection, *, tenant_id: int, slug: str, description: str, root_hash: bytes
+) -> int | None:
+    result = await connection.execute(
+        text(
+            """
+            INSERT INTO chains (tenant_id, slug, description, root_hash)
+            VALUES (:tenant_id, :slug, :description, :root_hash)
+            ON CONFLICT (tenant_id, slug) DO NOTHING RETURNING id
+            """
+        ),
+        {"tenant_id": tenant_id, "slug": slug, "description": description, "root_hash": root_hash},
+    )
+    row = result.first()
+    return None if row is None else int(row.id)
+
+
+_CHAIN_COLUMNS = """
+    c.id, c.slug, t.slug AS tenant, c.description, c.created_at, c.size, c.root_hash,
+    k.size AS checkpoint_size, k.root_hash AS checkpoint_root, k.note AS checkpoint_note,
+    k.signed_at AS checkpoint_signed_at
+"""
+_LATEST_CHECKPOINT = """
+    LEFT JOIN LATERAL (
+        SELECT size, root_hash, note, signed_at FROM checkpoints
+        WHERE chain_id = c.id ORDER BY size DESC LIMIT 1
+    ) k ON true
+"""
+
+
+async def chain_by_slug(connection: AsyncConnection, *, tenant_id: int, slug: str) -> Any | None:
+    result = await connection.execute(
+        text(
+            f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
+            f"{_LATEST_CHECKPOINT} WHERE c.tenant_id = :tenant_id AND c.slug = :slug"
+        ),
+        {"tenant_id": tenant_id, "slug": slug},
+    )
+    return result.first()
+
+
+async def chains_of_tenant(connection: AsyncConnection, *, tenant_id: int) -> list[Any]:
+    result = await connection.execute(
+        text(
+            f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
+            f"{_LATEST_CHECKPOINT} WHERE c.tenant_id = :tenant_id ORDER BY c.slug"
+        ),
+        {"tenant_id": tenant_id},
+    )
+    return list(result)
+
+
+async def chain_head(connection: AsyncConnection, *, chain_id: int) -> Any | None:
+    result = await connection.execute(
+        text(
+            "SELECT c.size, c.root_hash, c.slug, t.slug AS tenant FROM chains c "
+            "JOIN tenants t ON t.id = c.tenant_id WHERE c.id = :chain_id"
+        ),
+        {"chain_id": chain_id},
+    )
+    return result.first()
+
+
+async def latest_checkpoint_size(connection: AsyncConnection, *, chain_id: int) -> int | None:
+    result = await connection.execute(
+        text("SELECT max(size) AS size FROM checkpoints WHERE chain_id = :chain_id"),
+        {"chain_id": chain_id},
+    )
+    size = result.scalar()
+    return None if size is None else int(size)
+
+
+async def insert_checkpoint(
+    connection: AsyncConnection, *, chain_id: int, size: int, root_hash: bytes, note: str
+) -> None:
+    # A checkpoint for a size is signed once; another process racing to sign the same size
+    # produces the same bytes (Ed25519 is deterministic, RFC 8032 section 5.1.6) and is dropped.
+    await connection.execute(
+        text(
+            "INSERT INTO checkpoints (chain_id, size, root_hash, note) "
+            "VALUES (:chain_id, :size, :root_hash, :note) ON CONFLICT DO NOTHING"
+        ),
+        {"chain_id": chain_id, "size": size, "root_hash": root_hash, "note": note},
+    )
+
+
+async def chains_behind_checkpoint(connection: AsyncConnection) -> list[int]:
+    result = await connection.execute(
+        text(
+            """
+            SELECT c.id FROM chains c
+            WHERE c.size > coalesce(
+                (SELECT max(size) FROM checkpoints k WHERE k.chain_id = c.id), -1)
+            """
+        )
+    )
+    return [int(row.id) for row in result]
+
+
+async def entries_range(
+    connection: AsyncConnection, *, chain_id: int, start: int, stop: int
+) -> list[Any]:
+    result = await connection.execute(
+        text(
+            "SELECT idx, leaf, leaf_hash FROM entries WHERE chain_id = :chain_id "
+            "AND idx >= :start AND idx < :stop ORDER BY idx"
+        ),
+        {"chain_id": chain_id, "start": start, "stop": stop},
+    )
+    return list(result)
+
+
+async def merkle_nodes(
+    connection: AsyncConnection, *, chain_id: int, node_ids: Iterable[NodeId]
+) -> dict[NodeId, bytes]:
+    """Perfect-subtree hashes by (level, index): level 0 from entries, others from merkle_nodes."""
+    leaves = [index for level, index in node_ids if level == 0]
+    inner = [(level, index) for level, index in node_ids if level > 0]
+    result = await connection.execute(
+        text(
+            """
+            SELECT 0 AS level, idx, leaf_hash AS hash FROM entries
+             WHERE chain_id = :chain_id AND idx = ANY(CAST(:leaves AS bigint[]))
+            UNION ALL
+            SELECT m.level, m.idx, m.hash FROM merkle_nodes m
+              JOIN unnest(CAST(:levels AS smallint[]), CAST(:indexes AS bigint[])) AS k(level, idx)
+                ON m.level = k.level AND m.idx = k.idx
+             WHERE m.chain_id = :chain_id
+            """
+        ),
+        {
+            "chain_id": chain_id,
+            "leaves": leaves,
+            "levels": [level for level, _ in inner],
+            "indexes": [index for _, index in inner],
+        },
+    )
+    return {(int(row.level), int(row.idx)): bytes(row.hash) for row in result}

@@ -1,0 +1,75 @@
+"""API shapes for chains, entries and proofs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class ChainCreate(BaseModel):
+    chain: str = Field(description="Lowercase slug, unique within the tenant")
+    description: str = Field(default="", max_length=1000)
+
+
+class CheckpointInfo(BaseModel):
+    size: int
+    root_hash: str = Field(description="Merkle root, hex")
+    note: str = Field(description="The C2SP signed note, as served at .../checkpoint")
+    signed_at: datetime
+
+
+class ChainInfo(BaseModel):
+    tenant: str
+    chain: str
+    origin: str = Field(description="The checkpoint origin line of this chain")
+    description: str
+    created_at: datetime
+    size: int = Field(description="Entries committed so far")
+    root_hash: str = Field(description="Merkle root at that size, hex")
+    checkpoint: CheckpointInfo | None
+
+
+class ChainList(BaseModel):
+    chains: list[ChainInfo]
+
+
+class Entry(BaseModel):
+    index: int
+    leaf: str = Field(description="The exact leaf bytes, base64")
+    leaf_hash: str = Field(description="SHA-256(0x00 || leaf), hex")
+
+
+class EntryPage(BaseModel):
+    entries: list[Entry]
+    next_start: int | None = Field(description="start of the next page; null at the end")
+
+
+class InclusionProof(BaseModel):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    hashes: list[str]
+
+
+class ConsistencyProof(BaseModel):
+    from_size: int = Field(serialization_alias="from")
+    to_size: int = Field(serialization_alias="to")
+    from_root: str
+    to_root: str
+    hashes: list[str]
+
+
+class LogKey(BaseModel):
+    name: str
+    verifier_key: str = Field(description="C2SP signed-note verifier key: name+keyid+base64")
+    note_key_id: str
+    dsse_keyid: str = Field(description="securesystemslib key id used in DSSE signatures")
+    public_key: str = Field(description="raw Ed25519 public key, hex")
+    algorithm: str
+
+
+class LogKeys(BaseModel):
+    origin: str
+    keys: list[LogKey]

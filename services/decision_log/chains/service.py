@@ -1,0 +1,274 @@
+"""Chains: creation, the read API of a monitor (heads, checkpoints, entries, proofs)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ledger.leaf import LeafPrefix
+from ledger.merkle import (
+    EMPTY_ROOT,
+    NodeId,
+    assemble_proof,
+    consistency_proof_plan,
+    fold_subtrees,
+    inclusion_proof_plan,
+    plan_node_ids,
+)
+from ledger.note import Checkpoint
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from decision_log.chains import repository
+from decision_log.chains.schemas import (
+    ChainInfo,
+    CheckpointInfo,
+    ConsistencyProof,
+    Entry,
+    EntryPage,
+    InclusionProof,
+)
+from decision_log.events.appender import ChainRef
+from decision_log.problems import Conflict, InvalidInput, NotFound
+from decision_log.signing import LogSigner
+from decision_log.slugs import check_slug
+
+MAX_PAGE = 1000
+
+
+async def create_chain(
+    connection: AsyncConnection,
+    *,
+    signer: LogSigner,
+    tenant_id: int,
+    tenant: str,
+    slug: str,
+    description: str = "",
+) -> int:
+    """Create a chain and sign its size-0 checkpoint in the same transaction."""
+    check_slug(slug, field="chain")
+    chain_id = await repository.insert_chain(
+        connection, tenant_id=tenant_id, slug=slug, description=description, root_hash=EMPTY_ROOT
+    )
+    if chain_id is None:
+        raise Conflict(f"chain {slug!r} already exists")
+    await sign_checkpoint(
+        connection,
+        signer=signer,
+        chain_id=chain_id,
+        tenant=tenant,
+        chain=slug,
+        size=0,
+        root=EMPTY_ROOT,
+    )
+    return chain_id
+
+
+async def sign_checkpoint(
+    connection: AsyncConnection,
+    *,
+    signer: LogSigner,
+    chain_id: int,
+    tenant: str,
+    chain: str,
+    size: int,
+    root: bytes,
+) -> None:
+    checkpoint = Checkpoint(
+        origin=signer.chain_origin(tenant=tenant, chain=chain), size=size, root_hash=root
+    )
+    await repository.insert_checkpoint(
+        connection,
+        chain_id=chain_id,
+        size=size,
+        root_hash=root,
+        note=signer.sign_checkpoint(checkpoint),
+    )
+
+
+async def checkpoint_if_grown(
+    connection: AsyncConnection, *, signer: LogSigner, chain_id: int
+) -> int | None:
+    """Sign a checkpoint for the chain's committed head unless one exists for that size already.
+
+    An unchanged tree is never signed again, so witnesses see one checkpoint per size.
+    """
+    head = await repository.chain_head(connection, chain_id=chain_id)
+    if head is None:
+        return None
+    latest = await repository.latest_checkpoint_size(connection, chain_id=chain_id)
+    if latest is not None and head.size <= latest:
+        return None
+    await sign_checkpoint(
+        connection,
+        signer=signer,
+        chain_id=chain_id,
+        tenant=head.tenant,
+        chain=head.slug,
+        size=int(head.size),
+        root=bytes(head.root_hash),
+    )
+    return int(head.size)
+
+
+class ChainDirectory:
+    """(tenant, chain) -> chain row id, cached: chains are never renamed or deleted."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._refs: dict[tuple[int, str], ChainRef] = {}
+
+    async def resolve(self, *, tenant_id: int, tenant: str, chain: str) -> ChainRef:
+        ref = self._refs.get((tenant_id, chain))
+        if ref is not None:
+            return ref
+        async with self._engine.connect() as connection:
+            row = await repository.chain_by_slug(connection, tenant_id=tenant_id, slug=chain)
+        if row is None:
+            raise NotFound(f"no chain {chain!r}")
+        ref = ChainRef(
+            chain_id=int(row.id),
+            tenant=tenant,
+            chain=chain,
+            leaf_prefix=LeafPrefix.for_chain(tenant=tenant, chain=chain),
+        )
+        self._refs[(tenant_id, chain)] = ref
+        return ref
+
+
+def chain_info(row: Any, *, signer: LogSigner) -> ChainInfo:
+    checkpoint = None
+    if row.checkpoint_size is not None:
+        checkpoint = CheckpointInfo(
+            size=row.checkpoint_size,
+            root_hash=bytes(row.checkpoint_root).hex(),
+            note=row.checkpoint_note,
+            signed_at=row.checkpoint_signed_at,
+        )
+    return ChainInfo(
+        tenant=row.tenant,
+        chain=row.slug,
+        origin=signer.chain_origin(tenant=row.tenant, chain=row.slug),
+        description=row.description,
+        created_at=row.created_at,
+        size=row.size,
+        root_hash=bytes(row.root_hash).hex(),
+        checkpoint=checkpoint,
+    )
+
+
+async def get_chain(connection: AsyncConnection, *, tenant_id: int, chain: str) -> Any:
+    row = await repository.chain_by_slug(connection, tenant_id=tenant_id, slug=chain)
+    if row is None:
+        raise NotFound(f"no chain {chain!r}")
+    return row
+
+
+async def list_chains(connection: AsyncConnection, *, tenant_id: int) -> list[Any]:
+    return await repository.chains_of_tenant(connection, tenant_id=tenant_id)
+
+
+def latest_checkpoint(row: Any) -> tuple[int, bytes, str]:
+    if row.checkpoint_size is None:
+        raise NotFound(f"chain {row.slug!r} has no checkpoint yet")
+    return int(row.checkpoint_size), bytes(row.checkpoint_root), str(row.checkpoint_note)
+
+
+async def read_entries(
+    connection: AsyncConnection, *, row: Any, start: int, limit: int
+) -> EntryPage:
+    if start < 0:
+        raise InvalidInput("start must be 0 or more", parameter="start")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
+    stop = min(start + limit, int(row.size))
+    rows = await repository.entries_range(connection, chain_id=row.id, start=start, stop=stop)
+    return EntryPage(
+        entries=[entry(r) for r in rows], next_start=stop if stop < int(row.size) else None
+    )
+
+
+async def read_entry(connection: AsyncConnection, *, row: Any, index: int) -> Entry:
+    if not 0 <= index < int(row.size):
+        raise NotFound(f"chain {row.slug!r} has no entry {index} (size {row.size})")
+    rows = await repository.entries_range(connection, chain_id=row.id, start=index, stop=index + 1)
+    return entry(rows[0])
+
+
+def entry(row: Any) -> Entry:
+    return Entry(
+        index=row.idx,
+        leaf=base64.b64encode(bytes(row.leaf)).decode(),
+        leaf_hash=bytes(row.leaf_hash).hex(),
+    )
+
+
+async def inclusion_proof(
+    connection: AsyncConnection, *, row: Any, index: int, tree_size: int | None
+) -> InclusionProof:
+    checkpoint_size, checkpoint_root, _ = latest_checkpoint(row)
+    size = checkpoint_size if tree_size is None else tree_size
+    if not 1 <= size <= checkpoint_size:
+        raise InvalidInput(
+            f"tree_size must be between 1 and the latest checkpoint's size ({checkpoint_size})",
+            parameter="tree_size",
+        )
+    if not 0 <= index < size:
+        raise InvalidInput(f"index must be between 0 and {size - 1}", parameter="index")
+    plan = inclusion_proof_plan(index, size)
+    nodes = await repository.merkle_nodes(
+        connection, chain_id=row.id, node_ids=plan_node_ids(plan) | {(0, index)}
+    )
+    root = checkpoint_root if size == checkpoint_size else await _root_at(connection, row, size)
+    return InclusionProof(
+        index=index,
+        tree_size=size,
+        leaf_hash=nodes[(0, index)].hex(),
+        root_hash=root.hex(),
+        hashes=[h.hex() for h in assemble_proof(plan, nodes)],
+    )
+
+
+async def consistency_proof(
+    connection: AsyncConnection, *, row: Any, old_size: int, new_size: int | None
+) -> ConsistencyProof:
+    checkpoint_size, checkpoint_root, _ = latest_checkpoint(row)
+    size = checkpoint_size if new_size is None else new_size
+    if not 1 <= size <= checkpoint_size:
+        raise InvalidInput(
+            f"to must be between 1 and the latest checkpoint's size ({checkpoint_size})",
+            parameter="to",
+        )
+    if not 1 <= old_size <= size:
+        raise InvalidInput(
+            f"from must be between 1 and to ({size}); every tree extends the empty one, "
+            "so no proof is needed from 0",
+            parameter="from",
+        )
+    plan = consistency_proof_plan(old_size, size)
+    nodes = await repository.merkle_nodes(connection, chain_id=row.id, node_ids=plan_node_ids(plan))
+    new_root = checkpoint_root if size == checkpoint_size else await _root_at(connection, row, size)
+    return ConsistencyProof(
+        from_size=old_size,
+        to_size=size,
+        from_root=(await _root_at(connection, row, old_size)).hex(),
+        to_root=new_root.hex(),
+        hashes=[h.hex() for h in assemble_proof(plan, nodes)],
+    )
+
+
+async def _root_at(connection: AsyncConnection, row: Any, size: int) -> bytes:
+    """The root of the first ``size`` entries, from O(log n) stored perfect subtrees."""
+    subtrees = _prefix_subtrees(size)
+    nodes = await repository.merkle_nodes(connection, chain_id=row.id, node_ids=subtrees)
+    return fold_subtrees([nodes[node] for node in subtrees])
+
+
+def _prefix_subtrees(size: int) -> list[NodeId]:
+    """The perfect subtrees that make up the first ``size`` leaves, largest first."""
+    subtrees: list[NodeId] = []
+    start = 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            subtrees.append((level, start >> level))
+            start += 1 << level
+    return subtrees

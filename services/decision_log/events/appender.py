@@ -1,0 +1,315 @@
+"""Group commit: many append requests for one chain, one transaction, one lock.
+
+Each process keeps a queue per chain and one writer task per busy chain. The writer takes every
+request waiting (up to ``group_max_events`` events), locks the chain's head row, assigns the next
+indexes, builds the leaves, extends the Merkle frontier, COPYs entries and completed Merkle nodes,
+moves the head and commits; only then are the requests answered (invariant 1).
+
+Why the head row lock is enough for any number of processes: every appender of a chain, in any
+process, first takes ``SELECT ... FOR NO KEY UPDATE`` on that chain's row. PostgreSQL grants it to
+one transaction at a time and a waiter, once granted, re-reads the newest committed row version
+(READ COMMITTED, https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED),
+so each group starts from the size the previous group committed: no gap, no fork, no duplicate
+index (the primary key on (chain_id, idx) would reject one anyway). The idempotency lookup runs
+after the lock is held, so it sees every entry committed before, whichever process wrote it.
+
+The queue is bounded: past ``max_pending_events`` an append is refused with ``Overloaded`` (503 +
+Retry-After) instead of growing memory; a request that waited longer than ``queue_timeout`` is
+refused before anything of it is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ledger.leaf import LeafPrefix, format_received_at
+from ledger.merkle import MerkleFrontier, leaf_hash
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from decision_log.db import driver_connection
+from decision_log.events.cloudevents import PreparedEvent
+from decision_log.problems import IdempotencyConflict, Overloaded, Problem, Unavailable
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+ENTRY_COLUMNS = (
+    "chain_id",
+    "idx",
+    "received_at",
+    "source",
+    "event_id",
+    "event_type",
+    "subject",
+    "content_digest",
+    "leaf",
+    "leaf_hash",
+)
+NODE_COLUMNS = ("chain_id", "level", "idx", "hash")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRef:
+    chain_id: int
+    tenant: str
+    chain: str
+    leaf_prefix: LeafPrefix
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the log promises for one event: it sits at this index with this leaf hash."""
+
+    tenant: str
+    chain: str
+    index: int
+    leaf_hash: bytes
+    received_at: str
+    replayed: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    chain: ChainRef
+    events: list[PreparedEvent]
+    batch: bool
+    enqueued_at: float
+    future: asyncio.Future[list[Receipt]] = field(repr=False)
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        clock: Clock,
+        on_commit: Callable[[int], None],
+        group_max_events: int,
+        max_pending_events: int,
+        retry_after_seconds: int,
+        queue_timeout_seconds: float = 10.0,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._on_commit = on_commit
+        self._group_max_events = group_max_events
+        self._max_pending_events = max_pending_events
+        self._retry_after = retry_after_seconds
+        self._queue_timeout = queue_timeout_seconds
+        self._queues: dict[int, deque[_Pending]] = {}
+        self._writers: dict[int, asyncio.Task[None]] = {}
+        self._pending_events = 0
+
+    @property
+    def pending_events(self) -> int:
+        return self._pending_events
+
+    async def append(
+        self, chain: ChainRef, events: list[PreparedEvent], *, batch: bool
+    ) -> list[Receipt]:
+        """Append events atomically (all or none); returns once they are committed."""
+        if self._pending_events + len(events) > self._max_pending_events:
+            raise Overloaded(
+                f"{self._pending_events} events are waiting to be committed; retry shortly",
+                retry_after=self._retry_after,
+            )
+        future: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(chain.chain_id, deque()).append(
+            _Pending(
+                chain=chain,
+                events=events,
+                batch=batch,
+                enqueued_at=time.monotonic(),
+                future=future,
+            )
+        )
+        self._pending_events += len(events)
+        if chain.chain_id not in self._writers:
+            self._writers[chain.chain_id] = asyncio.create_task(
+                self._drain(chain.chain_id), name=f"append-chain-{chain.chain_id}"
+            )
+        return await future
+
+    async def close(self) -> None:
+        for task in list(self._writers.values()):
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _drain(self, chain_id: int) -> None:
+        queue = self._queues[chain_id]
+        try:
+            while queue:
+                group = self._take_group(queue)
+                if group:
+                    await self._commit_and_answer(group)
+        finally:
+            del self._writers[chain_id]
+            if not queue:
+                self._queues.pop(chain_id, None)
+
+    def _take_group(self, queue: deque[_Pending]) -> list[_Pending]:
+        group: list[_Pending] = []
+        count = 0
+        deadline = time.monotonic() - self._queue_timeout
+        while queue and (not group or count + len(queue[0].events) <= self._group_max_events):
+            pending = queue.popleft()
+            self._pending_events -= len(pending.events)
+            if pending.future.done():  # the client went away before anything was written
+                continue
+            if pending.enqueued_at < deadline:
+                pending.future.set_exception(
+                    Overloaded(
+                        "the append waited too long for its turn and was not written; retry",
+                        retry_after=self._retry_after,
+                    )
+                )
+                continue
+            group.append(pending)
+            count += len(pending.events)
+        return group
+
+    async def _commit_and_answer(self, group: list[_Pending]) -> None:
+        try:
+            results = await self._commit_group(group)
+        except Exception as error:
+            log.exception("group commit failed for chain %s", group[0].chain.chain_id)
+            problem = (
+                error
+                if isinstance(error, Problem)
+                else Unavailable("the log could not commit the events; nothing was written")
+            )
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(problem)
+            return
+        self._on_commit(group[0].chain.chain_id)
+        for pending, result in zip(group, results, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(result, Problem):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+
+    async def _commit_group(self, group: list[_Pending]) -> list[list[Receipt] | Problem]:
+        chain = group[0].chain
+        keys = [(event.source, event.event_id) for pending in group for event in pending.events]
+        async with driver_connection(self._engine) as connection, connection.transaction():
+            head = await connection.fetchrow(
+                "SELECT size, last_leaf_hash, frontier, last_received_at FROM chains "
+                "WHERE id = $1 FOR NO KEY UPDATE",
+                chain.chain_id,
+            )
+            if head is None:
+                raise Unavailable(f"chain {chain.chain} vanished")
+            known: dict[tuple[str, str], tuple[int, bytes, str, bytes]] = {
+                (row["source"], row["event_id"]): (
+                    row["idx"],
+                    bytes(row["leaf_hash"]),
+                    format_received_at(row["received_at"]),
+                    bytes(row["content_digest"]),
+                )
+                for row in await connection.fetch(
+                    "SELECT e.source, e.event_id, e.idx, e.leaf_hash, e.received_at, "
+                    "e.content_digest FROM entries e "
+                    "JOIN unnest($2::text[], $3::text[]) AS k(source, event_id) "
+                    "ON e.source = k.source AND e.event_id = k.event_id WHERE e.chain_id = $1",
+                    chain.chain_id,
+                    [key[0] for key in keys],
+                    [key[1] for key in keys],
+                )
+            }
+            size: int = head["size"]
+            prev = bytes(head["last_leaf_hash"])
+            frontier = MerkleFrontier.from_bytes(size, bytes(head["frontier"]))
+            now = self._clock()
+            last = head["last_received_at"]
+            # Receive times never go backwards along a chain, even if the clock does.
+            received = now if last is None or now > last else last
+            received_at = format_received_at(received)
+
+            entry_rows: list[tuple[object, ...]] = []
+            node_rows: list[tuple[int, int, int, bytes]] = []
+            results: list[list[Receipt] | Problem] = []
+            for pending in group:
+                conflict = self._first_conflict(pending, known)
+                if conflict is not None:
+                    results.append(conflict)
+                    continue
+                receipts: list[Receipt] = []
+                for event in pending.events:
+                    key = (event.source, event.event_id)
+                    seen = known.get(key)
+                    if seen is not None:
+                        receipts.append(
+                            Receipt(chain.tenant, chain.chain, seen[0], seen[1], seen[2], True)
+                        )
+                        continue
+                    leaf = chain.leaf_prefix.build(
+                        index=size, received_at=received_at, prev=prev, event_json=event.event_json
+                    )
+                    hashed = leaf_hash(leaf)
+                    for (level, index), node in frontier.append(hashed):
+                        node_rows.append((chain.chain_id, level, index, node))
+                    entry_rows.append(
+                        (
+                            chain.chain_id,
+                            size,
+                            received,
+                            event.source,
+                            event.event_id,
+                            event.event_type,
+                            event.subject,
+                            event.content_digest,
+                            leaf,
+                            hashed,
+                        )
+                    )
+                    known[key] = (size, hashed, received_at, event.content_digest)
+                    receipts.append(
+                        Receipt(chain.tenant, chain.chain, size, hashed, received_at, False)
+                    )
+                    prev = hashed
+                    size += 1
+                results.append(receipts)
+
+            if entry_rows:
+                await connection.copy_records_to_table(
+                    "entries", records=entry_rows, columns=ENTRY_COLUMNS
+                )
+                if node_rows:
+                    await connection.copy_records_to_table(
+                        "merkle_nodes", records=node_rows, columns=NODE_COLUMNS
+                    )
+                await connection.execute(
+                    "UPDATE chains SET size = $2, last_leaf_hash = $3, frontier = $4, "
+                    "root_hash = $5, last_received_at = $6 WHERE id = $1",
+                    chain.chain_id,
+                    size,
+                    prev,
+                    frontier.to_bytes(),
+                    frontier.root(),
+                    received,
+                )
+        return results
+
+    @staticmethod
+    def _first_conflict(
+        pending: _Pending, known: dict[tuple[str, str], tuple[int, bytes, str, bytes]]
+    ) -> Problem | None:
+        for position, event in enumerate(pending.events):
+            seen = known.get((event.source, event.event_id))
+            if seen is not None and seen[3] != event.content_digest:
+                return IdempotencyConflict(
+                    f"an event with source {event.source!r} and id {event.event_id!r} is already "
+                    f"at index {seen[0]} with other content; nothing of this request was written",
+                    pointer=f"/{position}/id" if pending.batch else "/id",
+                    index=seen[0],
+                )
+        return None

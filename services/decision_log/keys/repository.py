@@ -1,0 +1,104 @@
+"""SQL for API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+KEYS_CHANGED_CHANNEL = "audit_trail_api_keys"
+
+_KEY_COLUMNS = """
+    k.key_id, t.slug AS tenant, k.tenant_id, k.secret_hash, k.roles, k.chains, k.label,
+    k.created_at, k.expires_at, k.revoked_at
+"""
+
+
+async def insert_key(
+    connection: AsyncConnection,
+    *,
+    key_id: str,
+    tenant_id: int,
+    secret_hash: bytes,
+    roles: list[str],
+    chains: list[str] | None,
+    label: str,
+    expires_at: datetime | None,
+) -> None:
+    await connection.execute(
+        text(
+            """
+            INSERT INTO api_keys (key_id, tenant_id, secret_hash, roles, chains, label, expires_at)
+            VALUES (:key_id, :tenant_id, :secret_hash, :roles, :chains, :label, :expires_at)
+            """
+        ),
+        {
+            "key_id": key_id,
+            "tenant_id": tenant_id,
+            "secret_hash": secret_hash,
+            "roles": roles,
+            "chains": chains,
+            "label": label,
+            "expires_at": expires_at,
+        },
+    )
+
+
+async def key_by_id(connection: AsyncConnection, *, key_id: str) -> Any | None:
+    result = await connection.execute(
+        text(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+            "WHERE k.key_id = :key_id"
+        ),
+        {"key_id": key_id},
+    )
+    return result.first()
+
+
+async def keys_of_tenant(connection: AsyncConnection, *, tenant_id: int) -> list[Any]:
+    result = await connection.execute(
+        text(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+            "WHERE k.tenant_id = :tenant_id ORDER BY k.created_at, k.id"
+        ),
+        {"tenant_id": tenant_id},
+    )
+    return list(result)
+
+
+async def update_key(
+    connection: AsyncConnection,
+    *,
+    tenant_id: int,
+    key_id: str,
+    revoked_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> bool:
+    """Set a revocation or expiry time and tell every worker to forget the key at once."""
+    result = await connection.execute(
+        text(
+            """
+            UPDATE api_keys
+               SET revoked_at = coalesce(revoked_at, :revoked_at),
+                   expires_at = coalesce(:expires_at, expires_at)
+             WHERE tenant_id = :tenant_id AND key_id = :key_id
+            RETURNING key_id
+            """
+        ),
+        {
+            "tenant_id": tenant_id,
+            "key_id": key_id,
+            "revoked_at": revoked_at,
+            "expires_at": expires_at,
+        },
+    )
+    if result.first() is None:
+        return False
+    # Delivered to every listening worker when this transaction commits.
+    await connection.execute(
+        text("SELECT pg_notify(:channel, :key_id)"),
+        {"channel": KEYS_CHANGED_CHANNEL, "key_id": key_id},
+    )
+    return True

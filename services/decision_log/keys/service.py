@@ -1,0 +1,134 @@
+"""API keys: random, shown once, stored only as a SHA-256 hash, looked up by a public key id.
+
+A key reads ``atk_<key_id>_<secret>``. The secret has 256 bits of entropy, so a plain SHA-256
+(no slow password hash) is enough to make a stolen table useless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from decision_log.keys import repository
+from decision_log.keys.schemas import KeyCreate, KeyCreated, KeyInfo
+from decision_log.problems import InvalidInput, NotFound
+from decision_log.slugs import check_slug
+
+KEY_PREFIX = "atk_"
+ROLES = ("producer", "auditor", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a tenant's key, its roles and the chains it is limited to (None: all)."""
+
+    key_id: str
+    tenant_id: int
+    tenant: str
+    roles: frozenset[str]
+    chains: frozenset[str] | None
+    expires_at: datetime | None
+
+    def may_use_chain(self, chain: str) -> bool:
+        return self.chains is None or chain in self.chains
+
+
+def split_api_key(api_key: str) -> tuple[str, str] | None:
+    if not api_key.startswith(KEY_PREFIX):
+        return None
+    key_id, sep, secret = api_key[len(KEY_PREFIX) :].partition("_")
+    if not sep or not key_id or not secret:
+        return None
+    return key_id, secret
+
+
+def secret_hash(api_key: str) -> bytes:
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+def new_api_key() -> tuple[str, str]:
+    key_id = secrets.token_hex(8)
+    return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def principal_from_row(row: Any) -> Principal:
+    return Principal(
+        key_id=row.key_id,
+        tenant_id=int(row.tenant_id),
+        tenant=row.tenant,
+        roles=frozenset(row.roles),
+        chains=None if row.chains is None else frozenset(row.chains),
+        expires_at=row.expires_at,
+    )
+
+
+def secret_matches(row: Any, api_key: str) -> bool:
+    return hmac.compare_digest(bytes(row.secret_hash), secret_hash(api_key))
+
+
+def key_info(row: Any) -> KeyInfo:
+    return KeyInfo(
+        key_id=row.key_id,
+        tenant=row.tenant,
+        roles=list(row.roles),
+        chains=None if row.chains is None else list(row.chains),
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def create_key(
+    connection: AsyncConnection, *, tenant_id: int, request: KeyCreate
+) -> KeyCreated:
+    if request.chains is not None:
+        for chain in request.chains:
+            check_slug(chain, field="chains")
+    key_id, api_key = new_api_key()
+    await repository.insert_key(
+        connection,
+        key_id=key_id,
+        tenant_id=tenant_id,
+        secret_hash=secret_hash(api_key),
+        roles=sorted(set(request.roles)),
+        chains=None if request.chains is None else sorted(set(request.chains)),
+        label=request.label,
+        expires_at=request.expires_at,
+    )
+    row = await repository.key_by_id(connection, key_id=key_id)
+    return KeyCreated(**key_info(row).model_dump(), api_key=api_key)
+
+
+async def list_keys(connection: AsyncConnection, *, tenant_id: int) -> list[KeyInfo]:
+    return [
+        key_info(row) for row in await repository.keys_of_tenant(connection, tenant_id=tenant_id)
+    ]
+
+
+async def revoke_key(
+    connection: AsyncConnection, *, tenant_id: int, key_id: str, now: datetime
+) -> KeyInfo:
+    if not await repository.update_key(
+        connection, tenant_id=tenant_id, key_id=key_id, revoked_at=now
+    ):
+        raise NotFound(f"no key {key_id!r}")
+    return key_info(await repository.key_by_id(connection, key_id=key_id))
+
+
+async def set_key_expiry(
+    connection: AsyncConnection, *, tenant_id: int, key_id: str, expires_at: datetime
+) -> KeyInfo:
+    if expires_at.tzinfo is None:
+        raise InvalidInput("expires_at needs a time zone", pointer="/expires_at")
+    if not await repository.update_key(
+        connection, tenant_id=tenant_id, key_id=key_id, expires_at=expires_at
+    ):
+        raise NotFound(f"no key {key_id!r}")
+    return key_info(await repository.key_by_id(connection, key_id=key_id))

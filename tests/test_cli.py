@@ -1,0 +1,111 @@
+"""`audit-trail up` on a fresh data folder: embedded PostgreSQL, keys, demo tenant, API; and a
+second start that reuses all of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_option(port: int) -> list[str]:
+    return ["--port", str(port)]
+
+
+def start_up(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if "DATABASE_URL" not in k}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "audit_trail",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            *port_option(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"audit-trail up exited early:\n{output}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("audit-trail up did not become ready")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    return output
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="embedded mode only")
+def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    process = start_up(data_dir, port)
+    try:
+        wait_ready(url, process)
+        credentials_file = data_dir / "credentials.json"
+        key_file = data_dir / "keys" / "log-ed25519.pem"
+        assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        credentials = json.loads(credentials_file.read_text())
+        assert set(credentials) == {"api_url", "tenant", "chain", "keys"}
+        assert set(credentials["keys"]) == {"admin", "producer", "auditor"}
+        assert credentials["api_url"] == url
+        producer = {"Authorization": f"Bearer {credentials['keys']['producer']}"}
+        event = {"specversion": "1.0", "id": "e-1", "source": "urn:t", "type": "t.v1", "data": {}}
+        appended = httpx.post(
+            f"{url}/v1/chains/{credentials['chain']}/events",
+            json=event,
+            headers=producer | {"Content-Type": "application/cloudevents+json"},
+        )
+        assert appended.status_code == 201, appended.text
+    finally:
+        output = stop(process)
+    assert url in output
+
+    original_key = key_file.read_bytes()
+    process = start_up(data_dir, port)
+    try:
+        wait_ready(url, process)
+        assert key_file.read_bytes() == original_key
+        assert json.loads(credentials_file.read_text()) == credentials
+        auditor = {"Authorization": f"Bearer {credentials['keys']['auditor']}"}
+        chain = httpx.get(f"{url}/v1/chains/{credentials['chain']}", headers=auditor).json()
+        assert chain["size"] == 1
+    finally:
+        stop(process)
