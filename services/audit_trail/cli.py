@@ -20,6 +20,7 @@ from decision_log.problems import Problem
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 from decision_log.tenants import service as tenants
+from decision_log.witnesses import service as witnesses
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit_trail import admin
@@ -32,6 +33,8 @@ chains_app = typer.Typer(no_args_is_help=True, help="A tenant's chains (one per 
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(chains_app, name="chains")
+witnesses_app = typer.Typer(no_args_is_help=True, help="Witnesses: verifiers that cosign.")
+app.add_typer(witnesses_app, name="witnesses")
 
 DataDir = Annotated[
     Path,
@@ -288,6 +291,51 @@ def chains_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
     with database(data_dir) as url:
         echo_json(run(admin.in_transaction(url, action)))
+
+
+@witnesses_app.command("add")
+def witnesses_add(
+    verifier_key: Annotated[str, typer.Argument(help="The witness's cosignature verifier key")],
+    label: str = "",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Register a witness; prints its API key once."""
+
+    async def action(connection: AsyncConnection) -> Any:
+        name, api_key = await witnesses.register_witness(
+            connection, verifier_key=verifier_key, label=label
+        )
+        return {"witness": name, "api_key": api_key}
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)))
+
+
+@witnesses_app.command("list")
+def witnesses_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """List registered witnesses."""
+
+    async def action(connection: AsyncConnection) -> Any:
+        return [
+            {
+                "witness": row.name,
+                "verifier_key": row.verifier_key,
+                "created_at": row.created_at,
+                "revoked_at": row.revoked_at,
+            }
+            for row in await witnesses.list_witnesses(connection)
+        ]
+
+    with database(data_dir) as url:
+        echo_json(run(admin.in_transaction(url, action)))
+
+
+@witnesses_app.command("revoke")
+def witnesses_revoke(name: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Revoke a witness and all its keys."""
+    with database(data_dir) as url:
+        run(admin.in_transaction(url, lambda c: witnesses.revoke_witness(c, name=name)))
+    typer.echo(f"witness {name} revoked")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from decision_log.problems import install_problem_handlers
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 from decision_log.state import AppState
+from decision_log.witnesses import endpoints as witnesses
 
 DESCRIPTION = """
 Append AI decisions as CloudEvents to tamper-evident, hash-chained logs committed into RFC 6962
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(chains.router)
     app.include_router(chains.public)
     app.include_router(keys.router)
+    app.include_router(witnesses.router)
     app.include_router(health.router)
     return app
 

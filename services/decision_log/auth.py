@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log.keys import repository
 from decision_log.keys.service import (
+    Caller,
     Principal,
+    Witness,
     principal_from_row,
     secret_hash,
     secret_matches,
@@ -44,7 +46,7 @@ class ApiKeyAuthenticator:
         self._listen_dsn = listen_dsn
         self._clock = clock
         # key id -> (SHA-256 of the whole key, who it is)
-        self._cache: dict[str, tuple[bytes, Principal]] = {}
+        self._cache: dict[str, tuple[bytes, Caller]] = {}
         self._listening = False
         # Bumped by every change notice: a lookup that raced with a revocation is not cached.
         self._generation = 0
@@ -86,7 +88,7 @@ class ApiKeyAuthenticator:
         self._generation += 1
         self._cache.pop(str(key_id), None)
 
-    async def authenticate(self, api_key: str | None) -> Principal:
+    async def authenticate(self, api_key: str | None) -> Caller:
         if not api_key:
             raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
         api_key = api_key.strip()
@@ -125,3 +127,15 @@ def require_chain(principal: Principal, chain: str) -> None:
     # A chain outside the key's scope is reported exactly like a chain that does not exist.
     if not principal.may_use_chain(chain):
         raise NotFound(f"no chain {chain!r}")
+
+
+def tenant_caller(caller: Caller) -> Principal:
+    if isinstance(caller, Witness):
+        raise Forbidden("a witness key may only use the /v1/witness API")
+    return caller
+
+
+def witness_caller(caller: Caller) -> Witness:
+    if not isinstance(caller, Witness):
+        raise Forbidden("this operation needs a witness key")
+    return caller

@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from decision_log.auth import ApiKeyAuthenticator, Clock
+from decision_log.auth import ApiKeyAuthenticator, Clock, tenant_caller, witness_caller
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.events.appender import GroupCommitter
-from decision_log.keys.service import Principal
+from decision_log.keys.service import Principal, Witness
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 
@@ -30,7 +30,7 @@ class AppState:
     directory: ChainDirectory
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.audit_trail
     return state
 
@@ -41,13 +41,22 @@ State = Annotated[AppState, Depends(app_state)]
 bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer atk_...")
 
 
-async def caller(
+async def any_caller(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
+) -> Principal | Witness:
     return await state.authenticator.authenticate(
         None if credentials is None else credentials.credentials
     )
 
 
+async def caller(found: Annotated[Principal | Witness, Depends(any_caller)]) -> Principal:
+    return tenant_caller(found)
+
+
+async def witness(found: Annotated[Principal | Witness, Depends(any_caller)]) -> Witness:
+    return witness_caller(found)
+
+
 Caller = Annotated[Principal, Depends(caller)]
+WitnessCaller = Annotated[Witness, Depends(witness)]

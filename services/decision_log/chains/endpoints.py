@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from decision_log.auth import require_chain, require_role
 from decision_log.chains import service
@@ -21,7 +21,9 @@ from decision_log.chains.schemas import (
     LogKeys,
 )
 from decision_log.keys.service import Principal
-from decision_log.state import Caller, State
+from decision_log.state import AppState, Caller, State
+
+NDJSON = "application/x-ndjson"
 
 router = APIRouter(tags=["chains"])
 public = APIRouter(tags=["log"])
@@ -84,7 +86,7 @@ async def get_checkpoint(chain: str, state: State, principal: Caller) -> PlainTe
     _reader(principal, chain)
     async with state.engine.connect() as connection:
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
-    _, _, note = service.latest_checkpoint(row)
+        note = await service.checkpoint_note(connection, row=row)
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
@@ -104,6 +106,34 @@ async def list_entries(
     async with state.engine.connect() as connection:
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
         return await service.read_entries(connection, row=row, start=start, limit=limit)
+
+
+@router.get(
+    "/v1/chains/{chain}/entries/stream",
+    response_class=StreamingResponse,
+    summary="Entries [start, end) as NDJSON, one entry per line, for replaying a whole chain",
+    responses={200: {"content": {NDJSON: {}}}},
+)
+async def stream_entries(
+    chain: str,
+    state: State,
+    principal: Caller,
+    start: Annotated[int, Query(ge=0)] = 0,
+    end: Annotated[int | None, Query(ge=0, description="Default: the committed size")] = None,
+) -> StreamingResponse:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+    return entries_stream(state, row, start=start, end=end)
+
+
+def entries_stream(state: AppState, row: Any, *, start: int, end: int | None) -> StreamingResponse:
+    stop = int(row.size) if end is None else min(end, int(row.size))
+    return StreamingResponse(
+        service.stream_entries(state.engine, chain_id=row.id, start=start, end=stop),
+        media_type=NDJSON,
+        headers={"X-Chain-Size": str(row.size)},
+    )
 
 
 @router.get("/v1/chains/{chain}/entries/{index}", response_model=Entry, summary="One entry")

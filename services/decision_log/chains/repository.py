@@ -62,6 +62,28 @@ async def chains_of_tenant(connection: AsyncConnection, *, tenant_id: int) -> li
     return list(result)
 
 
+async def all_chains(connection: AsyncConnection) -> list[Any]:
+    """Every tenant's chains: what a witness follows."""
+    result = await connection.execute(
+        text(
+            f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
+            f"{_LATEST_CHECKPOINT} ORDER BY t.slug, c.slug"
+        )
+    )
+    return list(result)
+
+
+async def chain_by_names(connection: AsyncConnection, *, tenant: str, chain: str) -> Any | None:
+    result = await connection.execute(
+        text(
+            f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
+            f"{_LATEST_CHECKPOINT} WHERE t.slug = :tenant AND c.slug = :slug"
+        ),
+        {"tenant": tenant, "slug": chain},
+    )
+    return result.first()
+
+
 async def chain_head(connection: AsyncConnection, *, chain_id: int) -> Any | None:
     result = await connection.execute(
         text(

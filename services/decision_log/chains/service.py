@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from binascii import b2a_base64
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ledger.leaf import LeafPrefix
@@ -27,10 +29,12 @@ from decision_log.chains.schemas import (
     EntryPage,
     InclusionProof,
 )
+from decision_log.db import driver_connection
 from decision_log.events.appender import ChainRef
 from decision_log.problems import Conflict, InvalidInput, NotFound
 from decision_log.signing import LogSigner
 from decision_log.slugs import check_slug
+from decision_log.witnesses import repository as witness_rows
 
 MAX_PAGE = 1000
 
@@ -167,6 +171,24 @@ async def list_chains(connection: AsyncConnection, *, tenant_id: int) -> list[An
     return await repository.chains_of_tenant(connection, tenant_id=tenant_id)
 
 
+async def get_chain_by_names(connection: AsyncConnection, *, tenant: str, chain: str) -> Any:
+    row = await repository.chain_by_names(connection, tenant=tenant, chain=chain)
+    if row is None:
+        raise NotFound(f"no chain {tenant}/{chain}")
+    return row
+
+
+async def all_chains(connection: AsyncConnection) -> list[Any]:
+    return await repository.all_chains(connection)
+
+
+async def checkpoint_note(connection: AsyncConnection, *, row: Any) -> str:
+    """The latest checkpoint as a signed note, with every witness cosignature stored for it."""
+    size, _, note = latest_checkpoint(row)
+    cosignatures = await witness_rows.cosignature_lines(connection, chain_id=row.id, size=size)
+    return note + "".join(line.signature_line + "\n" for line in cosignatures)
+
+
 def latest_checkpoint(row: Any) -> tuple[int, bytes, str]:
     if row.checkpoint_size is None:
         raise NotFound(f"chain {row.slug!r} has no checkpoint yet")
@@ -192,6 +214,27 @@ async def read_entry(connection: AsyncConnection, *, row: Any, index: int) -> En
         raise NotFound(f"chain {row.slug!r} has no entry {index} (size {row.size})")
     rows = await repository.entries_range(connection, chain_id=row.id, start=index, stop=index + 1)
     return entry(rows[0])
+
+
+async def stream_entries(
+    engine: AsyncEngine, *, chain_id: int, start: int, end: int, page: int = 5000
+) -> AsyncIterator[bytes]:
+    """Entries [start, end) as NDJSON lines, read in index-ordered pages on one connection."""
+    async with driver_connection(engine) as connection:
+        statement = await connection.prepare(
+            "SELECT idx, leaf, leaf_hash FROM entries WHERE chain_id = $1 AND idx >= $2 "
+            "AND idx < $3 ORDER BY idx"
+        )
+        position = start
+        while position < end:
+            stop = min(position + page, end)
+            rows = await statement.fetch(chain_id, position, stop)
+            yield b"".join(
+                b'{"index":%d,"leaf":"%s","leaf_hash":"%s"}\n'
+                % (idx, b2a_base64(leaf, newline=False), leaf_hash_.hex().encode())
+                for idx, leaf, leaf_hash_ in rows
+            )
+            position = stop
 
 
 def entry(row: Any) -> Entry:

@@ -12,7 +12,13 @@ KEYS_CHANGED_CHANNEL = "audit_trail_api_keys"
 
 _KEY_COLUMNS = """
     k.key_id, t.slug AS tenant, k.tenant_id, k.secret_hash, k.roles, k.chains, k.label,
-    k.created_at, k.expires_at, k.revoked_at
+    k.created_at, k.expires_at, coalesce(k.revoked_at, w.revoked_at) AS revoked_at,
+    k.witness_id, w.name AS witness, w.verifier_key AS witness_verifier_key
+"""
+_KEY_FROM = """
+    api_keys k
+    LEFT JOIN tenants t ON t.id = k.tenant_id
+    LEFT JOIN witnesses w ON w.id = k.witness_id
 """
 
 
@@ -48,10 +54,7 @@ async def insert_key(
 
 async def key_by_id(connection: AsyncConnection, *, key_id: str) -> Any | None:
     result = await connection.execute(
-        text(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-            "WHERE k.key_id = :key_id"
-        ),
+        text(f"SELECT {_KEY_COLUMNS} FROM {_KEY_FROM} WHERE k.key_id = :key_id"),
         {"key_id": key_id},
     )
     return result.first()
@@ -60,7 +63,7 @@ async def key_by_id(connection: AsyncConnection, *, key_id: str) -> Any | None:
 async def keys_of_tenant(connection: AsyncConnection, *, tenant_id: int) -> list[Any]:
     result = await connection.execute(
         text(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+            f"SELECT {_KEY_COLUMNS} FROM {_KEY_FROM} "
             "WHERE k.tenant_id = :tenant_id ORDER BY k.created_at, k.id"
         ),
         {"tenant_id": tenant_id},

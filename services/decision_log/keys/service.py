@@ -39,6 +39,20 @@ class Principal:
         return self.chains is None or chain in self.chains
 
 
+@dataclass(frozen=True, slots=True)
+class Witness:
+    """A registered verifier: reads every chain's entries and checkpoints, posts cosignatures."""
+
+    key_id: str
+    witness_id: int
+    name: str
+    verifier_key: str
+    expires_at: datetime | None
+
+
+Caller = Principal | Witness
+
+
 def split_api_key(api_key: str) -> tuple[str, str] | None:
     if not api_key.startswith(KEY_PREFIX):
         return None
@@ -57,7 +71,15 @@ def new_api_key() -> tuple[str, str]:
     return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
 
 
-def principal_from_row(row: Any) -> Principal:
+def principal_from_row(row: Any) -> Caller:
+    if row.witness_id is not None:
+        return Witness(
+            key_id=row.key_id,
+            witness_id=int(row.witness_id),
+            name=row.witness,
+            verifier_key=row.witness_verifier_key,
+            expires_at=row.expires_at,
+        )
     return Principal(
         key_id=row.key_id,
         tenant_id=int(row.tenant_id),
