@@ -37,6 +37,9 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extensions = extensions
 
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.body())
+
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": PROBLEM_TYPE_BASE + self.slug,
@@ -111,7 +114,7 @@ class Unavailable(Problem):
 
 def problem_response(problem: Problem) -> Response:
     return Response(
-        orjson.dumps(problem.body()),
+        problem.to_json(),
         status_code=problem.status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=problem.headers,

@@ -40,19 +40,27 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-ENTRY_COLUMNS = (
-    "chain_id",
-    "idx",
-    "received_at",
-    "source",
-    "event_id",
-    "event_type",
-    "subject",
-    "content_digest",
-    "leaf",
-    "leaf_hash",
+# One statement writes a whole group: its entries, the Merkle nodes it completed, and the new
+# head. Array parameters (unnest) keep it a single round trip whatever the group's size, and
+# the prepared statement is reused from asyncpg's cache.
+WRITE_GROUP = """
+WITH new_entries AS (
+    INSERT INTO entries (chain_id, idx, received_at, source, event_id, event_type, subject,
+                         content_digest, leaf, leaf_hash)
+    SELECT $1, e.idx, $2, e.source, e.event_id, e.event_type, e.subject, e.digest, e.leaf,
+           e.leaf_hash
+      FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
+                  $9::bytea[], $10::bytea[])
+           AS e(idx, source, event_id, event_type, subject, digest, leaf, leaf_hash)
+), new_nodes AS (
+    INSERT INTO merkle_nodes (chain_id, level, idx, hash)
+    SELECT $1, n.level, n.idx, n.hash
+      FROM unnest($11::smallint[], $12::bigint[], $13::bytea[]) AS n(level, idx, hash)
 )
-NODE_COLUMNS = ("chain_id", "level", "idx", "hash")
+UPDATE chains
+   SET size = $14, last_leaf_hash = $15, frontier = $16, root_hash = $17, last_received_at = $2
+ WHERE id = $1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +243,7 @@ class GroupCommitter:
             received_at = format_received_at(received)
 
             entry_rows: list[tuple[object, ...]] = []
-            node_rows: list[tuple[int, int, int, bytes]] = []
+            node_rows: list[tuple[int, int, bytes]] = []
             results: list[list[Receipt] | Problem] = []
             for pending in group:
                 conflict = self._first_conflict(pending, known)
@@ -256,12 +264,10 @@ class GroupCommitter:
                     )
                     hashed = leaf_hash(leaf)
                     for (level, index), node in frontier.append(hashed):
-                        node_rows.append((chain.chain_id, level, index, node))
+                        node_rows.append((level, index, node))
                     entry_rows.append(
                         (
-                            chain.chain_id,
                             size,
-                            received,
                             event.source,
                             event.event_id,
                             event.event_type,
@@ -280,22 +286,18 @@ class GroupCommitter:
                 results.append(receipts)
 
             if entry_rows:
-                await connection.copy_records_to_table(
-                    "entries", records=entry_rows, columns=ENTRY_COLUMNS
-                )
-                if node_rows:
-                    await connection.copy_records_to_table(
-                        "merkle_nodes", records=node_rows, columns=NODE_COLUMNS
-                    )
                 await connection.execute(
-                    "UPDATE chains SET size = $2, last_leaf_hash = $3, frontier = $4, "
-                    "root_hash = $5, last_received_at = $6 WHERE id = $1",
+                    WRITE_GROUP,
                     chain.chain_id,
+                    received,
+                    *zip(*entry_rows, strict=True),
+                    [node[0] for node in node_rows],
+                    [node[1] for node in node_rows],
+                    [node[2] for node in node_rows],
                     size,
                     prev,
                     frontier.to_bytes(),
                     frontier.root(),
-                    received,
                 )
         return results
 

@@ -1,0 +1,76 @@
+"""Append a request's events and answer with signed receipts (no HTTP here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from ledger.canonical import canonicalize
+
+from decision_log.auth import require_chain, require_role
+from decision_log.events.appender import Receipt
+from decision_log.events.cloudevents import BATCH, STRUCTURED, parse_body
+from decision_log.keys.service import Principal
+from decision_log.problems import UnsupportedMediaType
+from decision_log.state import AppState
+
+
+async def append_events(
+    state: AppState, principal: Principal, *, chain: str, media_type: str, body: bytes
+) -> tuple[int, bytes]:
+    """Append the events of one request; returns (HTTP status, JSON answer)."""
+    require_role(principal, "producer")
+    require_chain(principal, chain)
+    if media_type not in (STRUCTURED, BATCH):
+        raise UnsupportedMediaType(
+            f"content type {media_type or 'none'!r} is not accepted; send {STRUCTURED} "
+            f"(one event) or {BATCH} (a JSON array of events)"
+        )
+    ref = await state.directory.resolve(
+        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
+    )
+    settings = state.settings
+    batch = media_type == BATCH
+    events = parse_body(
+        body,
+        batch=batch,
+        max_depth=settings.max_json_depth,
+        max_events=settings.max_batch_events,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    receipts = await state.committer.append(ref, events, batch=batch)
+    appended = sum(1 for receipt in receipts if not receipt.replayed)
+    # One signature per request, made after the commit: it never holds up the chain's lock.
+    envelope = state.signer.sign_receipts(receipts_payload(state.signer.origin, receipts))
+    content: dict[str, Any]
+    if batch:
+        content = {
+            "appended": appended,
+            "receipts": [receipt_json(r) | {"replayed": r.replayed} for r in receipts],
+            "signature": envelope,
+        }
+    else:
+        content = receipt_json(receipts[0]) | {
+            "replayed": receipts[0].replayed,
+            "signature": envelope,
+        }
+    return (201 if appended else 200), orjson.dumps(content)
+
+
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "tenant": receipt.tenant,
+        "chain": receipt.chain,
+        "index": receipt.index,
+        "leaf_hash": receipt.leaf_hash.hex(),
+        "received_at": receipt.received_at,
+    }
+
+
+def receipts_payload(log_origin: str, receipts: list[Receipt]) -> bytes:
+    """The signed statement: these events sit at these indexes of this log (RFC 8785 JSON).
+
+    The payload depends only on the receipts, and Ed25519 signatures are deterministic, so a
+    retried request gets the same envelope, byte for byte, while the log key is unchanged.
+    """
+    return canonicalize({"log": log_origin, "receipts": [receipt_json(r) for r in receipts]})
