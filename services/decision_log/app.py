@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 group_max_events=config.group_max_events,
                 max_pending_events=config.max_pending_events,
                 retry_after_seconds=config.retry_after_seconds,
+                queue_timeout_seconds=config.queue_timeout_seconds,
             ),
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),

@@ -32,4 +32,7 @@ class Settings(BaseSettings):
     group_max_events: int = 5000
     max_pending_events: int = 50_000
     retry_after_seconds: int = 1
+    queue_timeout_seconds: float = Field(
+        default=10.0, description="An append still queued after this long is refused (503)"
+    )
     checkpoint_interval_seconds: float = 0.5

@@ -87,8 +87,8 @@ _SIXTEEN_DIGITS_AND_A_POINT: Final = b"0" * 16 + b"."
 def _format_double(number: float) -> str:
     """Serialise a double as ECMAScript's Number.prototype.toString does (RFC 8785 §3.2.2.3).
 
-    Python's repr yields the same digits ECMA-262 §6.1.6.1.20 asks for (the shortest that round-
-    trip, the closest one on a tie); only the layout around them differs.
+    Python's repr yields the digits ECMA-262 (6th edition, §7.1.12.1) asks for: the fewest that
+    round-trip and, among those, the closest to the exact value. Only the layout differs.
     """
     if not math.isfinite(number):
         raise CanonicalJSONError(f"{number!r} is not a JSON number (RFC 8785 §3.2.2.3)")
@@ -162,8 +162,14 @@ _ORJSON_LAYOUT_KNOWN: Final = _orjson_layout_is_known()
 _TRUSTED_LOW, _TRUSTED_HIGH = (1e-5, 1e16) if _ORJSON_LAYOUT_KNOWN else (math.inf, math.inf)
 
 
+class _NotPlainJSON(Exception):
+    """Raised inside the fast path for a value it leaves to the exact path."""
+
+
 def _canonical_number(number: float) -> Any:
     """What orjson must be given in place of `number` to write its RFC 8785 form."""
+    if not math.isfinite(number):
+        raise _NotPlainJSON  # orjson would write NaN and the infinities as null
     if _TRUSTED_LOW <= abs(number) < _TRUSTED_HIGH and not number.is_integer():
         return number
     if number.is_integer() and abs(number) <= MAX_SAFE_INTEGER:
@@ -175,44 +181,36 @@ def _canonical_number(number: float) -> Any:
 # canonicalize
 # ---------------------------------------------------------------------------------------------
 
-_PLAIN: Final = 0  # orjson's own output is canonical
-_NUMBERS_TO_REWRITE: Final = 1  # canonical once some doubles are replaced
-_UNUSUAL: Final = 2  # leave it to the exact path
 
+def _with_canonical_numbers(container: Any) -> Any:
+    """`container` (a dict, list or tuple orjson has serialised, so finite and acyclic) with
+    every double replaced by what makes orjson write its RFC 8785 form.
 
-def _classify(value: Any) -> int:
-    """Walk a value orjson has already serialised, so it is finite and acyclic."""
-    verdict = _PLAIN
-    stack: list[Any] = [(value,)]
-    while stack:
-        container = stack.pop()
-        for item in container.values() if type(container) is dict else container:
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
+    Containers are copied only where something changed, so the usual event, whose doubles
+    orjson already writes canonically, comes back as the very same object.
+    """
+    is_dict = type(container) is dict
+    changed: Any = None
+    for key, item in container.items() if is_dict else enumerate(container):
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if _TRUSTED_LOW <= abs(item) < _TRUSTED_HIGH and not item.is_integer():
                 continue
-            if kind is dict or kind is list or kind is tuple:
-                stack.append(item)
-            elif kind is float:
-                if not _TRUSTED_LOW <= abs(item) < _TRUSTED_HIGH or item.is_integer():
-                    if not math.isfinite(item):
-                        return _UNUSUAL  # orjson writes NaN as null
-                    verdict = _NUMBERS_TO_REWRITE
-            else:
-                # Enums, UUIDs, Fragments...: orjson would serialise them, RFC 8785 has no
-                # such types; the exact path rejects or converts them as `rfc8785` does.
-                return _UNUSUAL
-    return verdict
-
-
-def _with_canonical_numbers(value: Any) -> Any:
-    kind = type(value)
-    if kind is float:
-        return _canonical_number(value)
-    if kind is dict:
-        return {key: _with_canonical_numbers(item) for key, item in value.items()}
-    if kind is list or kind is tuple:
-        return [_with_canonical_numbers(item) for item in value]
-    return value
+            replacement = _canonical_number(item)
+        elif kind is dict or kind is list or kind is tuple:
+            replacement = _with_canonical_numbers(item)
+            if replacement is item:
+                continue
+        else:
+            # Enums, UUIDs, Fragments...: orjson would serialise them, RFC 8785 has no such
+            # types; the exact path rejects or converts them as the `rfc8785` package does.
+            raise _NotPlainJSON
+        if changed is None:
+            changed = dict(container) if is_dict else list(container)
+        changed[key] = replacement
+    return container if changed is None else changed
 
 
 def _may_misorder_keys(encoded: bytes) -> bool:
@@ -236,14 +234,15 @@ def canonicalize(value: Any) -> bytes:
     """
     try:
         encoded = orjson.dumps(value, option=_ORJSON_DUMPS_OPTIONS)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        root = (value,)  # so that a scalar root is handled like any member
+        canonical_root = _with_canonical_numbers(root)
+    except (TypeError, _NotPlainJSON):  # orjson.JSONEncodeError is a TypeError
         return _canonicalize_exactly(value)
-    verdict = _classify(value)
-    if verdict == _UNUSUAL or _may_misorder_keys(encoded):
+    if _may_misorder_keys(encoded):
         return _canonicalize_exactly(value)
-    if verdict == _NUMBERS_TO_REWRITE:
-        return orjson.dumps(_with_canonical_numbers(value), option=_ORJSON_DUMPS_OPTIONS)
-    return encoded
+    if canonical_root is root:
+        return encoded
+    return orjson.dumps(canonical_root[0], option=_ORJSON_DUMPS_OPTIONS)
 
 
 def _canonicalize_exactly(value: Any) -> bytes:
@@ -370,17 +369,24 @@ def _passes_fast_checks(data: bytes | str, value: Any, max_depth: int) -> bool:
 
 
 def _nested_deeper_than(value: Any, max_depth: int) -> bool:
-    level: list[Any] = [value] if type(value) is dict or type(value) is list else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > max_depth:
+    """Whether a parsed value nests more than `max_depth` arrays and objects deep.
+
+    A subtree is no deeper than the opening brackets in its encoding, which orjson counts fast;
+    only subtrees where that bound is too high are entered. A batch of events thus costs one
+    re-encoding per event, not a walk over every member.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack: list[tuple[Any, int]] = [(value, max_depth)]
+    while stack:
+        container, allowed = stack.pop()
+        if allowed < 1:
             return True
-        deeper: list[Any] = []
-        for container in level:
-            items = container.values() if type(container) is dict else container
-            deeper.extend(item for item in items if type(item) is dict or type(item) is list)
-        level = deeper
+        for child in container.values() if type(container) is dict else container:
+            if type(child) is dict or type(child) is list:
+                encoded = orjson.dumps(child)
+                if encoded.count(b"[") + encoded.count(b"{") > allowed - 1:
+                    stack.append((child, allowed - 1))
     return False
 
 

@@ -15,7 +15,8 @@ SHOULD match the origin line; we deviate on purpose, so that one verifier key ch
 and publishing it reveals no chain names.
 
 Errors: a malformed note, checkpoint or verifier key, or a signature that fails, raises
-`NoteError`; invalid key names given to constructors raise `ValueError`.
+`NoteError`. Invalid arguments from the caller (a key name with a space, a timestamp out of
+range, checkpoint fields that cannot be written, a note with no signer) raise `ValueError`.
 """
 
 from __future__ import annotations

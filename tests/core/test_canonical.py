@@ -397,6 +397,8 @@ def test_nesting_limit() -> None:
     with pytest.raises(CanonicalJSONError, match="nesting deeper than 2"):
         parse_json('{"a": [[1]]}', max_depth=2)
     assert parse_json("7", max_depth=0) == 7
+    assert parse_json('"[{[{"', max_depth=0) == "[{[{"  # brackets in strings do not nest
+    assert parse_json('{"a": "[[[[", "b": ["{{{{"]}', max_depth=2)["a"] == "[[[["
     wide = "[" + ",".join(["[[1]]"] * 100) + "]"  # many brackets, little depth
     assert len(parse_json(wide, max_depth=3)) == 100
     with pytest.raises(CanonicalJSONError, match="nesting"):
@@ -455,3 +457,19 @@ def test_fast_path_agrees_with_the_exact_parser(text: str) -> None:
     exact = outcome(lambda: _parse_exactly(text, 64))
     assert outcome(lambda: parse_json(text)) == exact
     assert outcome(lambda: parse_json(text.encode("utf-8"))) == exact
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_values, st.integers(min_value=0, max_value=6))
+def test_fast_path_agrees_with_the_exact_parser_on_nesting(value: Any, max_depth: int) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+
+    def outcome(parse: Any) -> Any:
+        try:
+            return ("ok", canonicalize(parse()))
+        except CanonicalJSONError as error:
+            return ("error", error.pointer, error.message)
+
+    assert outcome(lambda: parse_json(text, max_depth=max_depth)) == outcome(
+        lambda: _parse_exactly(text, max_depth)
+    )

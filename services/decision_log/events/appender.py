@@ -13,8 +13,9 @@ so each group starts from the size the previous group committed: no gap, no fork
 index (the primary key on (chain_id, idx) would reject one anyway). The idempotency lookup runs
 after the lock is held, so it sees every entry committed before, whichever process wrote it.
 
-The queue is bounded: past ``max_pending_events`` an append is refused with ``Overloaded`` (503 +
-Retry-After) instead of growing memory; a request that waited longer than ``queue_timeout`` is
+The queue is bounded: when ``max_pending_events`` events are accepted and not yet answered
+(queued or being committed), a further append is refused with ``Overloaded`` (503 + Retry-After)
+instead of growing memory; a request that waited longer than ``queue_timeout`` for its group is
 refused before anything of it is written.
 """
 
@@ -167,10 +168,11 @@ class GroupCommitter:
         deadline = time.monotonic() - self._queue_timeout
         while queue and (not group or count + len(queue[0].events) <= self._group_max_events):
             pending = queue.popleft()
-            self._pending_events -= len(pending.events)
             if pending.future.done():  # the client went away before anything was written
+                self._pending_events -= len(pending.events)
                 continue
             if pending.enqueued_at < deadline:
+                self._pending_events -= len(pending.events)
                 pending.future.set_exception(
                     Overloaded(
                         "the append waited too long for its turn and was not written; retry",
@@ -183,6 +185,12 @@ class GroupCommitter:
         return group
 
     async def _commit_and_answer(self, group: list[_Pending]) -> None:
+        try:
+            await self._commit_group_and_answer(group)
+        finally:
+            self._pending_events -= sum(len(pending.events) for pending in group)
+
+    async def _commit_group_and_answer(self, group: list[_Pending]) -> None:
         try:
             results = await self._commit_group(group)
         except Exception as error:
