@@ -1,0 +1,106 @@
+"""The verifier FastAPI application and its background worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import httpx
+from fastapi import FastAPI
+from ledger.keys import read_private_key
+from ledger.note import ALG_ED25519, NoteVerifier
+
+from verifier import VERSION, endpoints
+from verifier.auth import CallerAuthenticator
+from verifier.db import create_engine
+from verifier.log_client import LogClient
+from verifier.problems import install_problem_handlers
+from verifier.service import ChainVerifier, Clock
+from verifier.settings import Settings
+from verifier.signing import VerifierSigner
+from verifier.state import AppState
+from verifier.worker import Worker
+
+DESCRIPTION = """
+An independent verifier of the decision_log: it replays every chain it can see from the raw leaf
+bytes, trusting only the log's public key and its own store, cosigns checkpoints that check out
+(C2SP tlog-cosignature), issues attestations (in-toto Statement v1 in DSSE) and raises findings
+with evidence. Callers authenticate with a tenant API key of the log (auditor or admin role).
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    log_transport: httpx.AsyncBaseTransport | None = None,
+    run_worker: bool = True,
+) -> FastAPI:
+    """Build the app; ``settings`` default to the ``AUDIT_TRAIL_VERIFIER_*`` environment.
+
+    ``log_transport`` lets tests reach a decision_log in the same process (ASGI); the worker
+    can be left to the caller (``run_worker=False``) to drive passes one at a time.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = settings or Settings()  # type: ignore[call-arg]
+        log_verifier = NoteVerifier.from_verifier_key(config.log_verifier_key)
+        if log_verifier.alg != ALG_ED25519:
+            raise ValueError("the log verifier key must be an Ed25519 (type 0x01) note key")
+        engine = create_engine(config.database_url, role=config.db_role)
+        signer = VerifierSigner.create(key=read_private_key(config.key_file), name=config.name)
+        log_client = LogClient(
+            http=httpx.AsyncClient(
+                base_url=config.log_url,
+                transport=log_transport,
+                timeout=httpx.Timeout(30.0, connect=5.0),
+                headers={"User-Agent": f"audit-trail-verifier/{VERSION}"},
+            ),
+            api_key=config.log_api_key,
+        )
+        verifier = ChainVerifier(
+            engine=engine,
+            log_client=log_client,
+            signer=signer,
+            log_verifier=log_verifier,
+            clock=clock,
+        )
+        worker = Worker(
+            verifier=verifier,
+            log_client=log_client,
+            poll_interval_seconds=config.poll_interval_seconds,
+            attestation_interval_seconds=config.attestation_interval_seconds,
+        )
+        app.state.verifier = AppState(
+            settings=config,
+            engine=engine,
+            log_client=log_client,
+            signer=signer,
+            verifier=verifier,
+            worker=worker,
+            authenticator=CallerAuthenticator(
+                log_client=log_client, cache_seconds=config.auth_cache_seconds
+            ),
+        )
+        if run_worker:
+            await worker.start()
+        try:
+            yield
+        finally:
+            await worker.stop()
+            await log_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="audit-trail verifier", version=VERSION, description=DESCRIPTION, lifespan=lifespan
+    )
+    install_problem_handlers(app)
+    app.include_router(endpoints.router)
+    app.include_router(endpoints.public)
+    return app

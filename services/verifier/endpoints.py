@@ -1,0 +1,191 @@
+"""The verifier's API: per chain status, attestations, verification on demand, coverage of one
+entry; the public keys; health."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import text
+
+from verifier import repository
+from verifier.log_client import ChainName
+from verifier.migrations import head_revision
+from verifier.problems import NotFound, Unavailable
+from verifier.schemas import (
+    Acknowledgement,
+    Attestation,
+    AttestationList,
+    ChainStatus,
+    ChainStatusList,
+    CosignedCheckpoint,
+    Coverage,
+    FindingOut,
+    Verification,
+    VerifierKeys,
+)
+from verifier.state import AppState, AuditorCaller, State
+
+router = APIRouter(prefix="/v1/chains", tags=["verification"])
+public = APIRouter(tags=["verifier"])
+
+
+async def chain_status(state: AppState, name: ChainName) -> ChainStatus:
+    row = await state.verifier.state(name)
+    async with state.engine.connect() as connection:
+        cosigned = await repository.latest_cosigned(connection, chain_id=row.id, epoch=row.epoch)
+        findings = await repository.findings(connection, chain_id=row.id)
+    return ChainStatus(
+        tenant=name.tenant,
+        chain=name.chain,
+        origin=state.verifier.chain_origin(name),
+        epoch=row.epoch,
+        verified_size=row.verified_size,
+        root_hash=bytes(row.verified_root).hex(),
+        verified_at=row.verified_at,
+        entries_replayed=row.entries_replayed,
+        halted=row.halted_by is not None,
+        cosigned_checkpoint=None
+        if cosigned is None
+        else CosignedCheckpoint(
+            size=cosigned.size,
+            root_hash=bytes(cosigned.root_hash).hex(),
+            note=f"{cosigned.checkpoint_note}{cosigned.cosignature}\n",
+            cosigned_at=cosigned.cosigned_at,
+        ),
+        findings=[
+            FindingOut(
+                id=f.id,
+                epoch=f.epoch,
+                kind=f.kind,
+                first_bad_index=f.first_bad_index,
+                detail=f.detail,
+                evidence=f.evidence,
+                found_at=f.found_at,
+                attestation=f.attestation,
+                acknowledged=None
+                if f.operator is None
+                else Acknowledgement(
+                    operator=f.operator, reason=f.reason, acknowledged_at=f.acknowledged_at
+                ),
+            )
+            for f in findings
+        ],
+    )
+
+
+def attestation(row: Any) -> Attestation:
+    return Attestation(
+        id=row.id,
+        size=row.size,
+        root_hash=bytes(row.root_hash).hex(),
+        result=row.result,
+        issued_at=row.issued_at,
+        envelope=row.envelope,
+    )
+
+
+@router.get("", response_model=ChainStatusList, summary="Status of every chain the key may read")
+async def list_statuses(state: State, caller: AuditorCaller) -> ChainStatusList:
+    if caller.tenant is None:
+        return ChainStatusList(chains=[])
+    return ChainStatusList(
+        chains=[
+            await chain_status(state, ChainName(caller.tenant, chain))
+            for chain in sorted(caller.chains)
+        ]
+    )
+
+
+@router.get("/{chain}", response_model=ChainStatus, summary="Verified size, root, findings")
+async def get_status(chain: str, state: State, caller: AuditorCaller) -> ChainStatus:
+    return await chain_status(state, ChainName(caller.require_chain(chain), chain))
+
+
+@router.post(
+    "/{chain}/verify",
+    response_model=Verification,
+    summary="Verify now (and re-read every entry with full=true), then attest",
+)
+async def verify_now(
+    chain: str,
+    state: State,
+    caller: AuditorCaller,
+    full: Annotated[bool, Query(description="Also re-read every entry verified before")] = False,
+) -> Verification:
+    name = ChainName(caller.require_chain(chain), chain)
+    await state.verifier.verify(name, full=full)
+    issued = await state.verifier.attest(name, only_if_grown=False)
+    return Verification(
+        status=await chain_status(state, name),
+        attestation=None if issued is None else attestation(issued),
+    )
+
+
+@router.get(
+    "/{chain}/attestations",
+    response_model=AttestationList,
+    summary="Attestations, newest first",
+)
+async def list_attestations(
+    chain: str,
+    state: State,
+    caller: AuditorCaller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="Only ids below this")] = None,
+) -> AttestationList:
+    row = await state.verifier.state(ChainName(caller.require_chain(chain), chain))
+    async with state.engine.connect() as connection:
+        rows = await repository.attestations(
+            connection, chain_id=row.id, limit=limit, before=before
+        )
+    return AttestationList(attestations=[attestation(r) for r in rows])
+
+
+@router.get(
+    "/{chain}/attestations/latest", response_model=Attestation, summary="The latest attestation"
+)
+async def latest_attestation(chain: str, state: State, caller: AuditorCaller) -> Attestation:
+    row = await state.verifier.state(ChainName(caller.require_chain(chain), chain))
+    async with state.engine.connect() as connection:
+        latest = await repository.last_attestation(connection, chain_id=row.id)
+    if latest is None:
+        raise NotFound(f"no attestation for chain {chain!r} yet")
+    return attestation(latest)
+
+
+@router.get(
+    "/{chain}/entries/{index}/coverage",
+    response_model=Coverage,
+    summary="Whether a checkpoint this verifier cosigned covers the entry, with the proof",
+)
+async def entry_coverage(chain: str, index: int, state: State, caller: AuditorCaller) -> Coverage:
+    name = ChainName(caller.require_chain(chain), chain)
+    return Coverage.model_validate(await state.verifier.coverage(name, index=index))
+
+
+@public.get("/v1/keys", response_model=VerifierKeys, summary="The verifier's public keys")
+async def public_keys(state: State) -> VerifierKeys:
+    return VerifierKeys(
+        **state.signer.public_keys(), log_verifier_key=state.settings.log_verifier_key
+    )
+
+
+@public.get("/healthz", tags=["health"], summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@public.get("/readyz", tags=["health"], summary="The store is reachable and its schema current")
+async def readyz(state: State) -> dict[str, str]:
+    try:
+        async with state.engine.connect() as connection:
+            current = (
+                await connection.execute(text("SELECT version_num FROM verifier.alembic_version"))
+            ).scalar()
+    except Exception:
+        raise Unavailable("the verifier's store is not reachable") from None
+    expected = head_revision()
+    if current != expected:
+        raise Unavailable(f"the store's schema is at {current}, the verifier needs {expected}")
+    return {"status": "ready", "schema": expected}

@@ -1,0 +1,43 @@
+"""The verifier's one settings object, from ``AUDIT_TRAIL_VERIFIER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIT_TRAIL_VERIFIER_", extra="ignore")
+
+    database_url: str = Field(
+        description="PostgreSQL 15+ URL of the verifier's own store (not the log's database)"
+    )
+    key_file: Path = Field(description="PEM file of the verifier's Ed25519 key")
+    log_url: str = Field(description="Base URL of the decision_log, e.g. http://127.0.0.1:8000")
+    log_api_key: str = Field(
+        description="A witness key (sees every chain, may post cosignatures) or a tenant "
+        "auditor key (that tenant's chains; cosignatures are kept, not posted)"
+    )
+    log_verifier_key: str = Field(
+        description="The log's signed-note verifier key (name+keyid+base64): the only thing "
+        "about the log the verifier trusts"
+    )
+    name: str = Field(
+        default="verifier.localhost/witness",
+        description="Key name of the verifier's cosignatures (C2SP tlog-cosignature)",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8001
+    db_role: str | None = Field(
+        default="audit_trail_verifier",
+        description="Role the verifier acts as (SET ROLE); empty to use the login role as is",
+    )
+    poll_interval_seconds: float = Field(default=1.0, description="How often to poll the log")
+    attestation_interval_seconds: float = Field(
+        default=300.0, description="Attest each chain this often while it grows"
+    )
+    auth_cache_seconds: float = Field(
+        default=30.0, description="How long a caller's key, as checked with the log, is trusted"
+    )

@@ -1,0 +1,138 @@
+"""The verifier's API: auditor keys of the log, status, attestations, coverage, public keys."""
+
+from __future__ import annotations
+
+import base64
+import copy
+
+import httpx
+import orjson
+import pytest
+from decision_log.signing import LogSigner
+from ledger.dsse import IN_TOTO_PAYLOAD_TYPE
+from ledger.merkle import verify_inclusion
+from ledger.note import CosignatureSigner, NoteVerifier, open_note
+
+from tests.service.conftest import make_tenant
+from tests.service.helpers import append, decision_event, headers, wait_for_checkpoint
+from tests.verifier import tamper
+
+
+async def test_public_keys_need_no_auth(
+    verifier_client: httpx.AsyncClient, cosigner: CosignatureSigner, signer: LogSigner
+) -> None:
+    keys = (await verifier_client.get("/v1/keys")).json()
+    assert keys["cosignature_verifier_key"] == cosigner.verifier_key
+    assert keys["log_verifier_key"] == signer.note_signer.verifier_key
+    assert len(keys["dsse_keyid"]) == 64
+    assert (await verifier_client.get("/healthz")).status_code == 200
+    assert (await verifier_client.get("/readyz")).json()["status"] == "ready"
+
+
+async def test_status_attestation_and_coverage_for_an_auditor(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    cosigner: CosignatureSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    await append(
+        client, keys.producer, keys.chain, [decision_event() for _ in range(9)], batch=True
+    )
+    await wait_for_checkpoint(client, keys.auditor, keys.chain, size=9)
+    auditor = headers(keys.auditor)
+
+    verified = await verifier_client.post(f"/v1/chains/{keys.chain}/verify", headers=auditor)
+    assert verified.status_code == 200, verified.text
+    body = verified.json()
+    assert body["status"]["verified_size"] == 9 and body["status"]["findings"] == []
+    envelope = body["attestation"]["envelope"]
+    assert envelope["payloadType"] == IN_TOTO_PAYLOAD_TYPE
+    securesystemslib = pytest.importorskip("securesystemslib")
+    from securesystemslib.signer import Key  # type: ignore[import-not-found]
+
+    public = (await verifier_client.get("/v1/keys")).json()
+    key = Key.from_dict(
+        public["dsse_keyid"],
+        {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": public["public_key"]}},
+    )
+    from securesystemslib.dsse import Envelope  # type: ignore[import-not-found]
+
+    dsse = Envelope.from_dict(copy.deepcopy(envelope))  # from_dict consumes its argument
+    dsse.verify([key], 1)
+    statement = orjson.loads(base64.b64decode(envelope["payload"]))
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"][0]["annotations"]["tree_size"] == 9
+    assert statement["predicate"]["result"] == "passed"
+    assert statement["predicate"]["checked"]["range"] == {"start": 0, "end": 9}
+    assert securesystemslib is not None
+
+    status = (await verifier_client.get(f"/v1/chains/{keys.chain}", headers=auditor)).json()
+    assert status["cosigned_checkpoint"]["size"] == 9
+    listed = (await verifier_client.get("/v1/chains", headers=auditor)).json()["chains"]
+    assert [c["chain"] for c in listed] == [keys.chain]
+    latest = await verifier_client.get(
+        f"/v1/chains/{keys.chain}/attestations/latest", headers=auditor
+    )
+    assert latest.json()["envelope"] == envelope
+    history = await verifier_client.get(f"/v1/chains/{keys.chain}/attestations", headers=auditor)
+    assert len(history.json()["attestations"]) == 1
+
+    coverage = (
+        await verifier_client.get(f"/v1/chains/{keys.chain}/entries/4/coverage", headers=auditor)
+    ).json()
+    assert coverage["covered"] is True and coverage["cosigned_size"] == 9
+    proof = coverage["inclusion_proof"]
+    verify_inclusion(
+        leaf_hash=bytes.fromhex(proof["leaf_hash"]),
+        index=4,
+        size=9,
+        proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        root=bytes.fromhex(proof["root_hash"]),
+    )
+    log_key = NoteVerifier.from_verifier_key(signer.note_signer.verifier_key)
+    assert len(open_note(coverage["checkpoint"], [log_key, cosigner.verifier]).verified) == 2
+    beyond = (
+        await verifier_client.get(f"/v1/chains/{keys.chain}/entries/9/coverage", headers=auditor)
+    ).json()
+    assert beyond["covered"] is False
+
+
+async def test_callers_are_the_log_s_auditors_of_that_tenant(
+    verifier_client: httpx.AsyncClient, database_url: str, signer: LogSigner
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    other = await make_tenant(database_url, signer)
+    path = f"/v1/chains/{keys.chain}"
+    assert (await verifier_client.get(path)).status_code == 401
+    assert (await verifier_client.get(path, headers=headers("atk_x_y"))).status_code == 401
+    assert (await verifier_client.get(path, headers=headers(keys.producer))).status_code == 403
+    assert (await verifier_client.get(path, headers=headers(keys.auditor))).status_code == 200
+    assert (
+        await verifier_client.get("/v1/chains/nope", headers=headers(keys.auditor))
+    ).status_code == 404
+    # Another tenant's auditor sees its own chain of the same name, never this one.
+    theirs = (await verifier_client.get(path, headers=headers(other.auditor))).json()
+    assert theirs["tenant"] == other.tenant
+
+
+async def test_a_finding_shows_in_the_status(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    await append(
+        client, keys.producer, keys.chain, [decision_event() for _ in range(5)], batch=True
+    )
+    await wait_for_checkpoint(client, keys.auditor, keys.chain, size=5)
+    async with tamper.superuser(database_url) as db:
+        await tamper.delete_entry(db, await tamper.chain_id(db, keys.tenant, keys.chain), 2)
+    auditor = headers(keys.auditor)
+    body = (await verifier_client.post(f"/v1/chains/{keys.chain}/verify", headers=auditor)).json()
+    assert body["status"]["halted"] is True
+    (finding,) = body["status"]["findings"]
+    assert (finding["kind"], finding["first_bad_index"]) == ("missing-entry", 2)
+    assert body["attestation"]["result"] == "failed"
