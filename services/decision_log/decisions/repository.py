@@ -1,0 +1,333 @@
+"""SQL of the decision read model: the projector's reads and writes, search, one decision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, fields
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from decision_log.decisions.projection import DECISION_COLUMNS, DecisionRow
+
+READ_MODEL_TABLES = ("decisions", "decision_events", "model_deployments", "projection_positions")
+
+# ---------------------------------------------------------------- projector (asyncpg, batched)
+
+
+async def chains_behind(
+    connection: asyncpg.Connection, *, skip_slug: str
+) -> list[tuple[int, int, int]]:
+    """(chain id, tenant id, size) of every chain with committed entries not yet projected."""
+    rows = await connection.fetch(
+        "SELECT c.id, c.tenant_id, c.size FROM chains c "
+        "LEFT JOIN projection_positions p ON p.chain_id = c.id "
+        "WHERE c.slug <> $1 AND c.size > coalesce(p.next_idx, 0) ORDER BY c.id",
+        skip_slug,
+    )
+    return [(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
+
+
+async def lock_position(connection: asyncpg.Connection, *, chain_id: int) -> int | None:
+    """The chain's projection position, locked for this transaction; None if another projector
+    (another worker or replica, or a rebuild) holds it, so each chain has one projector at a time.
+
+    ``FOR UPDATE SKIP LOCKED`` (https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE)
+    makes the others move on instead of queueing behind it; the position and the rows it
+    covers commit together, so an entry is projected exactly once whoever crashes.
+    """
+    await connection.execute(
+        "INSERT INTO projection_positions (chain_id) VALUES ($1) ON CONFLICT DO NOTHING", chain_id
+    )
+    position = await connection.fetchval(
+        "SELECT next_idx FROM projection_positions WHERE chain_id = $1 FOR UPDATE SKIP LOCKED",
+        chain_id,
+    )
+    return None if position is None else int(position)
+
+
+async def entries_from(
+    connection: asyncpg.Connection,
+    *,
+    chain_id: int,
+    start: int,
+    limit: int,
+    read_types: Sequence[str],
+) -> list[asyncpg.Record]:
+    """Committed entries from ``start`` in index order; the leaf only for types the fold reads.
+
+    Entries are committed in index order, whole groups at a time under the chain's lock (see
+    events/appender.py), so the committed entries of a chain are always a gapless prefix: reading
+    ``idx >= start`` in order never skips one that commits later.
+    """
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT idx, received_at, event_type, subject, "
+        "CASE WHEN event_type = ANY($4::text[]) THEN leaf END AS leaf "
+        "FROM entries WHERE chain_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+        chain_id,
+        start,
+        limit,
+        list(read_types),
+    )
+    return rows
+
+
+async def decisions_by_ids(
+    connection: asyncpg.Connection, *, chain_id: int, decision_ids: Iterable[str]
+) -> dict[str, DecisionRow]:
+    rows = await connection.fetch(
+        f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions "
+        "WHERE chain_id = $1 AND decision_id = ANY($2::text[])",
+        chain_id,
+        list(decision_ids),
+    )
+    return {row["decision_id"]: DecisionRow(*row.values()) for row in rows}
+
+
+_PG_TYPES = {"int": "bigint", "str": "text", "datetime": "timestamptz", "float": "float8"}
+_PG_TYPES["bool"] = "bool"
+# Array types for unnest, from DecisionRow's annotations ("int | None" -> bigint).
+_COLUMN_TYPES = [_PG_TYPES[str(field.type).split(" | ")[0]] for field in fields(DecisionRow)]
+assert len(_COLUMN_TYPES) == len(DECISION_COLUMNS)
+_UPSERT_DECISIONS = (
+    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COLUMN_TYPES, start=1))
+    + ") ON CONFLICT (chain_id, decision_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in DECISION_COLUMNS[2:])
+)
+
+
+async def upsert_decisions(connection: asyncpg.Connection, rows: Sequence[DecisionRow]) -> None:
+    if not rows:
+        return
+    columns = list(zip(*(astuple(row) for row in rows), strict=True))
+    await connection.execute(_UPSERT_DECISIONS, *(list(column) for column in columns))
+
+
+async def insert_timeline(
+    connection: asyncpg.Connection, rows: Sequence[tuple[int, str, int, str]]
+) -> None:
+    if rows:
+        await connection.copy_records_to_table(
+            "decision_events",
+            records=rows,
+            columns=("chain_id", "decision_id", "idx", "event_type"),
+        )
+
+
+async def insert_deployments(
+    connection: asyncpg.Connection, rows: Sequence[tuple[int, str, str, int]]
+) -> None:
+    if rows:
+        await connection.copy_records_to_table(
+            "model_deployments",
+            records=rows,
+            columns=("chain_id", "model_name", "model_version", "idx"),
+        )
+
+
+async def set_position(connection: asyncpg.Connection, *, chain_id: int, next_idx: int) -> None:
+    await connection.execute(
+        "UPDATE projection_positions SET next_idx = $2 WHERE chain_id = $1", chain_id, next_idx
+    )
+
+
+async def truncate_read_model(connection: asyncpg.Connection) -> None:
+    await connection.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+
+
+# ---------------------------------------------------------------- reads (SQLAlchemy Core)
+
+
+async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[int, str]:
+    result = await connection.execute(
+        text("SELECT id, slug FROM chains WHERE tenant_id = :tenant_id"), {"tenant_id": tenant_id}
+    )
+    return {int(row.id): str(row.slug) for row in result}
+
+
+_SUMMARY_COLUMNS = (
+    "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
+    "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
+    "reviewed, overridden, contested, current_decision, outcome, last_idx"
+)
+
+
+async def search_decisions(
+    connection: AsyncConnection,
+    *,
+    tenant_id: int,
+    chain_ids: Sequence[int] | None,
+    equal: dict[str, Any],
+    flags: dict[str, bool],
+    score_min: float | None,
+    score_max: float | None,
+    decided_from: datetime | None,
+    decided_before: datetime | None,
+    after: tuple[datetime, int, str] | None,
+    limit: int,
+) -> list[Any]:
+    """A page of decisions, newest first, keyset-paginated on (decided_at, chain_id, decision_id).
+
+    Every filter is an equality, a range or a flag that one of the indexes of migration 0003
+    leads with, and each index ends in the sort key, so a page is an ordered index scan that
+    stops after ``limit`` rows (see bench/auditor.py for the plans at a million rows).
+    """
+    where, params = _search_conditions(
+        tenant_id=tenant_id,
+        chain_ids=chain_ids,
+        equal=equal,
+        flags=flags,
+        score_min=score_min,
+        score_max=score_max,
+        decided_from=decided_from,
+        decided_before=decided_before,
+        after=after,
+    )
+    params["limit"] = limit
+    result = await connection.execute(
+        text(
+            f"SELECT {_SUMMARY_COLUMNS} FROM decisions WHERE {' AND '.join(where)} "
+            "ORDER BY decided_at DESC, chain_id DESC, decision_id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return list(result)
+
+
+def search_statement(**conditions: Any) -> tuple[str, dict[str, Any]]:
+    """The search SQL with its parameters, for EXPLAIN in the bench and tests."""
+    limit = conditions.pop("limit")
+    where, params = _search_conditions(**conditions)
+    params["limit"] = limit
+    return (
+        f"SELECT {_SUMMARY_COLUMNS} FROM decisions WHERE {' AND '.join(where)} "
+        "ORDER BY decided_at DESC, chain_id DESC, decision_id DESC LIMIT :limit",
+        params,
+    )
+
+
+SEARCH_EQUALITY_COLUMNS = (
+    "model_name",
+    "model_version",
+    "policy_version",
+    "decision",
+    "data_subject_ref",
+)
+SEARCH_FLAG_COLUMNS = ("reviewed", "overridden", "contested")
+
+
+def _search_conditions(
+    *,
+    tenant_id: int,
+    chain_ids: Sequence[int] | None,
+    equal: dict[str, Any],
+    flags: dict[str, bool],
+    score_min: float | None,
+    score_max: float | None,
+    decided_from: datetime | None,
+    decided_before: datetime | None,
+    after: tuple[datetime, int, str] | None,
+) -> tuple[list[str], dict[str, Any]]:
+    where = ["tenant_id = :tenant_id"]
+    params: dict[str, Any] = {"tenant_id": tenant_id}
+    one_chain = chain_ids is not None and len(chain_ids) == 1
+    if chain_ids is not None:
+        if one_chain:
+            where.append("chain_id = :chain_id")
+            params["chain_id"] = chain_ids[0]
+        else:
+            where.append("chain_id = ANY(CAST(:chain_ids AS bigint[]))")
+            params["chain_ids"] = list(chain_ids)
+    for column, value in equal.items():
+        if column not in SEARCH_EQUALITY_COLUMNS:
+            raise ValueError(f"not a search column: {column}")
+        where.append(f"{column} = :{column}")
+        params[column] = value
+    for column, value in flags.items():
+        if column not in SEARCH_FLAG_COLUMNS:
+            raise ValueError(f"not a flag column: {column}")
+        # A literal, not a parameter: the partial indexes (WHERE reviewed ...) match only then.
+        where.append(column if value else f"NOT {column}")
+    if score_min is not None:
+        where.append("score >= :score_min")
+        params["score_min"] = score_min
+    if score_max is not None:
+        where.append("score <= :score_max")
+        params["score_max"] = score_max
+    if decided_from is not None:
+        where.append("decided_at >= :decided_from")
+        params["decided_from"] = decided_from
+    if decided_before is not None:
+        where.append("decided_at < :decided_before")
+        params["decided_before"] = decided_before
+    if after is not None:
+        params.update(after_time=after[0], after_chain=after[1], after_id=after[2])
+        if one_chain:
+            # Within one chain the keyset is (decided_at, decision_id), the tail of
+            # decisions_by_chain, so the row comparison is an index condition there.
+            where.append("(decided_at, decision_id) < (:after_time, :after_id)")
+        else:
+            where.append(
+                "(decided_at, chain_id, decision_id) < (:after_time, :after_chain, :after_id)"
+            )
+    return where, params
+
+
+async def decision(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> Any | None:
+    result = await connection.execute(
+        text(
+            f"SELECT {_SUMMARY_COLUMNS}, solely_automated, legal_or_similar_effect "
+            "FROM decisions WHERE chain_id = :chain_id AND decision_id = :decision_id"
+        ),
+        {"chain_id": chain_id, "decision_id": decision_id},
+    )
+    return result.first()
+
+
+async def timeline(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> list[Any]:
+    """Every entry of the decision, in index order, with its exact leaf bytes and hash."""
+    result = await connection.execute(
+        text(
+            "SELECT d.idx, d.event_type, e.received_at, e.leaf, e.leaf_hash "
+            "FROM decision_events d JOIN entries e ON e.chain_id = d.chain_id AND e.idx = d.idx "
+            "WHERE d.chain_id = :chain_id AND d.decision_id = :decision_id ORDER BY d.idx"
+        ),
+        {"chain_id": chain_id, "decision_id": decision_id},
+    )
+    return list(result)
+
+
+async def deployment_before(
+    connection: AsyncConnection, *, chain_id: int, model_name: str, model_version: str, idx: int
+) -> Any | None:
+    """The latest model.deployed entry of this model version before the decision."""
+    result = await connection.execute(
+        text(
+            "SELECT m.idx, e.leaf, e.leaf_hash FROM model_deployments m "
+            "JOIN entries e ON e.chain_id = m.chain_id AND e.idx = m.idx "
+            "WHERE m.chain_id = :chain_id AND m.model_name = :name AND m.model_version = :version "
+            "AND m.idx < :idx ORDER BY m.idx DESC LIMIT 1"
+        ),
+        {"chain_id": chain_id, "name": model_name, "version": model_version, "idx": idx},
+    )
+    return result.first()
+
+
+async def latest_cosigned_checkpoint(connection: AsyncConnection, *, chain_id: int) -> Any | None:
+    """The newest checkpoint with a cosignature, found from the cosignatures' primary key.
+
+    (witnesses.repository has the same question written from the checkpoints' side; with no
+    cosignature yet it walks every checkpoint of the chain, one per second of appends.)
+    """
+    result = await connection.execute(
+        text(
+            "SELECT k.size, k.root_hash, k.note FROM checkpoints k WHERE k.chain_id = :chain_id "
+            "AND k.size = (SELECT max(c.size) FROM cosignatures c WHERE c.chain_id = :chain_id)"
+        ),
+        {"chain_id": chain_id},
+    )
+    return result.first()

@@ -1,0 +1,152 @@
+"""API shapes of the auditor views: search pages, one decision, its explanation and evidence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class DecisionSummary(BaseModel):
+    chain: str
+    decision_id: str = Field(description="The CloudEvents subject of the decision's events")
+    decided_at: datetime = Field(description="The decision event's time (else its receive time)")
+    received_at: datetime
+    index: int | None = Field(description="Index of the decision.recorded entry")
+    system: str | None
+    deployment: str | None
+    model_name: str | None
+    model_version: str | None
+    policy_id: str | None
+    policy_version: str | None
+    decision: str | None = Field(description="The decision as recorded")
+    current_decision: str | None = Field(description="After reviews and overrides")
+    score: float | None
+    data_subject_ref: str | None
+    reviewed: bool
+    overridden: bool
+    contested: bool
+    outcome: str | None = Field(description="The latest observed outcome")
+
+
+class DecisionPage(BaseModel):
+    decisions: list[DecisionSummary]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at end")
+
+
+class TimelineEvent(BaseModel):
+    index: int
+    type: str
+    known: bool = Field(description="False for event types this log has no schema for")
+    received_at: str
+    leaf_hash: str = Field(description="SHA-256(0x00 || leaf), hex")
+    leaf: str = Field(description="The exact leaf bytes, base64")
+    event: dict[str, Any] = Field(description="The CloudEvent as recorded")
+
+
+class Factor(BaseModel):
+    feature: str
+    weight: float
+    direction: str = Field(description="raised or lowered the score, as recorded")
+    value: Any | None = None
+
+
+class HumanAction(BaseModel):
+    index: int
+    type: str
+    action: str | None
+    reviewer_ref: str | None
+    role: str | None
+    new_decision: str | None
+    reason: str | None
+    at: str | None
+
+
+class Contest(BaseModel):
+    index: int
+    by: str | None
+    grounds: str | None
+    channel: str | None
+    at: str | None
+
+
+class Deployment(BaseModel):
+    index: int
+    leaf_hash: str
+    deployment: str | None
+    lineage: dict[str, Any] | None
+
+
+class Explanation(BaseModel):
+    """Built only from what was recorded; nothing is recomputed from today's model or policy."""
+
+    recorded_at: datetime
+    index: int = Field(description="The decision.recorded entry the explanation comes from")
+    system: str
+    deployment: str | None
+    model: dict[str, Any]
+    model_deployment: Deployment | None
+    policy: dict[str, Any] | None
+    decision: str | None
+    score: float | None
+    method: str | None
+    factors: list[Factor] = Field(description="By absolute weight, largest first")
+    reason_codes: list[dict[str, Any]]
+    counterfactual: dict[str, Any] | None
+    summary: str | None = Field(description="The producer's summary, as recorded")
+    purpose: str | None
+    solely_automated: bool | None
+    legal_or_similar_effect: bool | None
+    human_oversight: list[HumanAction]
+    contests: list[Contest]
+    outcome: str | None
+    current_decision: str | None
+    text: str = Field(description="The same in one plain-language paragraph")
+
+
+class Cosignature(BaseModel):
+    witness: str
+    cosigned_at: int = Field(description="Unix seconds, as signed")
+    signature_line: str
+
+
+class CheckpointEvidence(BaseModel):
+    size: int
+    root_hash: str
+    cosigned: bool = Field(description="False: no witness has cosigned a checkpoint covering this")
+    note: str = Field(description="The C2SP signed note with every cosignature line")
+    cosignatures: list[Cosignature]
+
+
+class EventProof(BaseModel):
+    index: int
+    leaf_hash: str
+    tree_size: int | None = Field(description="The checkpoint proved against; null if none yet")
+    hashes: list[str] | None = Field(description="RFC 6962 inclusion proof, hex")
+
+
+class Evidence(BaseModel):
+    origin: str = Field(description="The chain's checkpoint origin")
+    checkpoints: list[CheckpointEvidence]
+    proofs: list[EventProof]
+
+
+class DecisionView(BaseModel):
+    chain: str
+    decision_id: str
+    state: DecisionSummary
+    timeline: list[TimelineEvent]
+    explanation: Explanation | None = Field(description="Null until the decision is recorded")
+    evidence: Evidence
+
+
+class EventTypeInfo(BaseModel):
+    type: str
+    schema_id: str = Field(description="The JSON Schema's $id; use it as dataschema")
+    path: str = Field(description="Where this service serves the schema")
+    description: str
+
+
+class EventTypeList(BaseModel):
+    types: list[EventTypeInfo]
