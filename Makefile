@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint openapi bench
+.PHONY: install up test lint openapi bench bench-verify
 
 $(BIN)/audit-trail: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: install
 
 openapi: install
 	$(BIN)/python -m decision_log.openapi openapi/decision_log.json
+	$(BIN)/python -m verifier.openapi openapi/verifier.json
 
 bench: install
 	$(BIN)/python -m bench.ingest
+
+bench-verify: install
+	$(BIN)/python -m bench.verify

@@ -55,9 +55,13 @@ async def create_database(server_url: str, name: str) -> str:
 def prepare(database_url: str, key_file: Path) -> dict[str, Any]:
     from audit_trail import admin
     from decision_log import migrations
+    from decision_log.privacy.keyring import create_files
     from decision_log.signing import LogSigner
 
     migrations.upgrade(database_url)
+    create_files(
+        kek_file=key_file.parent / "kek.json", pseudonym_key_file=key_file.parent / "pseudonym.key"
+    )
     signer = LogSigner.create(key=admin.ensure_log_key(key_file), origin="bench.localhost/log")
     return asyncio.run(
         admin.in_transaction(
@@ -73,6 +77,8 @@ def start_service(
         os.environ,
         AUDIT_TRAIL_DATABASE_URL=database_url,
         AUDIT_TRAIL_LOG_KEY_FILE=str(key_file),
+        AUDIT_TRAIL_KEK_FILE=str(key_file.parent / "kek.json"),
+        AUDIT_TRAIL_PSEUDONYM_KEY_FILE=str(key_file.parent / "pseudonym.key"),
         AUDIT_TRAIL_LOG_ORIGIN="bench.localhost/log",
     )
     process = subprocess.Popen(
@@ -165,6 +171,36 @@ def measure_batch(
     }
 
 
+class MemoryWatch:
+    """Samples the resident memory of the service's worker processes while a run goes on."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self._pid = pid
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        root = psutil.Process(self._pid)
+        while not self._stop.wait(0.5):
+            try:
+                workers = root.children(recursive=True) or [root]
+                peak = max(worker.memory_info().rss for worker in workers) / 2**20
+            except psutil.Error:
+                continue
+            self.peak_mib = max(self.peak_mib, peak)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
 def measure_peer(database_url: str, seconds: float, threads: int) -> float:
     output = subprocess.run(
         [
@@ -210,7 +246,13 @@ def main() -> None:
             Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg", cleanup_mode="delete"
         )
         server_url = embedded.get_uri()
-    rows: dict[str, list[float]] = {"single": [], "single_p99": [], "batch": [], "peer": []}
+    rows: dict[str, list[float]] = {
+        "single": [],
+        "single_p99": [],
+        "batch": [],
+        "peer": [],
+        "worker_rss_mib": [],
+    }
     try:
         for run in range(args.runs):
             name = f"bench_{int(time.time())}_{secrets.token_hex(2)}"
@@ -219,12 +261,14 @@ def main() -> None:
             credentials = prepare(url, key_file)
             port = free_port()
             service = start_service(url, key_file, port, args.workers)
+            memory = MemoryWatch(service.pid)
             try:
                 single = measure_single(port, credentials, args.clients, args.seconds)
                 batch = measure_batch(
                     port, credentials, args.batch_clients, args.seconds, args.batch_size
                 )
             finally:
+                peak_mib = memory.stop()
                 service.terminate()
                 service.wait(timeout=30)
             peer = measure_peer(url, args.seconds, args.peer_threads)
@@ -232,6 +276,7 @@ def main() -> None:
             rows["single_p99"].append(single["p99_ms"])
             rows["batch"].append(batch["events_per_s"])
             rows["peer"].append(peer)
+            rows["worker_rss_mib"].append(peak_mib)
             print(
                 f"run {run + 1}: single {single['events_per_s']:,.0f} ev/s "
                 f"(p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms, "
@@ -253,6 +298,7 @@ def main() -> None:
         ("single-event POST p99 latency", spread(rows["single_p99"]), "ms"),
         (f"batched POST x{args.batch_size}", spread(rows["batch"]), "events/s"),
         (f"peer: eventsourcing, {args.peer_threads} threads", spread(rows["peer"]), "events/s"),
+        ("peak resident memory of a worker", spread(rows["worker_rss_mib"]), "MiB"),
     ]
     for label, value, unit in figures:
         print(f"  {label:<40} {value} {unit}")

@@ -59,6 +59,17 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def privacy_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The key-encryption keys and the pseudonym key, outside the database as in production."""
+    from decision_log.privacy.keyring import create_files
+
+    folder = tmp_path_factory.mktemp("privacy")
+    files = {"kek_file": folder / "kek.json", "pseudonym_key_file": folder / "pseudonym.key"}
+    create_files(**files)
+    return files
+
+
+@pytest.fixture(scope="session")
 def log_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ledger.keys import SigningKey, write_private_key
 

@@ -62,6 +62,19 @@ def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 90.0) 
     raise AssertionError("audit-trail up did not become ready")
 
 
+def wait_cosigned(url: str, verifier_url: str, credentials: dict, size: int) -> str:
+    """The log's checkpoint once the verifier has cosigned one of at least `size` entries."""
+    auditor = {"Authorization": f"Bearer {credentials['keys']['auditor']}"}
+    name = httpx.get(f"{verifier_url}/v1/keys").json()["name"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        note = httpx.get(f"{url}/v1/chains/{credentials['chain']}/checkpoint", headers=auditor).text
+        if name in note and int(note.splitlines()[1]) >= size:
+            return note
+        time.sleep(0.3)
+    raise AssertionError("the verifier did not cosign")
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
@@ -73,11 +86,20 @@ def stop(process: subprocess.Popen[str]) -> str:
 def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
+    while True:  # the verifier listens on the next port
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+            break
+        except OSError:
+            port = free_port()
     url = f"http://127.0.0.1:{port}"
+    verifier_url = f"http://127.0.0.1:{port + 1}"
 
     process = start_up(data_dir, port)
     try:
         wait_ready(url, process)
+        wait_ready(verifier_url, process)
         credentials_file = data_dir / "credentials.json"
         key_file = data_dir / "keys" / "log-ed25519.pem"
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
@@ -94,9 +116,19 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
             headers=producer | {"Content-Type": "application/cloudevents+json"},
         )
         assert appended.status_code == 201, appended.text
+        # The verifier, beside the log, replays the chain and its cosignature is served.
+        wait_cosigned(url, verifier_url, credentials, 1)
+        verifier_key = httpx.get(f"{verifier_url}/v1/keys").json()["cosignature_verifier_key"]
+        status = httpx.get(
+            f"{verifier_url}/v1/chains/{credentials['chain']}",
+            headers={"Authorization": f"Bearer {credentials['keys']['auditor']}"},
+        ).json()
+        assert status["verified_size"] == 1 and status["findings"] == []
     finally:
         output = stop(process)
-    assert url in output
+    assert url in output and verifier_url in output
+    verifier_key_file = data_dir / "keys" / "verifier-ed25519.pem"
+    assert stat.S_IMODE(verifier_key_file.stat().st_mode) == 0o600
 
     original_key = key_file.read_bytes()
     process = start_up(data_dir, port)
@@ -107,5 +139,19 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
         auditor = {"Authorization": f"Bearer {credentials['keys']['auditor']}"}
         chain = httpx.get(f"{url}/v1/chains/{credentials['chain']}", headers=auditor).json()
         assert chain["size"] == 1
+        wait_ready(verifier_url, process)
+        assert httpx.get(f"{verifier_url}/v1/keys").json()["cosignature_verifier_key"] == (
+            verifier_key
+        )
+        producer = {"Authorization": f"Bearer {credentials['keys']['producer']}"}
+        event = {"specversion": "1.0", "id": "e-2", "source": "urn:t", "type": "t.v1", "data": {}}
+        appended = httpx.post(
+            f"{url}/v1/chains/{credentials['chain']}/events",
+            json=event,
+            headers=producer | {"Content-Type": "application/cloudevents+json"},
+        )
+        assert appended.status_code == 201, appended.text
+        # It resumes from what it remembers: the same witness, the next checkpoint.
+        wait_cosigned(url, verifier_url, credentials, 2)
     finally:
         stop(process)

@@ -5,6 +5,7 @@ These call the same service functions as the admin API, over a connection of the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,8 @@ from decision_log.problems import NotFound
 from decision_log.signing import LogSigner
 from decision_log.tenants import repository as tenant_rows
 from decision_log.tenants import service as tenants
+from decision_log.witnesses import repository as witness_rows
+from decision_log.witnesses import service as witnesses
 from ledger.keys import SigningKey, read_private_key, write_private_key
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,9 +46,41 @@ async def in_transaction(database_url: str, action: Callable[[AsyncConnection], 
 
 def ensure_log_key(path: Path) -> SigningKey:
     """Load the log's signing key, creating it (mode 0600) on first start."""
+    return ensure_key(path)
+
+
+def ensure_key(path: Path) -> SigningKey:
+    """Load an Ed25519 key file, creating it (mode 0600) on first use."""
     if not path.exists():
         write_private_key(path, SigningKey.generate())
     return read_private_key(path)
+
+
+def ensure_witness(database_url: str, *, verifier_key: str, credentials_file: Path) -> str:
+    """The witness API key of the local verifier: registered (and written) on first start.
+
+    If the credentials file was lost, the registered witness gets a new key.
+    """
+    if credentials_file.exists():
+        stored: str = json.loads(credentials_file.read_text())["api_key"]
+        return stored
+
+    async def action(connection: AsyncConnection) -> str:
+        existing = await witness_rows.witness_by_name(
+            connection, name=verifier_key.partition("+")[0]
+        )
+        if existing is None:
+            _, api_key = await witnesses.register_witness(
+                connection, verifier_key=verifier_key, label="audit-trail up"
+            )
+            return api_key
+        return await witnesses.add_witness_key(
+            connection, witness_id=int(existing.id), label="audit-trail up"
+        )
+
+    api_key = asyncio.run(in_transaction(database_url, action))
+    write_credentials(credentials_file, {"verifier_key": verifier_key, "api_key": api_key})
+    return api_key
 
 
 async def tenant_id(connection: AsyncConnection, slug: str) -> int:

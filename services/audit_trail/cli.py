@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +19,7 @@ from decision_log import migrations
 from decision_log.chains import service as chains
 from decision_log.keys import service as keys
 from decision_log.keys.schemas import KeyCreate
+from decision_log.privacy import keyring
 from decision_log.problems import Problem
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
@@ -24,7 +28,12 @@ from decision_log.witnesses import service as witnesses
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit_trail import admin
-from audit_trail.local import EmbeddedPostgres, LocalPaths, database_url_from_environment
+from audit_trail.local import (
+    VERIFIER_DATABASE_NAME,
+    EmbeddedPostgres,
+    LocalPaths,
+    database_url_from_environment,
+)
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (organisations).")
@@ -35,6 +44,12 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(chains_app, name="chains")
 witnesses_app = typer.Typer(no_args_is_help=True, help="Witnesses: verifiers that cosign.")
 app.add_typer(witnesses_app, name="witnesses")
+verifier_app = typer.Typer(
+    help="The independent verifier: run it alone (no subcommand), or manage its findings."
+)
+app.add_typer(verifier_app, name="verifier")
+projections_app = typer.Typer(no_args_is_help=True, help="Read models built from the log.")
+app.add_typer(projections_app, name="projections")
 
 DataDir = Annotated[
     Path,
@@ -69,6 +84,27 @@ def database(data_dir: Path) -> Iterator[str]:
         embedded.stop()
 
 
+@contextmanager
+def databases(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """(log database URL, verifier database URL).
+
+    Embedded: two databases on the data folder's PostgreSQL. With DATABASE_URL, the verifier
+    uses AUDIT_TRAIL_VERIFIER_DATABASE_URL, else the same database (its tables live in the
+    schema ``verifier``, apart from the log's).
+    """
+    url = database_url_from_environment()
+    if url:
+        yield url, os.environ.get("AUDIT_TRAIL_VERIFIER_DATABASE_URL") or url
+        return
+    paths = LocalPaths(data_dir.resolve())
+    paths.ensure()
+    embedded = EmbeddedPostgres(paths.postgres_dir)
+    try:
+        yield embedded.url, embedded.ensure_database(VERIFIER_DATABASE_NAME)
+    finally:
+        embedded.stop()
+
+
 def run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
@@ -98,27 +134,77 @@ def up(
     port: Port = 8000,
     workers: Workers = 1,
 ) -> None:
-    """Start everything locally: embedded PostgreSQL (unless DATABASE_URL), keys, demo, API."""
+    """Start everything locally: embedded PostgreSQL (unless DATABASE_URL), keys, demo, the
+    decision_log on PORT and the verifier on PORT + 1."""
+    from ledger.note import CosignatureSigner
+    from verifier import migrations as verifier_migrations
+
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
-    with database(paths.data_dir) as url:
+    with databases(paths.data_dir) as (url, verifier_url):
         migrations.upgrade(url)
+        verifier_migrations.upgrade(verifier_url)
         key = admin.ensure_log_key(paths.log_key_file)
+        signer = LogSigner.create(key=key, origin=log_origin())
         api_url = f"http://{host}:{port}"
         if not paths.credentials_file.exists():
-            signer = LogSigner.create(key=key, origin=log_origin())
             credentials = run(
                 admin.in_transaction(
                     url, lambda c: admin.create_demo(c, signer=signer, api_url=api_url)
                 )
             )
             admin.write_credentials(paths.credentials_file, credentials)
+        cosigner = CosignatureSigner(
+            name=verifier_name(), key=admin.ensure_key(paths.verifier_key_file)
+        )
+        witness_key = admin.ensure_witness(
+            url,
+            verifier_key=cosigner.verifier_key,
+            credentials_file=paths.verifier_credentials_file,
+        )
+        keyring.create_files(kek_file=paths.kek_file, pseudonym_key_file=paths.pseudonym_key_file)
         os.environ["AUDIT_TRAIL_DATABASE_URL"] = url
         os.environ["AUDIT_TRAIL_LOG_KEY_FILE"] = str(paths.log_key_file)
+        os.environ["AUDIT_TRAIL_KEK_FILE"] = str(paths.kek_file)
+        os.environ["AUDIT_TRAIL_PSEUDONYM_KEY_FILE"] = str(paths.pseudonym_key_file)
+        verifier_env = {
+            "AUDIT_TRAIL_VERIFIER_DATABASE_URL": verifier_url,
+            "AUDIT_TRAIL_VERIFIER_KEY_FILE": str(paths.verifier_key_file),
+            "AUDIT_TRAIL_VERIFIER_LOG_URL": api_url,
+            "AUDIT_TRAIL_VERIFIER_LOG_API_KEY": witness_key,
+            "AUDIT_TRAIL_VERIFIER_LOG_VERIFIER_KEY": signer.note_signer.verifier_key,
+            "AUDIT_TRAIL_VERIFIER_NAME": cosigner.name,
+        }
+        verifier_url_public = f"http://{host}:{port + 1}"
         typer.echo(f"decision_log API: {api_url}  (OpenAPI docs at {api_url}/docs)")
+        typer.echo(f"verifier API: {verifier_url_public}  (public keys at /v1/keys)")
         typer.echo(f"API keys of the demo tenant: {paths.credentials_file}")
         typer.echo("Press Ctrl-C to stop.")
-        serve_decision_log(host=host, port=port, workers=workers)
+        # A process of its own: the verifier shares nothing with the log but the HTTP API.
+        command = [sys.executable, "-m", "audit_trail", "verifier"]
+        verifier_process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            [*command, "--host", host, "--port", str(port + 1)],
+            env={**os.environ, **verifier_env},
+        )
+        try:
+            serve_decision_log(host=host, port=port, workers=workers)
+        finally:
+            stop_process(verifier_process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a child as Ctrl-C would (it may have had the signal already), then wait for it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def verifier_name() -> str:
+    return os.environ.get("AUDIT_TRAIL_VERIFIER_NAME", "verifier.localhost/witness")
 
 
 @app.command()
@@ -336,6 +422,136 @@ def witnesses_revoke(name: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     with database(data_dir) as url:
         run(admin.in_transaction(url, lambda c: witnesses.revoke_witness(c, name=name)))
     typer.echo(f"witness {name} revoked")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Empty the decision read model and replay every chain into it, from the log alone."""
+    from decision_log.db import create_engine
+    from decision_log.decisions.projector import rebuild
+
+    async def action(url: str) -> int:
+        engine = create_engine(url, role=admin.db_role(), pool_size=2)
+        try:
+            return await rebuild(engine)
+        finally:
+            await engine.dispose()
+
+    with database(data_dir) as url:
+        replayed = run(action(url))
+    echo_json({"replayed_entries": replayed})
+
+
+@verifier_app.callback(invoke_without_command=True)
+def verifier(
+    context: typer.Context,
+    host: Annotated[
+        str, typer.Option(envvar="AUDIT_TRAIL_VERIFIER_HOST", help="Address to listen on")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="AUDIT_TRAIL_VERIFIER_PORT", help="verifier port")
+    ] = 8001,
+) -> None:
+    """Run the verifier alone, configured by AUDIT_TRAIL_VERIFIER_* (see README, Verifier)."""
+    if context.invoked_subcommand is not None:
+        return
+    import uvicorn
+    from ledger.note import CosignatureSigner
+    from verifier import migrations as verifier_migrations
+    from verifier.settings import Settings as VerifierSettings
+
+    try:
+        settings = VerifierSettings()  # type: ignore[call-arg]
+    except ValueError as error:
+        raise typer.BadParameter(f"verifier settings: {error}") from None
+    verifier_migrations.upgrade(settings.database_url)
+    cosigner = CosignatureSigner(name=settings.name, key=admin.ensure_key(settings.key_file))
+    typer.echo(f"verifier cosignature key: {cosigner.verifier_key}")
+    typer.echo(f"following {settings.log_url}; API on http://{host}:{port}")
+    uvicorn.run(
+        "verifier.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info"),
+    )
+
+
+@verifier_app.command("acknowledge")
+def verifier_acknowledge(
+    finding_id: int,
+    operator: Annotated[str, typer.Option(help="Who acknowledges")],
+    reason: Annotated[str, typer.Option(help="Why the chain may be followed again")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Acknowledge a finding: recorded for good; the chain is replayed from nothing."""
+    from verifier.db import create_engine as verifier_engine
+    from verifier.service import acknowledge_finding
+
+    async def action(url: str) -> None:
+        engine = verifier_engine(url, role=os.environ.get("AUDIT_TRAIL_VERIFIER_DB_ROLE"))
+        try:
+            await acknowledge_finding(
+                engine, finding_id=finding_id, operator=operator, reason=reason, now=utc_now()
+            )
+        finally:
+            await engine.dispose()
+
+    configured = os.environ.get("AUDIT_TRAIL_VERIFIER_DATABASE_URL")
+    if configured:
+        run_verifier(action(configured))
+    else:
+        with databases(data_dir) as (_, verifier_url):
+            run_verifier(action(verifier_url))
+    typer.echo(f"finding {finding_id} acknowledged; the chain is replayed from its start")
+
+
+def run_verifier(coroutine: Any) -> Any:
+    from verifier.problems import Problem as VerifierProblem
+
+    try:
+        return asyncio.run(coroutine)
+    except VerifierProblem as problem:
+        typer.secho(f"error: {problem.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+
+
+def utc_now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+privacy_app = typer.Typer(no_args_is_help=True, help="Personal-data keys.")
+app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("rotate-kek")
+def privacy_rotate_kek(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Rotate the key-encryption key: rewrap every surviving data key, retire the old KEKs.
+
+    Run it on a schedule and after erasures: an erased subject's key is unrecoverable from
+    backups and WAL only once the KEK that wrapped it is gone.
+    """
+    from decision_log.auth import utc_now
+    from decision_log.db import create_engine
+    from decision_log.privacy.service import rotate_kek
+
+    paths = LocalPaths(data_dir.resolve())
+    ring = keyring.Keyring.load(
+        kek_file=paths.kek_file, pseudonym_key_file=paths.pseudonym_key_file
+    )
+
+    async def action(url: str) -> Any:
+        engine = create_engine(url, role=admin.db_role(), pool_size=1)
+        try:
+            return await rotate_kek(engine, ring, now=utc_now)
+        finally:
+            await engine.dispose()
+
+    with database(data_dir) as url:
+        echo_json(run(action(url)))
 
 
 def main() -> None:

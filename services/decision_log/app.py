@@ -17,9 +17,14 @@ from decision_log.chains import endpoints as chains
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.db import create_engine
+from decision_log.decisions import endpoints as decisions
+from decision_log.decisions.projector import Projector
 from decision_log.events.appender import GroupCommitter
 from decision_log.events.endpoints import AppendEndpoint, document_append
 from decision_log.keys import endpoints as keys
+from decision_log.privacy import endpoints as privacy
+from decision_log.privacy.keyring import Keyring
+from decision_log.privacy.service import PersonalData
 from decision_log.problems import install_problem_handlers
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
@@ -48,6 +53,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         checkpointer = Checkpointer(
             engine=engine, signer=signer, interval_seconds=config.checkpoint_interval_seconds
         )
+        projector = Projector(engine=engine)
+
+        def on_commit(chain_id: int) -> None:
+            checkpointer.mark_grown(chain_id)
+            projector.mark_grown(chain_id)
+
         state = AppState(
             settings=config,
             engine=engine,
@@ -59,7 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             committer=GroupCommitter(
                 engine=engine,
                 clock=clock,
-                on_commit=checkpointer.mark_grown,
+                on_commit=on_commit,
                 group_max_events=config.group_max_events,
                 max_pending_events=config.max_pending_events,
                 retry_after_seconds=config.retry_after_seconds,
@@ -67,10 +78,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             ),
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
+            personal_data=PersonalData(
+                engine=engine,
+                keyring=Keyring.load(
+                    kek_file=config.kek_file, pseudonym_key_file=config.pseudonym_key_file
+                ),
+            ),
         )
         app.state.audit_trail = state
         await state.authenticator.start()
         await checkpointer.start()
+        await projector.start()
         # What exists now lives as long as the process: move it out of the collector's sight,
         # and collect less often, since each request allocates many short-lived objects.
         gc.collect()
@@ -80,6 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             yield
         finally:
             await state.committer.close()
+            await projector.stop()
             await checkpointer.stop()
             await state.authenticator.stop()
             await engine.dispose()
@@ -96,6 +115,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(chains.public)
     app.include_router(keys.router)
     app.include_router(witnesses.router)
+    app.include_router(privacy.router)
+    app.include_router(decisions.router)
+    app.include_router(decisions.public)
     app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Authentication: Bearer API keys, checked against the database through a revocable cache.
+"""Authentication: Bearer API keys, checked against the database.
 
-Looking a key up on every request would put a query on the append hot path, so each worker
-caches what it has verified. The cache is trusted only while the worker listens for key changes
-(PostgreSQL LISTEN/NOTIFY): revoking or expiring a key notifies every worker when the change
-commits, and each drops the key at once. While the listener is down, nothing is cached.
-(https://www.postgresql.org/docs/current/sql-notify.html)
+Reads look the key up on every request. Appends are the hot path, so each worker caches the keys
+it has verified for them; the cache is trusted only while the worker listens for key changes
+(PostgreSQL LISTEN/NOTIFY, https://www.postgresql.org/docs/current/sql-notify.html), which
+drops a revoked or expired key as the change commits, and while the listener is down nothing is
+cached. Because a notification takes a moment to arrive, the group commit re-checks its keys
+under the chain lock, so no append commits after its key's revocation has.
 """
 
 from __future__ import annotations
@@ -88,7 +89,11 @@ class ApiKeyAuthenticator:
         self._generation += 1
         self._cache.pop(str(key_id), None)
 
-    async def authenticate(self, api_key: str | None) -> Caller:
+    async def authenticate(self, api_key: str | None, *, use_cache: bool = False) -> Caller:
+        """Who holds this key. Reads look it up every time; the append path may use the cache,
+        because the group commit checks its keys again, under the chain lock, before it
+        commits (``events.appender``): an append is never committed after its key's revocation.
+        """
         if not api_key:
             raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
         api_key = api_key.strip()
@@ -97,7 +102,7 @@ class ApiKeyAuthenticator:
             raise Unauthenticated("the API key is malformed")
         key_id = parts[0]
         now = self._clock()
-        cached = self._cache.get(key_id)
+        cached = self._cache.get(key_id) if use_cache else None
         if cached is not None and hmac.compare_digest(cached[0], secret_hash(api_key)):
             principal = cached[1]
             if principal.expires_at is not None and principal.expires_at <= now:

@@ -16,6 +16,12 @@ class Settings(BaseSettings):
         description="PostgreSQL 15+ URL, e.g. postgresql://user@host/db",
     )
     log_key_file: Path = Field(description="PEM file of the log's Ed25519 signing key")
+    kek_file: Path = Field(
+        description="JSON file of the key-encryption keys that wrap personal-data keys"
+    )
+    pseudonym_key_file: Path = Field(
+        description="File of the key of data-subject pseudonyms and idempotency digests"
+    )
     log_origin: str = Field(
         default="audit-trail.localhost/log",
         description="Prefix of every checkpoint origin and the log's signed-note key name",

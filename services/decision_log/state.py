@@ -14,6 +14,7 @@ from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.events.appender import GroupCommitter
 from decision_log.keys.service import Principal, Witness
+from decision_log.privacy.service import PersonalData
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 
@@ -28,6 +29,7 @@ class AppState:
     committer: GroupCommitter
     checkpointer: Checkpointer
     directory: ChainDirectory
+    personal_data: PersonalData
 
 
 async def app_state(request: Request) -> AppState:

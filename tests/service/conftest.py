@@ -25,10 +25,12 @@ LOG_ORIGIN = "audit-trail.test/log"
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, log_key_file: Path) -> Settings:
+def settings(database_url: str, log_key_file: Path, privacy_files: dict[str, Path]) -> Settings:
     return Settings(
         database_url=database_url,
         log_key_file=log_key_file,
+        kek_file=privacy_files["kek_file"],
+        pseudonym_key_file=privacy_files["pseudonym_key_file"],
         log_origin=LOG_ORIGIN,
         checkpoint_interval_seconds=0.05,
     )

@@ -67,7 +67,7 @@ async def test_same_key_other_content_is_a_conflict_and_writes_nothing(
 ) -> None:
     event = decision_event()
     assert (await append(client, tenant.producer, tenant.chain, event)).status_code == 201
-    changed = dict(event, data={"output": {"decision": "approved"}})
+    changed = dict(event, data=event["data"] | {"output": {"decision": "approved"}})
     response = await append(client, tenant.producer, tenant.chain, changed)
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"

@@ -79,7 +79,7 @@ BAD_BODIES = [
     ("no content type", orjson.dumps(decision_event()), {}, 415, None),
     (
         "oversized event",
-        orjson.dumps(decision_event(data={"x": "a" * 300_000})),
+        orjson.dumps(decision_event(type="com.example.other.v1", data={"x": "a" * 300_000})),
         STRUCTURED,
         413,
         None,

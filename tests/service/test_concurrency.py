@@ -72,11 +72,15 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 30.
 
 
 @pytest.fixture(scope="module")
-def servers(database_url: str, log_key_file: Path) -> Iterator[list[str]]:
+def servers(
+    database_url: str, log_key_file: Path, privacy_files: dict[str, Path]
+) -> Iterator[list[str]]:
     env = dict(
         os.environ,
         AUDIT_TRAIL_DATABASE_URL=database_url,
         AUDIT_TRAIL_LOG_KEY_FILE=str(log_key_file),
+        AUDIT_TRAIL_KEK_FILE=str(privacy_files["kek_file"]),
+        AUDIT_TRAIL_PSEUDONYM_KEY_FILE=str(privacy_files["pseudonym_key_file"]),
         AUDIT_TRAIL_LOG_ORIGIN=LOG_ORIGIN,
     )
     ports = [free_port(), free_port()]

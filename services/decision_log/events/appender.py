@@ -29,13 +29,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import asyncpg
 from ledger.leaf import LeafPrefix, format_received_at
 from ledger.merkle import MerkleFrontier, leaf_hash
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log.db import driver_connection
 from decision_log.events.cloudevents import PreparedEvent
-from decision_log.problems import IdempotencyConflict, Overloaded, Problem, Unavailable
+from decision_log.problems import (
+    IdempotencyConflict,
+    Overloaded,
+    Problem,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +54,19 @@ Clock = Callable[[], datetime]
 WRITE_GROUP = """
 WITH new_entries AS (
     INSERT INTO entries (chain_id, idx, received_at, source, event_id, event_type, subject,
-                         content_digest, leaf, leaf_hash)
+                         content_digest, leaf, leaf_hash, data_subject)
     SELECT $1, e.idx, $2, e.source, e.event_id, e.event_type, e.subject, e.digest, e.leaf,
-           e.leaf_hash
+           e.leaf_hash, e.data_subject
       FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
-                  $9::bytea[], $10::bytea[])
-           AS e(idx, source, event_id, event_type, subject, digest, leaf, leaf_hash)
+                  $9::bytea[], $10::bytea[], $11::text[])
+           AS e(idx, source, event_id, event_type, subject, digest, leaf, leaf_hash, data_subject)
 ), new_nodes AS (
     INSERT INTO merkle_nodes (chain_id, level, idx, hash)
     SELECT $1, n.level, n.idx, n.hash
-      FROM unnest($11::smallint[], $12::bigint[], $13::bytea[]) AS n(level, idx, hash)
+      FROM unnest($12::smallint[], $13::bigint[], $14::bytea[]) AS n(level, idx, hash)
 )
 UPDATE chains
-   SET size = $14, last_leaf_hash = $15, frontier = $16, root_hash = $17, last_received_at = $2
+   SET size = $15, last_leaf_hash = $16, frontier = $17, root_hash = $18, last_received_at = $2
  WHERE id = $1
 """
 
@@ -89,6 +96,7 @@ class _Pending:
     chain: ChainRef
     events: list[PreparedEvent]
     batch: bool
+    key_id: str | None
     enqueued_at: float
     future: asyncio.Future[list[Receipt]] = field(repr=False)
 
@@ -121,8 +129,15 @@ class GroupCommitter:
         return self._pending_events
 
     async def append(
-        self, chain: ChainRef, events: list[PreparedEvent], *, batch: bool
+        self,
+        chain: ChainRef,
+        events: list[PreparedEvent],
+        *,
+        batch: bool,
+        key_id: str | None = None,
     ) -> list[Receipt]:
+        """``key_id``: the API key the producer used; checked again under the chain lock.
+        None for events the log records itself (erasure, holds, access)."""
         """Append events atomically (all or none); returns once they are committed."""
         if self._pending_events + len(events) > self._max_pending_events:
             raise Overloaded(
@@ -135,6 +150,7 @@ class GroupCommitter:
                 chain=chain,
                 events=events,
                 batch=batch,
+                key_id=key_id,
                 enqueued_at=time.monotonic(),
                 future=future,
             )
@@ -241,6 +257,7 @@ class GroupCommitter:
                     [key[1] for key in keys],
                 )
             }
+            refused_keys = await self._refused_keys(connection, group)
             size: int = head["size"]
             prev = bytes(head["last_leaf_hash"])
             frontier = MerkleFrontier.from_bytes(size, bytes(head["frontier"]))
@@ -254,6 +271,9 @@ class GroupCommitter:
             node_rows: list[tuple[int, int, bytes]] = []
             results: list[list[Receipt] | Problem] = []
             for pending in group:
+                if pending.key_id in refused_keys:
+                    results.append(Unauthenticated("the API key has been revoked or has expired"))
+                    continue
                 conflict = self._first_conflict(pending, known)
                 if conflict is not None:
                     results.append(conflict)
@@ -283,6 +303,7 @@ class GroupCommitter:
                             event.content_digest,
                             leaf,
                             hashed,
+                            event.data_subject,
                         )
                     )
                     known[key] = (size, hashed, received_at, event.content_digest)
@@ -308,6 +329,21 @@ class GroupCommitter:
                     frontier.root(),
                 )
         return results
+
+    @staticmethod
+    async def _refused_keys(connection: asyncpg.Connection, group: list[_Pending]) -> set[str]:
+        """Keys of the group revoked or expired by now. The revocation is visible here if it
+        committed before this statement began; one committing later is ordered after this
+        group, so the group may still commit (READ COMMITTED, as for the idempotency check)."""
+        key_ids = sorted({p.key_id for p in group if p.key_id is not None})
+        if not key_ids:
+            return set()
+        rows = await connection.fetch(
+            "SELECT key_id FROM api_keys WHERE key_id = ANY($1::text[]) AND "
+            "(revoked_at IS NOT NULL OR expires_at <= now() OR witness_id IS NOT NULL)",
+            key_ids,
+        )
+        return {row["key_id"] for row in rows}
 
     @staticmethod
     def _first_conflict(

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import canonicalize, parse_json
 from ledger.errors import CanonicalJSONError
+from ledger.sealing import content_digest
 
+from decision_log.decisions.event_types import check_event_data
 from decision_log.problems import InvalidEvent, InvalidInput, InvalidJSON, PayloadTooLarge
 
 STRUCTURED = "application/cloudevents+json"
@@ -43,22 +44,19 @@ class PreparedEvent:
     subject: str | None
     event_json: bytes
     content_digest: bytes
+    data_subject: str | None = None
 
 
-def parse_body(
-    body: bytes,
-    *,
-    batch: bool,
-    max_depth: int,
-    max_events: int,
-    max_event_bytes: int,
-) -> list[PreparedEvent]:
+def parse_events(
+    body: bytes, *, batch: bool, max_depth: int, max_events: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The request's events as (JSON Pointer in the body, checked event object)."""
     try:
         document = parse_json(body, max_depth=max_depth)
     except CanonicalJSONError as error:
         raise InvalidJSON(str(error), pointer=error.pointer) from None
     if not batch:
-        return [prepare_event(document, pointer="", max_event_bytes=max_event_bytes)]
+        return [("", check_event(document, pointer=""))]
     if not isinstance(document, list):
         raise InvalidEvent("a batch must be a JSON array of events", pointer="")
     if not document:
@@ -69,12 +67,12 @@ def parse_body(
             pointer="",
         )
     events = [
-        prepare_event(item, pointer=f"/{position}", max_event_bytes=max_event_bytes)
+        (f"/{position}", check_event(item, pointer=f"/{position}"))
         for position, item in enumerate(document)
     ]
     seen: dict[tuple[str, str], int] = {}
-    for position, event in enumerate(events):
-        key = (event.source, event.event_id)
+    for position, (_, event) in enumerate(events):
+        key = (event["source"], event["id"])
         if key in seen:
             raise InvalidInput(
                 f"events {seen[key]} and {position} share source and id; "
@@ -85,7 +83,7 @@ def parse_body(
     return events
 
 
-def prepare_event(value: Any, *, pointer: str, max_event_bytes: int) -> PreparedEvent:
+def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidEvent("an event must be a JSON object", pointer=pointer)
     version = value.get("specversion")
@@ -136,6 +134,21 @@ def prepare_event(value: Any, *, pointer: str, max_event_bytes: int) -> Prepared
                 f"attribute {name} must be a string, an integer or a boolean",
                 pointer=f"{pointer}/{name}",
             )
+    check_event_data(value, pointer=pointer)
+    return value
+
+
+def prepare_event(
+    value: dict[str, Any],
+    *,
+    pointer: str,
+    max_event_bytes: int,
+    digest_key: bytes,
+    plaintext_json: bytes | None = None,
+    data_subject: str | None = None,
+) -> PreparedEvent:
+    """Canonicalise a checked event. ``plaintext_json`` is the event before its personal fields
+    were sealed: idempotency compares plaintexts, since ciphertexts differ on every retry."""
     try:
         event_json = canonicalize(value)
     except CanonicalJSONError as error:
@@ -151,7 +164,8 @@ def prepare_event(value: Any, *, pointer: str, max_event_bytes: int) -> Prepared
         event_type=value["type"],
         subject=value.get("subject"),
         event_json=event_json,
-        content_digest=hashlib.sha256(event_json).digest(),
+        content_digest=content_digest(digest_key, plaintext_json or event_json),
+        data_subject=data_subject,
     )
 
 

@@ -52,7 +52,9 @@ class AppendEndpoint:
             scheme, _, api_key = authorization.decode("latin-1").partition(" ")
             if scheme.lower() != "bearer":
                 raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
-            principal = tenant_caller(await state.authenticator.authenticate(api_key))
+            principal = tenant_caller(
+                await state.authenticator.authenticate(api_key, use_cache=True)
+            )
             limit = state.settings.max_body_bytes
             if content_length > limit:
                 raise PayloadTooLarge(

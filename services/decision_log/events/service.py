@@ -8,8 +8,9 @@ import orjson
 from ledger.canonical import canonicalize
 
 from decision_log.auth import require_chain, require_role
+from decision_log.decisions.access import refuse_producer_append
 from decision_log.events.appender import Receipt
-from decision_log.events.cloudevents import BATCH, STRUCTURED, parse_body
+from decision_log.events.cloudevents import BATCH, STRUCTURED, parse_events
 from decision_log.keys.service import Principal
 from decision_log.problems import UnsupportedMediaType
 from decision_log.state import AppState
@@ -21,6 +22,7 @@ async def append_events(
     """Append the events of one request; returns (HTTP status, JSON answer)."""
     require_role(principal, "producer")
     require_chain(principal, chain)
+    refuse_producer_append(chain)
     if media_type not in (STRUCTURED, BATCH):
         raise UnsupportedMediaType(
             f"content type {media_type or 'none'!r} is not accepted; send {STRUCTURED} "
@@ -31,14 +33,13 @@ async def append_events(
     )
     settings = state.settings
     batch = media_type == BATCH
-    events = parse_body(
-        body,
-        batch=batch,
-        max_depth=settings.max_json_depth,
-        max_events=settings.max_batch_events,
-        max_event_bytes=settings.max_event_bytes,
+    checked = parse_events(
+        body, batch=batch, max_depth=settings.max_json_depth, max_events=settings.max_batch_events
     )
-    receipts = await state.committer.append(ref, events, batch=batch)
+    events = await state.personal_data.prepare(
+        ref, principal.tenant_id, checked, max_event_bytes=settings.max_event_bytes
+    )
+    receipts = await state.committer.append(ref, events, batch=batch, key_id=principal.key_id)
     appended = sum(1 for receipt in receipts if not receipt.replayed)
     # One signature per request, made after the commit: it never holds up the chain's lock.
     envelope = state.signer.sign_receipts(receipts_payload(state.signer.origin, receipts))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Role = Literal["producer", "auditor", "admin"]
+Role = Literal["producer", "auditor", "admin", "personal-data"]
 
 
 class KeyCreate(BaseModel):

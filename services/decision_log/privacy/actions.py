@@ -1,0 +1,177 @@
+"""Erasure, retention and legal holds: each changes what the log may keep, and each is itself
+an event appended to the chains it concerns, so the record of it is tamper-evident too."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from ledger.leaf import Leaf
+
+from decision_log.chains import service as chains
+from decision_log.events.service import receipt_json
+from decision_log.keys.service import Principal
+from decision_log.privacy import repository
+from decision_log.privacy.schemas import ErasureIn, ErasureOut, Hold, RevealedEvent
+from decision_log.privacy.service import (
+    PERSONAL_DATA_ROLE,
+    log_event,
+    plan_erasure,
+)
+from decision_log.problems import NotFound
+from decision_log.state import AppState
+
+ERASED = "dev.audit-trail.subject.erased.v1"
+HOLD_SET = "dev.audit-trail.legal-hold.set.v1"
+HOLD_LIFTED = "dev.audit-trail.legal-hold.lifted.v1"
+RETENTION_SET = "dev.audit-trail.retention.set.v1"
+
+
+async def record(
+    state: AppState,
+    principal: Principal,
+    chain: str,
+    event_type: str,
+    subject: str,
+    data: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    ref = await state.directory.resolve(
+        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
+    )
+    event = log_event(event_type=event_type, subject=subject, data=data, now=now)
+    prepared = await state.personal_data.prepare(
+        ref, principal.tenant_id, [("", event)], max_event_bytes=state.settings.max_event_bytes
+    )
+    receipts = await state.committer.append(ref, prepared, batch=False)
+    return receipt_json(receipts[0])
+
+
+async def erase_subject(state: AppState, principal: Principal, request: ErasureIn) -> ErasureOut:
+    now = state.clock()
+    subject_ref = request.pseudonym or state.personal_data.pseudonym(
+        tenant=principal.tenant, subject=request.subject or ""
+    )
+    async with state.engine.begin() as connection:
+        plan = await plan_erasure(
+            connection,
+            tenant_id=principal.tenant_id,
+            subject_ref=subject_ref,
+            now=now,
+            override_reason=request.override_reason,
+        )
+        destroyed = await repository.destroy_keys(
+            connection, tenant_id=principal.tenant_id, pseudonym=subject_ref, now=now
+        )
+    # The keys are gone (committed) before the record of it is appended: a failure in between
+    # leaves the erasure done and unrecorded, and retrying the request records it.
+    data = {
+        "pseudonym": subject_ref,
+        "reason": request.reason,
+        "override_reason": request.override_reason,
+        "erased_by": principal.key_id,
+        "keys_destroyed": destroyed,
+    }
+    receipts = [
+        await record(state, principal, row.slug, ERASED, subject_ref, data, now)
+        for row in plan.chains
+    ]
+    return ErasureOut(
+        pseudonym=subject_ref,
+        keys_destroyed=len(destroyed),
+        chains=[row.slug for row in plan.chains],
+        erasure_events=receipts,
+    )
+
+
+async def set_hold(state: AppState, principal: Principal, chain: str, reason: str) -> Hold:
+    async with state.engine.begin() as connection:
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        hold_id = await repository.insert_hold(
+            connection, chain_id=row.id, reason=reason, set_by=principal.key_id
+        )
+    await record(
+        state,
+        principal,
+        chain,
+        HOLD_SET,
+        f"hold-{hold_id}",
+        {"hold": hold_id, "reason": reason, "by": principal.key_id},
+        state.clock(),
+    )
+    return await hold(state, principal, chain, hold_id)
+
+
+async def lift_hold(
+    state: AppState, principal: Principal, chain: str, hold_id: int, reason: str
+) -> Hold:
+    async with state.engine.begin() as connection:
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        if not await repository.lift_hold(
+            connection, chain_id=row.id, hold_id=hold_id, lifted_by=principal.key_id, reason=reason
+        ):
+            raise NotFound(f"no active legal hold {hold_id} on chain {chain!r}")
+    await record(
+        state,
+        principal,
+        chain,
+        HOLD_LIFTED,
+        f"hold-{hold_id}",
+        {"hold": hold_id, "reason": reason, "by": principal.key_id},
+        state.clock(),
+    )
+    return await hold(state, principal, chain, hold_id)
+
+
+async def list_holds(state: AppState, principal: Principal, chain: str) -> list[Hold]:
+    async with state.engine.connect() as connection:
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        return [Hold(**r._mapping) for r in await repository.holds(connection, chain_id=row.id)]
+
+
+async def hold(state: AppState, principal: Principal, chain: str, hold_id: int) -> Hold:
+    for item in await list_holds(state, principal, chain):
+        if item.id == hold_id:
+            return item
+    raise NotFound(f"no legal hold {hold_id}")
+
+
+async def set_retention(state: AppState, principal: Principal, chain: str, days: int) -> int:
+    async with state.engine.begin() as connection:
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        await repository.set_retention(connection, chain_id=row.id, days=days)
+    await record(
+        state,
+        principal,
+        chain,
+        RETENTION_SET,
+        chain,
+        {"days": days, "by": principal.key_id},
+        state.clock(),
+    )
+    return days
+
+
+async def reveal_entry(
+    state: AppState, principal: Principal, chain: str, index: int
+) -> RevealedEvent:
+    async with state.engine.connect() as connection:
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        entry = await chains.read_entry(connection, row=row, index=index)
+        leaf = Leaf.parse(base64.b64decode(entry.leaf))
+        may = PERSONAL_DATA_ROLE in principal.roles
+        revealed = await state.personal_data.reveal(
+            connection,
+            tenant_id=principal.tenant_id,
+            tenant=principal.tenant,
+            chain=chain,
+            event=leaf.event,
+            may_read_personal_data=may,
+        )
+    why = None
+    if revealed.withheld:
+        why = "erased" if (may and revealed.erased) else ("no right" if not may else "erased")
+    return RevealedEvent(
+        index=index, event=revealed.event, withheld=list(revealed.withheld), why_withheld=why
+    )

@@ -1,0 +1,70 @@
+"""API shapes for personal data, retention and legal holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class SubjectIn(BaseModel):
+    subject: str = Field(min_length=1, description="The data subject's identifier (not stored)")
+
+
+class PseudonymOut(BaseModel):
+    pseudonym: str
+
+
+class ErasureIn(BaseModel):
+    subject: str | None = Field(default=None, description="The identifier, or ...")
+    pseudonym: str | None = Field(default=None, description="... its pseudonym")
+    reason: str = Field(min_length=1, max_length=2000)
+    override_reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Erase despite the retention floor or a legal hold; recorded in the log",
+    )
+
+    @model_validator(mode="after")
+    def one_reference(self) -> ErasureIn:
+        if (self.subject is None) == (self.pseudonym is None):
+            raise ValueError("give exactly one of subject and pseudonym")
+        return self
+
+
+class ErasureOut(BaseModel):
+    pseudonym: str
+    keys_destroyed: int
+    chains: list[str]
+    erasure_events: list[dict[str, Any]] = Field(description="Receipts of the erasure events")
+
+
+class RetentionIn(BaseModel):
+    days: int = Field(ge=183, description="At least 183 days (AI Act Art. 19(1), 26(6))")
+
+
+class RetentionOut(BaseModel):
+    chain: str
+    days: int
+
+
+class HoldIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Hold(BaseModel):
+    id: int
+    reason: str
+    set_by: str
+    set_at: datetime
+    lifted_by: str | None
+    lifted_at: datetime | None
+    lift_reason: str | None
+
+
+class RevealedEvent(BaseModel):
+    index: int
+    event: dict[str, Any]
+    withheld: list[str] = Field(description="Pointers into data still sealed")
+    why_withheld: str | None = Field(description="'no right', 'erased', or null")
