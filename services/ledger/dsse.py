@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
@@ -41,6 +42,13 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def securesystemslib_keyid(public_key: VerifyingKey) -> str:
     """The key ID `securesystemslib` gives an Ed25519 key (its default, from its key JSON)."""
+    return _keyid_of_raw(public_key.raw)
+
+
+@functools.lru_cache(maxsize=64)
+def _keyid_of_raw(raw_public_key: bytes) -> str:
+    # Cached: every envelope carries it, and a service signs with one key for its lifetime.
+    public_key = VerifyingKey.from_bytes(raw_public_key)
     key_json = {
         "keytype": "ed25519",
         "keyval": {"public": public_key.raw.hex()},

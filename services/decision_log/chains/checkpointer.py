@@ -36,6 +36,7 @@ class Checkpointer:
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def mark_grown(self, chain_id: int) -> None:
         self._dirty.add(chain_id)
@@ -45,6 +46,10 @@ class Checkpointer:
         self._task = asyncio.create_task(self._run(), name="checkpointer")
 
     async def stop(self) -> None:
+        # A flag as well as the cancel: Python 3.11's wait_for can swallow a cancellation that
+        # arrives as the awaited event fires (https://github.com/python/cpython/issues/86296).
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -67,7 +72,7 @@ class Checkpointer:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()
-        while True:
+        while not self._stopping:
             try:
                 timeout = max(0.0, next_sweep - loop.time())
                 with contextlib.suppress(TimeoutError):

@@ -38,13 +38,20 @@ READ_TYPES = sorted((*DECISION_EVENT_TYPES, MODEL_DEPLOYED))
 
 class Projector:
     def __init__(
-        self, *, engine: AsyncEngine, poll_seconds: float = 1.0, batch_size: int = 2000
+        self,
+        *,
+        engine: AsyncEngine,
+        poll_seconds: float = 1.0,
+        batch_size: int = 2000,
+        linger_seconds: float = 0.2,
     ) -> None:
         self._engine = engine
         self._poll = poll_seconds
+        self._linger = linger_seconds
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def mark_grown(self, _chain_id: int) -> None:
         self._wake.set()
@@ -53,18 +60,25 @@ class Projector:
         self._task = asyncio.create_task(self._run(), name="decision-projector")
 
     async def stop(self) -> None:
+        # A flag as well as the cancel: Python 3.11's wait_for can swallow a cancellation that
+        # arrives as the awaited event fires (https://github.com/python/cpython/issues/86296).
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 self._wake.clear()
                 await self.catch_up()
+                # Let commits accumulate: one pass over many entries costs far less than one
+                # pass per group commit, and the read model may trail the log by this much.
+                await asyncio.sleep(self._linger)
             except asyncio.CancelledError:
                 raise
             except Exception:
