@@ -150,6 +150,7 @@ async def fill(database_url: str, key_file: Path, entries: int) -> None:
             signer.sign_checkpoint(checkpoint),
         )
         await connection.execute("ANALYZE entries")
+        await connection.execute("ANALYZE merkle_nodes")
     finally:
         await connection.close()
 

@@ -186,6 +186,8 @@ def up(
             [*command, "--host", host, "--port", str(port + 1)],
             env={**os.environ, **verifier_env},
         )
+        # The log shows the verifier's status of a chain beside a decision's evidence.
+        os.environ["AUDIT_TRAIL_VERIFIER_URL"] = verifier_url_public
         try:
             serve_decision_log(host=host, port=port, workers=workers)
         finally:

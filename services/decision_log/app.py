@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from ledger.keys import read_private_key
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             ),
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
+            http=httpx.AsyncClient(timeout=2.0),
             personal_data=PersonalData(
                 engine=engine,
                 keyring=Keyring.load(
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             await projector.stop()
             await checkpointer.stop()
             await state.authenticator.stop()
+            await state.http.aclose()
             await engine.dispose()
 
     app = FastAPI(

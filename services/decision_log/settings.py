@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         default="audit_trail_writer",
         description="Role the service acts as (SET ROLE); empty to use the login role as is",
     )
+    verifier_url: str | None = Field(
+        default=None,
+        description="A verifier to ask for each chain's status, shown with a decision's evidence",
+    )
     pool_size: int = 10
     max_body_bytes: int = 8 * 1024 * 1024
     max_event_bytes: int = 256 * 1024

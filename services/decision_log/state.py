@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,7 @@ class AppState:
     checkpointer: Checkpointer
     directory: ChainDirectory
     personal_data: PersonalData
+    http: httpx.AsyncClient
 
 
 async def app_state(request: Request) -> AppState:

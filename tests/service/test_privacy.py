@@ -268,3 +268,32 @@ async def test_after_erasure_and_kek_rotation_no_copy_of_the_key_opens(
     assert tenant.tenant.encode() in dump  # the dump is real and holds this tenant's rows
     assert PLAINTEXT_MARK.encode() not in dump
     assert kept.encode() not in dump and erased.encode() not in dump
+
+
+async def test_disposal_of_expired_records_destroys_keys_and_is_an_event(
+    client: httpx.AsyncClient, tenant: TenantKeys, later_app: FastAPI
+) -> None:
+    for subject in ("old-" + secrets.token_hex(3), "old-" + secrets.token_hex(3)):
+        await append(client, tenant.producer, tenant.chain, personal_event(subject))
+    before = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    body = {"before": before, "reason": "retention period over"}
+    early = await client.post(
+        f"/v1/chains/{tenant.chain}/dispose", json=body, headers=headers(tenant.admin)
+    )
+    assert early.status_code == 409 and early.json()["type"].endswith("/retention-floor")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=later_app), base_url="http://later"
+    ) as later:
+        done = await later.post(
+            f"/v1/chains/{tenant.chain}/dispose", json=body, headers=headers(tenant.admin)
+        )
+    assert done.status_code == 200, done.text
+    assert done.json()["subjects"] == 2
+    dpo = await admin_key(client, tenant, ["auditor", "personal-data"])
+    for index in (0, 1):
+        assert (await reveal(client, dpo, tenant.chain, index))["why_withheld"] == "erased"
+    last = (await all_entries(client, tenant.auditor, tenant.chain))[-1]
+    event = orjson.loads(base64.b64decode(last["leaf"]))["event"]
+    assert event["type"] == "dev.audit-trail.records.disposed.v1"
+    assert len(event["data"]["subjects"]) == 2

@@ -156,10 +156,12 @@ async def merkle_nodes(
             SELECT 0 AS level, idx, leaf_hash AS hash FROM entries
              WHERE chain_id = :chain_id AND idx = ANY(CAST(:leaves AS bigint[]))
             UNION ALL
-            SELECT m.level, m.idx, m.hash FROM merkle_nodes m
-              JOIN unnest(CAST(:levels AS smallint[]), CAST(:indexes AS bigint[])) AS k(level, idx)
-                ON m.level = k.level AND m.idx = k.idx
-             WHERE m.chain_id = :chain_id
+            SELECT k.level, k.idx, m.hash
+              FROM unnest(CAST(:levels AS smallint[]), CAST(:indexes AS bigint[])) AS k(level, idx)
+              CROSS JOIN LATERAL (
+                  SELECT hash FROM merkle_nodes
+                   WHERE chain_id = :chain_id AND level = k.level AND idx = k.idx
+              ) m
             """
         ),
         {

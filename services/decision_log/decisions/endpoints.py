@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from decision_log.auth import require_role
 from decision_log.decisions import service
@@ -22,7 +23,7 @@ from decision_log.decisions.schemas import (
     EventTypeList,
 )
 from decision_log.problems import NotFound
-from decision_log.state import Caller, State
+from decision_log.state import Caller, State, bearer
 
 router = APIRouter(tags=["decisions"])
 public = APIRouter(tags=["schemas"])
@@ -86,9 +87,22 @@ async def search_decisions(
     summary="One decision: timeline, current state, explanation and evidence (the view is logged)",
     responses={**_ERRORS, 404: {"description": "No such decision for this key"}},
 )
-async def get_decision(chain: str, decision_id: str, state: State, principal: Caller) -> Any:
+async def get_decision(
+    chain: str,
+    decision_id: str,
+    state: State,
+    principal: Caller,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Any:
     require_role(principal, "auditor")
-    return await service.view(state, principal, chain=chain, decision_id=decision_id)
+    view = await service.view(state, principal, chain=chain, decision_id=decision_id)
+    if state.settings.verifier_url and credentials is not None:
+        # The verifier answers to the same tenant keys (it asks the log which chains a key may
+        # read), so the caller's own key asks it; it never sees more than the caller may.
+        view.evidence.verifier = await service.verifier_status(
+            state.http, state.settings.verifier_url, chain=chain, api_key=credentials.credentials
+        )
+    return view
 
 
 @public.get(

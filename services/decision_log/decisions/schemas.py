@@ -130,6 +130,13 @@ class Evidence(BaseModel):
     origin: str = Field(description="The chain's checkpoint origin")
     checkpoints: list[CheckpointEvidence]
     proofs: list[EventProof]
+    verifier: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The verifier's latest status for the chain (verified size, root, findings), as it "
+            "answered; {'available': false, ...} if it did not; null when none is configured"
+        ),
+    )
 
 
 class DecisionView(BaseModel):

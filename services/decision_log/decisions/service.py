@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 from ledger.leaf import format_received_at
 from ledger.merkle import NodeId, assemble_proof, inclusion_proof_plan, plan_node_ids
@@ -239,6 +240,22 @@ async def view(
             )
 
     return await _recorded_while(recording, reading())
+
+
+async def verifier_status(
+    http: httpx.AsyncClient, verifier_url: str, *, chain: str, api_key: str
+) -> dict[str, Any]:
+    """The verifier's status of a chain, as it says it; a verifier that does not answer is
+    reported, not hidden, and never fails the view."""
+    url = f"{verifier_url.rstrip('/')}/v1/chains/{chain}"
+    try:
+        response = await http.get(url, headers={"Authorization": f"Bearer {api_key}"})
+    except httpx.HTTPError as error:
+        return {"available": False, "url": url, "error": type(error).__name__}
+    if response.status_code != 200:
+        return {"available": False, "url": url, "status": response.status_code}
+    status: dict[str, Any] = response.json()
+    return {"available": True, "url": url, **status}
 
 
 async def read_decision(

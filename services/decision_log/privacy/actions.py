@@ -4,7 +4,7 @@ an event appended to the chains it concerns, so the record of it is tamper-evide
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.leaf import Leaf
@@ -13,9 +13,18 @@ from decision_log.chains import service as chains
 from decision_log.events.service import receipt_json
 from decision_log.keys.service import Principal
 from decision_log.privacy import repository
-from decision_log.privacy.schemas import ErasureIn, ErasureOut, Hold, RevealedEvent
+from decision_log.privacy.schemas import (
+    DisposalIn,
+    DisposalOut,
+    ErasureIn,
+    ErasureOut,
+    Hold,
+    RevealedEvent,
+)
 from decision_log.privacy.service import (
     PERSONAL_DATA_ROLE,
+    LegalHold,
+    RetentionFloor,
     log_event,
     plan_erasure,
 )
@@ -26,6 +35,7 @@ ERASED = "dev.audit-trail.subject.erased.v1"
 HOLD_SET = "dev.audit-trail.legal-hold.set.v1"
 HOLD_LIFTED = "dev.audit-trail.legal-hold.lifted.v1"
 RETENTION_SET = "dev.audit-trail.retention.set.v1"
+DISPOSED = "dev.audit-trail.records.disposed.v1"
 
 
 async def record(
@@ -83,6 +93,55 @@ async def erase_subject(state: AppState, principal: Principal, request: ErasureI
         chains=[row.slug for row in plan.chains],
         erasure_events=receipts,
     )
+
+
+async def dispose(
+    state: AppState, principal: Principal, chain: str, request: DisposalIn
+) -> DisposalOut:
+    """Make the personal content of expired records unreadable: destroy the keys of the
+    chain's data subjects whose last record anywhere predates ``before``. Entries stay."""
+    now = state.clock()
+    before = request.before
+    async with state.engine.begin() as connection:
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        retention = await repository.chain_retention(connection, chain_id=row.id)
+        floor = now - timedelta(days=retention.retention_days)
+        if not request.override_reason:
+            if retention.holds:
+                raise LegalHold(
+                    f"chain {chain} is under a legal hold; lift it, or override with a reason",
+                    chains=[chain],
+                )
+            if before > floor:
+                raise RetentionFloor(
+                    f"records after {floor.isoformat()} are inside the retention period of "
+                    f"{retention.retention_days} days; dispose before that, or override",
+                    until=(before + timedelta(days=retention.retention_days)).isoformat(),
+                    chains=[chain],
+                )
+        subjects = await repository.subjects_last_seen_before(
+            connection, tenant_id=principal.tenant_id, chain_id=row.id, before=before
+        )
+        for subject_ref in subjects:
+            await repository.destroy_keys(
+                connection, tenant_id=principal.tenant_id, pseudonym=subject_ref, now=now
+            )
+    receipt = await record(
+        state,
+        principal,
+        chain,
+        DISPOSED,
+        chain,
+        {
+            "before": before.isoformat(),
+            "subjects": subjects,
+            "reason": request.reason,
+            "override_reason": request.override_reason,
+            "by": principal.key_id,
+        },
+        now,
+    )
+    return DisposalOut(chain=chain, before=before, subjects=len(subjects), disposal_event=receipt)
 
 
 async def set_hold(state: AppState, principal: Principal, chain: str, reason: str) -> Hold:

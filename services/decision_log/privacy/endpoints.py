@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from decision_log.auth import require_chain, require_role
 from decision_log.privacy import actions
 from decision_log.privacy.schemas import (
+    DisposalIn,
+    DisposalOut,
     ErasureIn,
     ErasureOut,
     Hold,
@@ -59,6 +61,18 @@ async def set_retention(
     require_chain(principal, chain)
     days = await actions.set_retention(state, principal, chain, body.days)
     return RetentionOut(chain=chain, days=days)
+
+
+@router.post(
+    "/v1/chains/{chain}/dispose",
+    response_model=DisposalOut,
+    summary="Dispose of expired records' personal content by destroying keys (admin)",
+    responses={409: {"description": "Refused: retention floor or legal hold (says until when)"}},
+)
+async def dispose(chain: str, body: DisposalIn, state: State, principal: Caller) -> DisposalOut:
+    require_role(principal, "admin")
+    require_chain(principal, chain)
+    return await actions.dispose(state, principal, chain, body)
 
 
 @router.get("/v1/chains/{chain}/legal-holds", response_model=list[Hold], summary="Legal holds")

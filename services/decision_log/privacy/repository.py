@@ -100,6 +100,42 @@ async def subject_chains(
     return list(result)
 
 
+async def subjects_last_seen_before(
+    connection: AsyncConnection, *, tenant_id: int, chain_id: int, before: datetime
+) -> list[str]:
+    """Subjects with a live key, records in this chain, and no record anywhere in the tenant
+    received at or after ``before``: what a disposal of this chain's records up to then
+    may make unreadable without touching anything younger."""
+    result = await connection.execute(
+        text(
+            """
+            SELECT e.data_subject FROM entries e JOIN chains c ON c.id = e.chain_id
+             WHERE c.tenant_id = :tenant_id
+               AND e.data_subject IN (SELECT DISTINCT data_subject FROM entries
+                                       WHERE chain_id = :chain_id AND data_subject IS NOT NULL)
+               AND EXISTS (SELECT 1 FROM subject_keys k WHERE k.tenant_id = :tenant_id
+                              AND k.pseudonym = e.data_subject AND k.destroyed_at IS NULL)
+             GROUP BY e.data_subject
+            HAVING max(e.received_at) < :before
+             ORDER BY e.data_subject
+            """
+        ),
+        {"tenant_id": tenant_id, "chain_id": chain_id, "before": before},
+    )
+    return [row.data_subject for row in result]
+
+
+async def chain_retention(connection: AsyncConnection, *, chain_id: int) -> Any:
+    result = await connection.execute(
+        text(
+            "SELECT c.retention_days, (SELECT count(*) FROM legal_holds h WHERE h.chain_id = c.id "
+            "AND h.lifted_at IS NULL) AS holds FROM chains c WHERE c.id = :chain_id"
+        ),
+        {"chain_id": chain_id},
+    )
+    return result.one()
+
+
 async def live_wrapped_keys(connection: AsyncConnection) -> list[Any]:
     result = await connection.execute(
         text("SELECT id, wrapped_key, kek_id FROM subject_keys WHERE wrapped_key IS NOT NULL")

@@ -40,6 +40,23 @@ class ErasureOut(BaseModel):
     erasure_events: list[dict[str, Any]] = Field(description="Receipts of the erasure events")
 
 
+class DisposalIn(BaseModel):
+    before: datetime = Field(description="Dispose of subjects whose last record is older")
+    reason: str = Field(min_length=1, max_length=2000)
+    override_reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Dispose inside the retention period or under a legal hold; recorded",
+    )
+
+
+class DisposalOut(BaseModel):
+    chain: str
+    before: datetime
+    subjects: int = Field(description="Data subjects whose keys were destroyed")
+    disposal_event: dict[str, Any] = Field(description="Receipt of the disposal event")
+
+
 class RetentionIn(BaseModel):
     days: int = Field(ge=183, description="At least 183 days (AI Act Art. 19(1), 26(6))")
 
