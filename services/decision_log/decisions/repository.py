@@ -315,19 +315,3 @@ async def deployment_before(
         {"chain_id": chain_id, "name": model_name, "version": model_version, "idx": idx},
     )
     return result.first()
-
-
-async def latest_cosigned_checkpoint(connection: AsyncConnection, *, chain_id: int) -> Any | None:
-    """The newest checkpoint with a cosignature, found from the cosignatures' primary key.
-
-    (witnesses.repository has the same question written from the checkpoints' side; with no
-    cosignature yet it walks every checkpoint of the chain, one per second of appends.)
-    """
-    result = await connection.execute(
-        text(
-            "SELECT k.size, k.root_hash, k.note FROM checkpoints k WHERE k.chain_id = :chain_id "
-            "AND k.size = (SELECT max(c.size) FROM cosignatures c WHERE c.chain_id = :chain_id)"
-        ),
-        {"chain_id": chain_id},
-    )
-    return result.first()

@@ -336,7 +336,7 @@ async def _evidence(
 ) -> Evidence:
     """Each event proved against the latest cosigned checkpoint that covers it; where none
     does yet, against the latest checkpoint, flagged as not cosigned (DESIGN.md, Evidence)."""
-    cosigned = await repository.latest_cosigned_checkpoint(connection, chain_id=chain_row.id)
+    cosigned = await witness_rows.latest_cosigned_checkpoint(connection, chain_id=chain_row.id)
     checkpoints: dict[int, CheckpointEvidence] = {}
     if cosigned is not None:
         lines = await witness_rows.cosignature_lines(

@@ -21,7 +21,6 @@ from decision_log.problems import InvalidInput, NotFound
 from decision_log.slugs import check_slug
 
 KEY_PREFIX = "atk_"
-ROLES = ("producer", "auditor", "admin", "personal-data")
 
 
 @dataclass(frozen=True, slots=True)

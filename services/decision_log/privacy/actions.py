@@ -228,9 +228,8 @@ async def reveal_entry(
             event=leaf.event,
             may_read_personal_data=may,
         )
-    why = None
-    if revealed.withheld:
-        why = "erased" if (may and revealed.erased) else ("no right" if not may else "erased")
+    # A reader with the right sees everything but what erasure made unreadable.
+    why = None if not revealed.withheld else ("erased" if may else "no right")
     return RevealedEvent(
         index=index, event=revealed.event, withheld=list(revealed.withheld), why_withheld=why
     )
