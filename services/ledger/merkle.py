@@ -174,7 +174,7 @@ def reference_consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def _perfect_subtrees(start: int, end: int) -> tuple[NodeId, ...]:
+def perfect_subtrees(start: int, end: int) -> tuple[NodeId, ...]:
     """The perfect subtrees that make up leaves [start, end), left to right, largest first.
 
     Callers pass ranges of the RFC's recursion: `start` is a multiple of the largest power of
@@ -203,10 +203,10 @@ def inclusion_proof_plan(index: int, size: int) -> ProofPlan:
     while end - start > 1:
         k = _largest_power_of_two_below(end - start)
         if index < start + k:
-            plan.append(_perfect_subtrees(start + k, end))
+            plan.append(perfect_subtrees(start + k, end))
             end = start + k
         else:
-            plan.append(_perfect_subtrees(start, start + k))
+            plan.append(perfect_subtrees(start, start + k))
             start += k
     plan.reverse()  # the descent found the hashes from the root down
     return plan
@@ -228,14 +228,14 @@ def consistency_proof_plan(old_size: int, new_size: int) -> ProofPlan:
     while m != end - start:
         k = _largest_power_of_two_below(end - start)
         if m <= k:
-            plan.append(_perfect_subtrees(start + k, end))
+            plan.append(perfect_subtrees(start + k, end))
             end = start + k
         else:
-            plan.append(_perfect_subtrees(start, start + k))
+            plan.append(perfect_subtrees(start, start + k))
             start, m = start + k, m - k
             complete_old_tree = False
     if not complete_old_tree:
-        plan.append(_perfect_subtrees(start, end))
+        plan.append(perfect_subtrees(start, end))
     plan.reverse()
     return plan
 
@@ -293,7 +293,7 @@ class MerkleFrontier:
 
     def node_ids(self) -> tuple[NodeId, ...]:
         """The `NodeId`s of `hashes`, in the same order."""
-        return _perfect_subtrees(0, self._size)
+        return perfect_subtrees(0, self._size)
 
     def append(self, leaf_hash: bytes) -> list[tuple[NodeId, bytes]]:
         """Add one leaf; return the perfect subtrees of level >= 1 it completes, lowest first.

@@ -10,11 +10,11 @@ from typing import Any
 from ledger.leaf import LeafPrefix
 from ledger.merkle import (
     EMPTY_ROOT,
-    NodeId,
     assemble_proof,
     consistency_proof_plan,
     fold_subtrees,
     inclusion_proof_plan,
+    perfect_subtrees,
     plan_node_ids,
 )
 from ledger.note import Checkpoint
@@ -301,17 +301,6 @@ async def consistency_proof(
 
 async def _root_at(connection: AsyncConnection, row: Any, size: int) -> bytes:
     """The root of the first ``size`` entries, from O(log n) stored perfect subtrees."""
-    subtrees = _prefix_subtrees(size)
+    subtrees = perfect_subtrees(0, size)
     nodes = await repository.merkle_nodes(connection, chain_id=row.id, node_ids=subtrees)
     return fold_subtrees([nodes[node] for node in subtrees])
-
-
-def _prefix_subtrees(size: int) -> list[NodeId]:
-    """The perfect subtrees that make up the first ``size`` leaves, largest first."""
-    subtrees: list[NodeId] = []
-    start = 0
-    for level in reversed(range(size.bit_length())):
-        if size >> level & 1:
-            subtrees.append((level, start >> level))
-            start += 1 << level
-    return subtrees

@@ -64,7 +64,7 @@ async def erase_subject(state: AppState, principal: Principal, request: ErasureI
         tenant=principal.tenant, subject=request.subject or ""
     )
     async with state.engine.begin() as connection:
-        plan = await plan_erasure(
+        affected = await plan_erasure(
             connection,
             tenant_id=principal.tenant_id,
             subject_ref=subject_ref,
@@ -84,13 +84,12 @@ async def erase_subject(state: AppState, principal: Principal, request: ErasureI
         "keys_destroyed": destroyed,
     }
     receipts = [
-        await record(state, principal, row.slug, ERASED, subject_ref, data, now)
-        for row in plan.chains
+        await record(state, principal, row.slug, ERASED, subject_ref, data, now) for row in affected
     ]
     return ErasureOut(
         pseudonym=subject_ref,
         keys_destroyed=len(destroyed),
-        chains=[row.slug for row in plan.chains],
+        chains=[row.slug for row in affected],
         erasure_events=receipts,
     )
 

@@ -22,6 +22,7 @@ from ledger.errors import LedgerError
 from ledger.sealing import (
     SealingContext,
     SealingError,
+    is_sealed,
     new_data_key,
     open_fields,
     parse_pointer,
@@ -193,12 +194,12 @@ class PersonalData:
         """The event with its sealed fields opened where the reader may and the key survives."""
         pointers = personal_pointers(event)
         if not pointers or "data" not in event:
-            return Revealed(event=event, withheld=(), erased=())
+            return Revealed(event=event, withheld=())
         context = SealingContext(
             tenant=tenant, chain=chain, source=event["source"], event_id=event["id"]
         )
         if not may_read_personal_data:
-            return Revealed(event=event, withheld=tuple(pointers), erased=())
+            return Revealed(event=event, withheld=tuple(pointers))
         kids = sorted(_sealed_kids(event["data"]))
         stored = await repository.keys_by_kid(connection, tenant_id=tenant_id, kids=kids)
         keys = {
@@ -210,22 +211,18 @@ class PersonalData:
             opened = open_fields(event["data"], pointers, keys=keys, context=context)
         except LedgerError as error:
             raise Conflict(f"a sealed field does not open: {error}") from None
-        erased = tuple(kid for kid, (wrapped, _) in stored.items() if wrapped is None)
-        return Revealed(
-            event=dict(event, data=opened.data), withheld=opened.withheld, erased=erased
-        )
+        return Revealed(event=dict(event, data=opened.data), withheld=opened.withheld)
 
 
 @dataclass(frozen=True)
 class Revealed:
     event: dict[str, Any]
     withheld: tuple[str, ...]  # pointers still sealed (no right, or key destroyed)
-    erased: tuple[str, ...]  # key ids destroyed by erasure
 
 
 def _sealed_kids(value: Any) -> set[str]:
     if isinstance(value, dict):
-        if value.get("enc") == "A256GCM" and isinstance(value.get("kid"), str):
+        if is_sealed(value):
             return {value["kid"]}
         return set().union(*(_sealed_kids(v) for v in value.values())) if value else set()
     if isinstance(value, list):
@@ -249,12 +246,6 @@ def log_event(
     }
 
 
-@dataclass(frozen=True)
-class ErasurePlan:
-    pseudonym: str
-    chains: list[Any]
-
-
 async def plan_erasure(
     connection: AsyncConnection,
     *,
@@ -262,11 +253,12 @@ async def plan_erasure(
     subject_ref: str,
     now: datetime,
     override_reason: str | None,
-) -> ErasurePlan:
-    """Check retention floors and legal holds of every chain holding the subject's entries."""
+) -> list[Any]:
+    """The chains holding the subject's records, once their retention floors and legal holds
+    allow the erasure (or an override reason is given)."""
     chains = await repository.subject_chains(connection, tenant_id=tenant_id, pseudonym=subject_ref)
     if override_reason:
-        return ErasurePlan(pseudonym=subject_ref, chains=chains)
+        return chains
     held = [row.slug for row in chains if row.holds]
     if held:
         raise LegalHold(
@@ -286,7 +278,7 @@ async def plan_erasure(
             until=until.isoformat(),
             chains=[slug for slug, _ in young],
         )
-    return ErasurePlan(pseudonym=subject_ref, chains=chains)
+    return chains
 
 
 class LegalHold(Conflict):
