@@ -28,6 +28,7 @@ from decision_log.witnesses import service as witnesses
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit_trail import admin
+from audit_trail.bundles import export_command, verify_bundle_command
 from audit_trail.local import (
     VERIFIER_DATABASE_NAME,
     EmbeddedPostgres,
@@ -48,6 +49,8 @@ verifier_app = typer.Typer(
     help="The independent verifier: run it alone (no subcommand), or manage its findings."
 )
 app.add_typer(verifier_app, name="verifier")
+app.command("export")(export_command)
+app.command("verify-bundle")(verify_bundle_command)
 projections_app = typer.Typer(no_args_is_help=True, help="Read models built from the log.")
 app.add_typer(projections_app, name="projections")
 

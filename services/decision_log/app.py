@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from ledger.keys import read_private_key
 
-from decision_log import health
+from decision_log import VERSION, health
 from decision_log.auth import ApiKeyAuthenticator, Clock, utc_now
 from decision_log.chains import endpoints as chains
 from decision_log.chains.checkpointer import Checkpointer
@@ -22,6 +22,8 @@ from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.projector import Projector
 from decision_log.events.appender import GroupCommitter
 from decision_log.events.endpoints import AppendEndpoint, document_append
+from decision_log.exports import endpoints as exports
+from decision_log.exports.service import ExportRunner
 from decision_log.keys import endpoints as keys
 from decision_log.privacy import endpoints as privacy
 from decision_log.privacy.keyring import Keyring
@@ -41,8 +43,16 @@ and inclusion and consistency proofs. Errors are RFC 9457 problem details.
 """
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
-    """Build the app; ``settings`` default to the ``AUDIT_TRAIL_*`` environment."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    verifier_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the app; ``settings`` default to the ``AUDIT_TRAIL_*`` environment.
+
+    ``verifier_transport`` carries the calls to the verifier (tests reach one over ASGI).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +89,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             ),
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
-            http=httpx.AsyncClient(timeout=2.0),
+            http=httpx.AsyncClient(timeout=2.0, transport=verifier_transport),
+            exports=ExportRunner(engine=engine, signer=signer),
             personal_data=PersonalData(
                 engine=engine,
                 keyring=Keyring.load(
@@ -99,6 +110,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         try:
             yield
         finally:
+            await state.exports.close()
             await state.committer.close()
             await projector.stop()
             await checkpointer.stop()
@@ -108,7 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
 
     app = FastAPI(
         title="audit-trail decision_log",
-        version="0.1.0",
+        version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
@@ -121,6 +133,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(privacy.router)
     app.include_router(decisions.router)
     app.include_router(decisions.public)
+    app.include_router(exports.router)
     app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:

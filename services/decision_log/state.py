@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 from fastapi import Depends, Request
@@ -19,6 +19,9 @@ from decision_log.privacy.service import PersonalData
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 
+if TYPE_CHECKING:  # the export runner's module needs this one
+    from decision_log.exports.service import ExportRunner
+
 
 @dataclass(frozen=True)
 class AppState:
@@ -32,6 +35,7 @@ class AppState:
     directory: ChainDirectory
     personal_data: PersonalData
     http: httpx.AsyncClient
+    exports: ExportRunner
 
 
 async def app_state(request: Request) -> AppState:

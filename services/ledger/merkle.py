@@ -24,7 +24,7 @@ asking for a proof.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 from ledger.errors import ProofError
@@ -42,6 +42,9 @@ __all__ = [
     "leaf_hash",
     "node_hash",
     "plan_node_ids",
+    "range_inclusion_proofs",
+    "range_proof_node_ids",
+    "range_subtrees",
     "reference_consistency_proof",
     "reference_inclusion_proof",
     "root_from_inclusion_proof",
@@ -238,6 +241,78 @@ def consistency_proof_plan(old_size: int, new_size: int) -> ProofPlan:
         plan.append(perfect_subtrees(start, end))
     plan.reverse()
     return plan
+
+
+def range_subtrees(start: int, leaf_hashes: Sequence[bytes]) -> dict[NodeId, bytes]:
+    """Every perfect subtree lying wholly inside the leaves [start, start + len(leaf_hashes)).
+
+    Proofs for a run of consecutive entries need few nodes besides these, so an export computes
+    them from the leaves it holds instead of reading them back one by one.
+    """
+    nodes: dict[NodeId, bytes] = {(0, start + i): h for i, h in enumerate(leaf_hashes)}
+    level, first, hashes = 0, start, list(leaf_hashes)
+    sha256, prefix = _sha256, _NODE_PREFIX
+    while len(hashes) > 1:
+        # A node at the next level needs both children; an unpaired edge child has no parent here.
+        offset = first & 1
+        parents = [
+            sha256(prefix + hashes[i] + hashes[i + 1]).digest()
+            for i in range(offset, len(hashes) - 1, 2)
+        ]
+        level, first, hashes = level + 1, (first + offset) >> 1, parents
+        nodes.update(((level, first + i), h) for i, h in enumerate(hashes))
+    return nodes
+
+
+def range_proof_node_ids(start: int, end: int, size: int) -> set[NodeId]:
+    """The stored nodes that the inclusion proofs of leaves [start, end) need besides
+    `range_subtrees` of those leaves.
+
+    A proof hash lying wholly left of `start` is a left sibling on the path of every leaf right
+    of it, so it is on the path of leaf `start` too; likewise on the right with leaf end - 1. A
+    proof hash straddling an edge is built from those and the range's own subtrees.
+    """
+    return plan_node_ids(inclusion_proof_plan(start, size)) | plan_node_ids(
+        inclusion_proof_plan(end - 1, size)
+    )
+
+
+def range_inclusion_proofs(
+    start: int, end: int, size: int, lookup: Mapping[NodeId, bytes]
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(index, inclusion proof) of every leaf in [start, end), in order, by one walk down the
+    tree that computes each subtree hash once for all the leaves below it."""
+    if not 0 <= start < end <= size:
+        raise ProofError(f"no leaves [{start}, {end}) in a tree of size {size}")
+
+    computed: dict[NodeId, bytes] = {}
+
+    def node(level: int, index: int) -> bytes:
+        # A sibling that straddles an edge of the range is built from its halves: one is
+        # wholly outside (on the edge leaf's path), the other inside or straddling in turn.
+        found = lookup.get((level, index)) or computed.get((level, index))
+        if found is None:
+            if level == 0:
+                raise ProofError(f"the hash of leaf {index} is not available")
+            found = node_hash(node(level - 1, 2 * index), node(level - 1, 2 * index + 1))
+            computed[(level, index)] = found
+        return found
+
+    def subtree(first: int, stop: int) -> bytes:
+        hashes = [node(level, index) for level, index in perfect_subtrees(first, stop)]
+        return hashes[0] if len(hashes) == 1 else fold_subtrees(hashes)
+
+    def walk(first: int, stop: int, path: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+        if stop - first == 1:
+            yield first, path[::-1]
+            return
+        middle = first + _largest_power_of_two_below(stop - first)
+        if start < middle:
+            yield from walk(first, middle, [*path, subtree(middle, stop)])
+        if end > middle:
+            yield from walk(middle, stop, [*path, subtree(first, middle)])
+
+    return walk(0, size, [])
 
 
 def plan_node_ids(plan: Iterable[tuple[NodeId, ...]]) -> set[NodeId]:

@@ -14,11 +14,13 @@ import asyncpg
 import httpx
 import pytest
 from audit_trail import admin
+from decision_log.app import create_app as create_log_app
+from decision_log.settings import Settings as LogSettings
 from decision_log.signing import LogSigner
 from decision_log.witnesses import service as witnesses
 from fastapi import FastAPI
 from ledger.keys import SigningKey, read_private_key, write_private_key
-from ledger.note import CosignatureSigner
+from ledger.note import CosignatureSigner, NoteSigner, NoteVerifier
 from sqlalchemy.ext.asyncio import AsyncConnection
 from verifier import migrations
 from verifier.app import create_app
@@ -162,3 +164,30 @@ async def followed(
     assert state.verified_size == 20 and state.halted_by is None
     size = await grow(client, keys, 20, size)
     return Followed(keys=keys, name=name, size=size)
+
+
+@pytest.fixture(scope="session")
+async def exporting_app(
+    settings: LogSettings,  # noqa: F811
+    verifier_app: FastAPI,
+) -> AsyncIterator[FastAPI]:
+    """A decision_log that asks the verifier (over ASGI) to verify and attest when it exports."""
+    application = create_log_app(
+        settings.model_copy(update={"verifier_url": "http://verifier"}),
+        verifier_transport=httpx.ASGITransport(app=verifier_app),
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def exporter(exporting_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=exporting_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://decision-log") as http:
+        yield http
+
+
+@pytest.fixture
+def log_vkey(settings: LogSettings) -> NoteVerifier:  # noqa: F811
+    key = read_private_key(settings.log_key_file)
+    return NoteSigner(name=settings.log_origin, key=key).verifier

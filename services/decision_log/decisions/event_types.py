@@ -260,10 +260,14 @@ class RecordsAccessed(_Open):
     """Written by the log itself into the tenant's ``access-log`` chain (ISO 27001 A.8.15)."""
 
     accessor: Accessor = Field(description="Who read")
-    action: Literal["decisions.search", "decision.view"] = Field(description="What they did")
+    action: Literal["decisions.search", "decision.view", "export", "export.download"] = Field(
+        description="What they did"
+    )
     chain: str | None = Field(default=None, description="The chain read, if one")
     decision_id: str | None = Field(default=None, description="The decision read, if one")
-    query: dict[str, Any] | None = Field(default=None, description="The search filters")
+    query: dict[str, Any] | None = Field(
+        default=None, description="The search filters, or what an export selected"
+    )
 
 
 EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {

@@ -1,0 +1,132 @@
+"""``audit-trail export`` and ``audit-trail verify-bundle``: ask a log for a bundle, check one.
+
+verify-bundle uses only the pure core (`ledger`): no database, no network, no server code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from ledger.bundle import BundleError, verify_bundle
+from ledger.errors import NoteError
+from ledger.note import NoteVerifier
+
+POLL_SECONDS = 1.0
+
+
+def read_verifier_key(value: str, *, option: str) -> NoteVerifier:
+    """A signed-note verifier key, given as is or as the path of a file holding it."""
+    path = Path(value)
+    text = path.read_text().strip() if "+" not in value and path.is_file() else value.strip()
+    try:
+        return NoteVerifier.from_verifier_key(text)
+    except NoteError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def verify_bundle_command(
+    bundle: Annotated[Path, typer.Argument(help="The bundle (zip) to verify", exists=True)],
+    log_key: Annotated[
+        str, typer.Option("--log-key", help="The log's verifier key (or a file holding it)")
+    ],
+    verifier_key: Annotated[
+        str | None,
+        typer.Option(
+            "--verifier-key",
+            help="The verifier's cosignature verifier key (or a file holding it); without it "
+            "the cosignature and the attestation are not checked",
+        ),
+    ] = None,
+) -> None:
+    """Verify an export bundle offline; exit 0 only if every check holds."""
+    log = read_verifier_key(log_key, option="--log-key")
+    witness = (
+        None if verifier_key is None else read_verifier_key(verifier_key, option="--verifier-key")
+    )
+    if witness is not None and witness.alg != 0x04:
+        raise typer.BadParameter(
+            "give the verifier's cosignature key (type 0x04)", param_hint="--verifier-key"
+        )
+    try:
+        with zipfile.ZipFile(bundle) as archive:
+            report = verify_bundle(archive, log_key=log, verifier_key=witness)
+    except zipfile.BadZipFile as error:
+        typer.secho(f"FAILED {bundle}: not a zip file ({error})", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except BundleError as error:
+        typer.secho(f"FAILED {error}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    for line in report.lines():
+        typer.echo(line)
+    typer.secho(f"VERIFIED {bundle}", fg="green")
+
+
+def export_command(
+    chain: Annotated[str, typer.Argument(help="The chain to export from")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the bundle")],
+    url: Annotated[
+        str, typer.Option(envvar="AUDIT_TRAIL_URL", help="The decision_log's base URL")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str, typer.Option(envvar="AUDIT_TRAIL_API_KEY", help="An auditor API key")
+    ] = "",
+    start: Annotated[int | None, typer.Option(help="First index of a range")] = None,
+    end: Annotated[int | None, typer.Option(help="One past the last index of a range")] = None,
+    since: Annotated[str | None, typer.Option(help="Received at or after (RFC 3339)")] = None,
+    until: Annotated[str | None, typer.Option(help="Received before (RFC 3339)")] = None,
+    decision: Annotated[
+        list[str] | None, typer.Option("--decision", help="A decision to export (repeat)")
+    ] = None,
+    consistency_from: Annotated[
+        list[int] | None,
+        typer.Option("--consistency-from", help="Size of a checkpoint you hold (repeat)"),
+    ] = None,
+) -> None:
+    """Ask the log for an export bundle, wait until it is built, and download it."""
+    request: dict[str, Any]
+    if decision:
+        request = {"kind": "decisions", "decision_ids": decision}
+    elif since is not None or until is not None:
+        request = {"kind": "time", "since": since, "until": until}
+    else:
+        request = {"kind": "range", "start": start, "end": end}
+    request = {k: v for k, v in request.items() if v is not None}
+    request["consistency_from"] = consistency_from or []
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=120.0) as http:
+        response = http.post(f"/v1/chains/{chain}/exports", json=request)
+        job = _answer(response)
+        while job["status"] == "running":
+            typer.echo(f"building: {job['done']}/{job['total']} entries", err=True)
+            time.sleep(POLL_SECONDS)
+            job = _answer(http.get(f"/v1/exports/{job['id']}"))
+        if job["status"] != "ready":
+            typer.secho(
+                f"error: export {job['id']} {job['status']}: {job['error']}", err=True, fg="red"
+            )
+            raise typer.Exit(1)
+        with http.stream("GET", job["download"]) as download, output.open("wb") as out:
+            if download.status_code != 200:
+                download.read()
+                _answer(download)
+            for chunk in download.iter_bytes():
+                out.write(chunk)
+    typer.echo(f"{output}: {job['total']} entries, {job['bytes']} bytes, sha256 {job['sha256']}")
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        typer.secho(f"error: HTTP {response.status_code}: {detail}", err=True, fg="red")
+        sys.exit(1)
+    answer: dict[str, Any] = response.json()
+    return answer

@@ -1,0 +1,101 @@
+"""Export bundles (auditor key): ask for one, follow its progress, download it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from decision_log.decisions.access import record_access
+from decision_log.exports import repository, service
+from decision_log.exports.schemas import ExportJob, ExportList, ExportRequest
+from decision_log.problems import Conflict
+from decision_log.state import Caller, State, bearer
+
+router = APIRouter(tags=["exports"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request (the problem body names the field)"},
+    403: {"description": "The key lacks the auditor role"},
+    404: {"description": "No such chain, decision or export for this key"},
+}
+
+
+@router.post(
+    "/v1/chains/{chain}/exports",
+    response_model=ExportJob,
+    status_code=201,
+    summary="Export a range, a time span or chosen decisions as a signed bundle "
+    "(201 when built at once, 202 while it builds)",
+    responses={**_ERRORS, 202: {"model": ExportJob, "description": "Building; poll the job"}},
+)
+async def create_export(
+    chain: str,
+    request: ExportRequest,
+    state: State,
+    principal: Caller,
+    response: Response,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ExportJob:
+    export = await service.create_export(
+        state,
+        principal,
+        chain=chain,
+        request=request,
+        api_key=None if credentials is None else credentials.credentials,
+    )
+    if export.status == "running":
+        response.status_code = 202
+    response.headers["Location"] = f"/v1/exports/{export.id}"
+    return export
+
+
+@router.get("/v1/exports", response_model=ExportList, summary="This tenant's exports, newest first")
+async def list_exports(state: State, principal: Caller) -> ExportList:
+    return ExportList(exports=await service.list_exports(state, principal))
+
+
+@router.get(
+    "/v1/exports/{export_id}", response_model=ExportJob, summary="One export: status, progress"
+)
+async def get_export(export_id: str, state: State, principal: Caller) -> ExportJob:
+    return await service.get_export(state, principal, export_id=export_id)
+
+
+@router.get(
+    "/v1/exports/{export_id}/bundle",
+    summary="Download a finished bundle (application/zip; the download is logged)",
+    response_class=StreamingResponse,
+    responses={
+        **_ERRORS,
+        200: {"content": {"application/zip": {}}, "description": "The bundle"},
+        409: {"description": "The export is not ready (still building, or failed)"},
+    },
+)
+async def download_bundle(export_id: str, state: State, principal: Caller) -> StreamingResponse:
+    export = await service.get_export(state, principal, export_id=export_id)
+    if export.status != "ready":
+        raise Conflict(f"export {export_id!r} is {export.status}, not ready")
+    await record_access(
+        state, principal, action="export.download", chain=export.chain, query={"export": export_id}
+    )
+    async with state.engine.connect() as connection:
+        count = await repository.chunk_count(connection, export_id=export_id)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for seq in range(count):
+            async with state.engine.connect() as connection:
+                yield await repository.chunk(connection, export_id=export_id, seq=seq)
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/zip",
+        headers={
+            "Content-Length": str(export.bytes),
+            "Content-Disposition": f'attachment; filename="{export.chain}-{export_id}.zip"',
+            "Digest": f"sha-256={export.sha256}",
+        },
+    )

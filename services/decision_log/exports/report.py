@@ -1,0 +1,177 @@
+"""What a person reads first in a bundle: the HTML summary and the README on how to verify it."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from decision_log.decisions.event_types import (
+    DECISION_CONTESTED,
+    DECISION_OVERRIDDEN,
+    DECISION_RECORDED,
+    DECISION_REVIEWED,
+    OUTCOME_OBSERVED,
+)
+
+
+def _member(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+@dataclass
+class BundleSummary:
+    """Counts over the exported events, gathered while they are written."""
+
+    entries: int = 0
+    first_received: str | None = None
+    last_received: str | None = None
+    event_types: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    models: Counter[str] = field(default_factory=Counter)
+    systems: Counter[str] = field(default_factory=Counter)
+    subjects: set[str] = field(default_factory=set)
+
+    def add(self, leaf: dict[str, Any]) -> None:
+        self.entries += 1
+        received = leaf.get("received_at")
+        if self.first_received is None:
+            self.first_received = received
+        self.last_received = received
+        event = leaf.get("event") or {}
+        kind = str(event.get("type"))
+        self.event_types[kind] += 1
+        if kind == DECISION_RECORDED:
+            data = event.get("data")
+            self.decisions[str(_member(data, "output", "decision"))] += 1
+            self.models[
+                f"{_member(data, 'model', 'name')} {_member(data, 'model', 'version')}"
+            ] += 1
+            self.systems[str(_member(data, "system", "name"))] += 1
+        subject = event.get("subject")
+        if isinstance(subject, str) and kind != "dev.audit-trail.records.accessed.v1":
+            self.subjects.add(subject)
+
+
+def _table(title: str, counts: Counter[str]) -> str:
+    if not counts:
+        return f"<h2>{html.escape(title)}</h2><p>None.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{count}</td></tr>"
+        for name, count in counts.most_common()
+    )
+    return f"<h2>{html.escape(title)}</h2><table><tr><th></th><th>count</th></tr>{rows}</table>"
+
+
+def render_report(
+    *, info: dict[str, Any], summary: BundleSummary, verification: list[str]
+) -> bytes:
+    checkpoint = info["checkpoint"]
+    facts = [
+        ("Chain", f"{info['tenant']}/{info['chain']}"),
+        ("Checkpoint origin", info["origin"]),
+        ("Selection", str(info["selection"])),
+        ("Entries", str(summary.entries)),
+        ("Decisions touched", str(len(summary.subjects))),
+        ("Period (received)", f"{summary.first_received or '-'} to {summary.last_received or '-'}"),
+        ("Checkpoint", f"size {checkpoint['size']}, root {checkpoint['root_hash']}"),
+        (
+            "Cosigned",
+            "yes" if checkpoint["cosigned"] else "no (latest checkpoint, not yet cosigned)",
+        ),
+        ("Exported at", info["created_at"]),
+    ]
+    reviews = Counter(
+        {
+            "reviews": summary.event_types[DECISION_REVIEWED],
+            "overrides": summary.event_types[DECISION_OVERRIDDEN],
+            "contests": summary.event_types[DECISION_CONTESTED],
+            "outcomes observed": summary.event_types[OUTCOME_OBSERVED],
+        }
+    )
+    body = "".join(
+        (
+            "<h1>Audit trail export</h1><table>",
+            "".join(
+                f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
+            ),
+            "</table><h2>Verification at export time</h2><ul>",
+            "".join(f"<li>{html.escape(line)}</li>" for line in verification),
+            "</ul><p>This page is a summary and is not itself evidence: run "
+            "<code>audit-trail verify-bundle</code> (see README.txt).</p>",
+            _table("Decisions by outcome", summary.decisions),
+            _table("Decisions by model and version", summary.models),
+            _table("Decisions by AI system", summary.systems),
+            _table("Human oversight and follow-up", +reviews),
+            _table("Events by type", summary.event_types),
+        )
+    )
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;"
+        "text-align:left}"
+    )
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        f"<title>Audit trail export {html.escape(info['chain'])}</title>"
+        f"<style>{style}</style><body>{body}</body></html>\n"
+    ).encode()
+
+
+README = """\
+Audit trail export bundle
+=========================
+
+This file is a signed, self-contained export of records from an audit-trail log
+({origin}). Everything in it can be checked offline with the log's public key and,
+for the independent verifier's cosignature and attestation, the verifier's public
+key. Obtain those keys from their owners, not from this bundle: the copies under
+keys/ are for convenience and prove nothing by themselves.
+
+With the CLI (pip install audit-trail; no database or network needed):
+
+    audit-trail verify-bundle THIS.zip --log-key 'LOG VERIFIER KEY' \\
+        --verifier-key 'VERIFIER COSIGNATURE KEY'
+
+It exits 0 only when every check holds and otherwise names the first file and
+entry that fails.
+
+By hand, after unzipping:
+
+1. Digests: `sha256sum -c SHA256SUMS` checks every file listed.
+2. Manifest: manifest.dsse.json is a DSSE envelope (payload type
+   application/vnd.in-toto+json) signed by the log's Ed25519 key; its payload is an
+   in-toto Statement v1 whose subjects are the same files and SHA-256 digests as
+   SHA256SUMS. Any DSSE verifier (for example securesystemslib) checks it with the
+   log's public key (keys/log.pub.pem).
+3. Checkpoint: checkpoint.txt is a C2SP signed note (tlog-checkpoint): origin,
+   tree size and base64 RFC 6962 root, signed by the log (key name {log_name}) and
+   cosigned by the verifier (C2SP tlog-cosignature). Any signed-note verifier
+   checks it with the keys' verifier-key strings (keys/*.vkey).
+4. Entries: entries.jsonl holds one leaf per line, exactly as committed (RFC 8785
+   canonical JSON). A leaf's hash is SHA-256(0x00 || leaf bytes); each leaf's
+   "prev" is the hash of the leaf before it in the chain.
+5. Inclusion: inclusion-proofs.tlog-proof holds one C2SP tlog-proof@v1 document
+   per entry, in the same order as entries.jsonl; each starts with the line
+   "c2sp.org/tlog-proof@v1" and proves that entry's leaf hash is in the tree of
+   checkpoint.txt (RFC 9162 section 2.1.3.2). Split the file at those lines to get
+   standalone .tlog-proof files.
+6. Consistency: consistency/<size>.tlog-consistency proves that checkpoint.txt
+   extends the log's earlier checkpoint at that size (RFC 9162 section 2.1.4.2); the
+   earlier checkpoint is included, signed by the log, for comparison with a copy
+   you already hold.
+7. Attestation: attestation.dsse.json is the verifier's in-toto attestation (DSSE,
+   signed by the verifier's key) that it replayed the chain up to the checkpoint's
+   size from the raw entries and found it intact.
+8. Schemas: schemas/ holds the JSON Schemas of the event types, report.html a
+   summary for people.
+
+Personal data that was sealed at append time appears only as ciphertext; where it
+has since been erased (GDPR Art. 17) its key no longer exists, and the records
+still verify because the proofs cover the sealed bytes.
+"""

@@ -1,0 +1,79 @@
+"""Export requests and jobs as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_DECISIONS = 1000
+MAX_CONSISTENCY_SIZES = 32
+
+
+class ExportRequest(BaseModel):
+    """What to export from one chain: an index range, a time range, or chosen decisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["range", "time", "decisions"] = Field(
+        description="range: entries [start, end); time: entries received in [since, until); "
+        "decisions: only the events of the listed decisions (selective disclosure)"
+    )
+    start: int | None = Field(default=None, ge=0, description="range: first index (default 0)")
+    end: int | None = Field(
+        default=None,
+        ge=1,
+        description="range: one past the last index (default: the checkpoint's size)",
+    )
+    since: datetime | None = Field(default=None, description="time: first receipt time")
+    until: datetime | None = Field(default=None, description="time: receipt times before this")
+    decision_ids: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_DECISIONS, description="decisions: their ids"
+    )
+    consistency_from: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_CONSISTENCY_SIZES,
+        description="Sizes of earlier checkpoints the recipient holds; the bundle proves that "
+        "its checkpoint extends each of them",
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ExportRequest:
+        allowed = {
+            "range": {"start", "end"},
+            "time": {"since", "until"},
+            "decisions": {"decision_ids"},
+        }[self.kind]
+        for name in ("start", "end", "since", "until", "decision_ids"):
+            if getattr(self, name) is not None and name not in allowed:
+                raise ValueError(f"{name} does not apply to an export of kind {self.kind!r}")
+        if self.kind == "decisions" and not self.decision_ids:
+            raise ValueError("an export of kind 'decisions' needs decision_ids")
+        if self.kind == "time" and self.since is None and self.until is None:
+            raise ValueError("an export of kind 'time' needs since, until or both")
+        for moment in (self.since, self.until):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("since and until need a time zone (RFC 3339)")
+        return self
+
+
+class ExportJob(BaseModel):
+    id: str
+    chain: str
+    status: Literal["running", "ready", "failed"]
+    selection: dict[str, object]
+    checkpoint_size: int
+    total: int = Field(description="Entries to export")
+    done: int = Field(description="Entries written so far")
+    bytes: int | None = None
+    sha256: str | None = Field(default=None, description="SHA-256 of the bundle file")
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    expires_at: datetime
+    download: str | None = Field(default=None, description="Where to GET the bundle when ready")
+
+
+class ExportList(BaseModel):
+    exports: list[ExportJob]

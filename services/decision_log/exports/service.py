@@ -1,0 +1,436 @@
+"""Exports: resolve what to export against one checkpoint, then build the bundle as a job.
+
+Planning happens while the request waits: the selection is turned into entry indexes, the
+checkpoint is chosen (the latest cosigned one that covers them, else the latest, flagged), the
+verifier is asked to verify now and for its attestation at that size. Building reads entries in
+blocks on their own connections (plain reads: appends never wait for an export), computes the
+inclusion proofs in a worker thread and stores the finished zip in the database, so any replica
+can serve the download. Small exports are built before the answer; large ones run in the
+background and report progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from ledger.bundle import BUNDLE_FORMAT
+from ledger.leaf import format_received_at
+from ledger.merkle import (
+    assemble_proof,
+    consistency_proof_plan,
+    inclusion_proof_plan,
+    leaf_hash,
+    plan_node_ids,
+    range_inclusion_proofs,
+    range_proof_node_ids,
+    range_subtrees,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from decision_log import VERSION
+from decision_log.auth import require_chain, require_role
+from decision_log.chains import repository as chain_rows
+from decision_log.decisions.access import record_access
+from decision_log.decisions.event_types import EVENT_DATA_MODELS, render_schema, schema_file_name
+from decision_log.exports import repository
+from decision_log.exports.schemas import ExportJob, ExportRequest
+from decision_log.exports.writer import BundleWriter
+from decision_log.keys.service import Principal
+from decision_log.problems import Conflict, InvalidInput, NotFound, Problem
+from decision_log.signing import LogSigner
+from decision_log.state import AppState
+from decision_log.witnesses import repository as witness_rows
+
+logger = logging.getLogger(__name__)
+
+INLINE_ENTRIES = 10_000
+BLOCK = 4096
+EXPIRY = timedelta(days=7)
+CHUNK_BYTES = 1 << 20
+VERIFY_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class ExportPlan:
+    export_id: str
+    chain_id: int
+    info: dict[str, Any]
+    checkpoint_note: str
+    indexes: Sequence[int]
+    consistency: list[tuple[int, list[bytes], str]] = field(default_factory=list)
+    attestation: dict[str, Any] | None = None
+    verifier_keys: dict[str, str] | None = None
+    verification: list[str] = field(default_factory=list)
+
+
+class ExportRunner:
+    """Builds export bundles, in the background when they are large."""
+
+    def __init__(self, *, engine: AsyncEngine, signer: LogSigner) -> None:
+        self.engine = engine
+        self.signer = signer
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, plan: ExportPlan) -> None:
+        try:
+            await build(self.engine, self.signer, plan)
+        except Exception as error:
+            logger.exception("export %s failed", plan.export_id)
+            detail = str(error) if isinstance(error, Problem) else type(error).__name__
+            async with self.engine.begin() as connection:
+                await repository.mark_failed(connection, export_id=plan.export_id, error=detail)
+
+    def start(self, plan: ExportPlan) -> None:
+        task = asyncio.create_task(self.run(plan))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def job(row: Any) -> ExportJob:
+    return ExportJob(
+        id=row.id,
+        chain=row.chain,
+        status=row.status,
+        selection=row.selection,
+        checkpoint_size=row.checkpoint_size,
+        total=row.total,
+        done=row.done,
+        bytes=row.bytes,
+        sha256=row.sha256,
+        error=row.error,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        expires_at=row.expires_at,
+        download=f"/v1/exports/{row.id}/bundle" if row.status == "ready" else None,
+    )
+
+
+async def create_export(
+    state: AppState,
+    principal: Principal,
+    *,
+    chain: str,
+    request: ExportRequest,
+    api_key: str | None,
+) -> ExportJob:
+    require_role(principal, "auditor")
+    require_chain(principal, chain)
+    await record_access(
+        state,
+        principal,
+        action="export",
+        chain=chain,
+        query=request.model_dump(mode="json", exclude_none=True),
+    )
+    plan = await plan_export(state, principal, chain=chain, request=request, api_key=api_key)
+    if len(plan.indexes) <= INLINE_ENTRIES:
+        await build(state.engine, state.signer, plan)
+    else:
+        state.exports.start(plan)
+    return await get_export(state, principal, export_id=plan.export_id)
+
+
+async def get_export(state: AppState, principal: Principal, *, export_id: str) -> ExportJob:
+    require_role(principal, "auditor")
+    async with state.engine.connect() as connection:
+        row = await repository.export_of_tenant(
+            connection, tenant_id=principal.tenant_id, export_id=export_id
+        )
+    if row is None or not principal.may_use_chain(row.chain):
+        raise NotFound(f"no export {export_id!r}")
+    return job(row)
+
+
+async def list_exports(state: AppState, principal: Principal) -> list[ExportJob]:
+    require_role(principal, "auditor")
+    async with state.engine.connect() as connection:
+        rows = await repository.exports_of_tenant(connection, tenant_id=principal.tenant_id)
+    return [job(row) for row in rows if principal.may_use_chain(row.chain)]
+
+
+async def _verifier(
+    state: AppState, *, chain: str, api_key: str | None, lines: list[str]
+) -> tuple[str | None, dict[str, str] | None]:
+    """Ask the verifier to verify the chain now (so that it cosigns the latest checkpoint);
+    return its base URL for the chain and its public keys, or None where it cannot help."""
+    if not state.settings.verifier_url or api_key is None:
+        lines.append("no verifier is configured for this log: the bundle holds no attestation")
+        return None, None
+    base = state.settings.verifier_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {api_key}"}
+    try:
+        keys = await state.http.get(f"{base}/v1/keys")
+        verified = await state.http.post(
+            f"{base}/v1/chains/{chain}/verify", headers=headers, timeout=VERIFY_TIMEOUT_SECONDS
+        )
+    except httpx.HTTPError as error:
+        lines.append(f"the verifier at {base} did not answer ({type(error).__name__})")
+        return None, None
+    if keys.status_code != 200 or verified.status_code != 200:
+        lines.append(f"the verifier at {base} refused (HTTP {verified.status_code})")
+        return None, None
+    return f"{base}/v1/chains/{chain}", keys.json()
+
+
+async def _attestation(
+    state: AppState, *, url: str, api_key: str, size: int
+) -> dict[str, Any] | None:
+    try:
+        response = await state.http.get(
+            f"{url}/attestations",
+            headers={"Authorization": f"Bearer {api_key}"},
+            params={"limit": 1000},
+        )
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    for attestation in response.json().get("attestations", []):
+        if attestation.get("size") == size and attestation.get("result") == "passed":
+            envelope: dict[str, Any] = attestation["envelope"]
+            return envelope
+    return None
+
+
+async def plan_export(
+    state: AppState,
+    principal: Principal,
+    *,
+    chain: str,
+    request: ExportRequest,
+    api_key: str | None,
+) -> ExportPlan:
+    lines: list[str] = []
+    verifier_url, verifier_keys = await _verifier(state, chain=chain, api_key=api_key, lines=lines)
+    async with state.engine.begin() as connection:
+        await repository.delete_expired(connection)
+        row = await chain_rows.chain_by_slug(connection, tenant_id=principal.tenant_id, slug=chain)
+        if row is None:
+            raise NotFound(f"no chain {chain!r}")
+        if row.checkpoint_size is None:
+            raise NotFound(f"chain {chain!r} has no checkpoint yet")
+        latest = int(row.checkpoint_size)
+        selection: dict[str, Any] = {"kind": request.kind}
+        indexes: Sequence[int]
+        if request.kind == "range":
+            start = request.start or 0
+            end = latest if request.end is None else request.end
+            if end > latest:
+                raise InvalidInput(
+                    f"end is beyond the latest checkpoint (size {latest}); later entries are "
+                    "not checkpointed yet",
+                    pointer="/end",
+                )
+            if start > end:
+                raise InvalidInput("start must not be after end", pointer="/start")
+            indexes = range(start, end)
+            selection.update(start=start, end=end)
+        elif request.kind == "time":
+            found = await repository.index_range_received(
+                connection,
+                chain_id=row.id,
+                since=request.since,
+                until=request.until,
+                below=latest,
+            )
+            start, end = found or (0, 0)
+            indexes = range(start, end)
+            selection.update(
+                since=None if request.since is None else format_received_at(request.since),
+                until=None if request.until is None else format_received_at(request.until),
+                start=start,
+                end=end,
+            )
+        else:
+            wanted = list(dict.fromkeys(request.decision_ids or []))
+            found_ids = await repository.decision_indexes(
+                connection, chain_id=row.id, decision_ids=wanted
+            )
+            for position, decision_id in enumerate(wanted):
+                if decision_id not in found_ids:
+                    raise NotFound(
+                        f"no decision {decision_id!r} in chain {chain!r}",
+                        pointer=f"/decision_ids/{position}",
+                    )
+            indexes = sorted(i for ids in found_ids.values() for i in ids if i < latest)
+            selection.update(decision_ids=wanted)
+        needed = (max(indexes) + 1) if len(indexes) else 0
+        cosigned = await witness_rows.latest_cosigned_checkpoint(connection, chain_id=row.id)
+        if cosigned is not None and needed <= int(cosigned.size):
+            size, root, note = int(cosigned.size), bytes(cosigned.root_hash), str(cosigned.note)
+        else:
+            size, root, note = latest, bytes(row.checkpoint_root), str(row.checkpoint_note)
+        cosignatures = await witness_rows.cosignature_lines(connection, chain_id=row.id, size=size)
+        note += "".join(line.signature_line + "\n" for line in cosignatures)
+        if cosignatures:
+            names = ", ".join(line.name for line in cosignatures)
+            lines.append(f"checkpoint at size {size} is cosigned by {names}")
+        else:
+            lines.append(f"checkpoint at size {size} is not cosigned yet")
+        consistency = []
+        for position, old_size in enumerate(request.consistency_from):
+            old = await witness_rows.checkpoint_at(connection, chain_id=row.id, size=old_size)
+            if old is None or not 1 <= old_size <= size:
+                raise InvalidInput(
+                    f"the log signed no checkpoint of size {old_size} at or below {size}",
+                    pointer=f"/consistency_from/{position}",
+                )
+            plan = consistency_proof_plan(old_size, size)
+            nodes = await chain_rows.merkle_nodes(
+                connection, chain_id=row.id, node_ids=plan_node_ids(plan)
+            )
+            consistency.append((old_size, assemble_proof(plan, nodes), str(old.note)))
+        export_id = "exp_" + secrets.token_urlsafe(12)
+        await repository.insert_export(
+            connection,
+            export_id=export_id,
+            tenant_id=principal.tenant_id,
+            chain_id=row.id,
+            requested_by=principal.key_id,
+            selection=selection,
+            checkpoint_size=size,
+            total=len(indexes),
+            expires_at=state.clock() + EXPIRY,
+        )
+    attestation = None
+    if verifier_url is not None and api_key is not None:
+        attestation = await _attestation(state, url=verifier_url, api_key=api_key, size=size)
+        lines.append(
+            f"the verifier attests a passing check at size {size}"
+            if attestation is not None
+            else f"the verifier has no passing attestation at size {size}"
+        )
+    info = {
+        "format": BUNDLE_FORMAT,
+        "generator": f"audit-trail {VERSION}",
+        "created_at": format_received_at(state.clock()),
+        "origin": state.signer.chain_origin(tenant=principal.tenant, chain=chain),
+        "tenant": principal.tenant,
+        "chain": chain,
+        "log": {
+            "name": state.signer.origin,
+            "verifier_key": state.signer.note_signer.verifier_key,
+        },
+        "verifier": None
+        if verifier_keys is None
+        else {
+            "name": verifier_keys.get("name"),
+            "verifier_key": verifier_keys.get("cosignature_verifier_key"),
+        },
+        "selection": selection,
+        "checkpoint": {"size": size, "root_hash": root.hex(), "cosigned": bool(cosignatures)},
+        "consistency_from": [old_size for old_size, _, _ in consistency],
+        "attestation": attestation is not None,
+    }
+    return ExportPlan(
+        export_id=export_id,
+        chain_id=int(row.id),
+        info=info,
+        checkpoint_note=note,
+        indexes=indexes,
+        consistency=consistency,
+        attestation=attestation,
+        verifier_keys=verifier_keys,
+        verification=lines,
+    )
+
+
+def _blocks(indexes: Sequence[int]) -> list[Sequence[int]]:
+    """Runs of consecutive indexes cut at multiples of BLOCK (so a range's blocks are aligned)."""
+    if isinstance(indexes, range):
+        cuts = [indexes.start, *range((indexes.start // BLOCK + 1) * BLOCK, indexes.stop, BLOCK)]
+        return [range(a, b) for a, b in zip(cuts, [*cuts[1:], indexes.stop], strict=True) if a < b]
+    return [indexes[i : i + BLOCK] for i in range(0, len(indexes), BLOCK)]
+
+
+async def _block_proofs(
+    engine: AsyncEngine, *, chain_id: int, block: Sequence[int], size: int
+) -> list[tuple[int, bytes, Sequence[bytes]]]:
+    """The entries of one block with their inclusion proofs against the tree of `size`."""
+    async with engine.connect() as connection:
+        if isinstance(block, range):
+            rows = await chain_rows.entries_range(
+                connection, chain_id=chain_id, start=block.start, stop=block.stop
+            )
+            entries = [(int(r.idx), bytes(r.leaf), bytes(r.leaf_hash)) for r in rows]
+        else:
+            entries = await repository.entries_at(connection, chain_id=chain_id, indexes=block)
+        if [index for index, _, _ in entries] != list(block):
+            raise Conflict("the store is missing entries that the checkpoint covers")
+        for index, leaf, stored in entries:
+            if leaf_hash(leaf) != stored:
+                raise Conflict(f"entry {index} no longer hashes to its stored leaf hash")
+        if isinstance(block, range):
+            known = range_subtrees(block.start, [h for _, _, h in entries])
+            wanted = range_proof_node_ids(block.start, block.stop, size) - known.keys()
+            known.update(
+                await chain_rows.merkle_nodes(connection, chain_id=chain_id, node_ids=wanted)
+            )
+            proofs = [p for _, p in range_inclusion_proofs(block.start, block.stop, size, known)]
+            return [
+                (index, leaf, proof)
+                for (index, leaf, _), proof in zip(entries, proofs, strict=True)
+            ]
+        plans = [inclusion_proof_plan(index, size) for index in block]
+        nodes = await chain_rows.merkle_nodes(
+            connection, chain_id=chain_id, node_ids=plan_node_ids(n for plan in plans for n in plan)
+        )
+        return [
+            (index, leaf, assemble_proof(plan, nodes))
+            for (index, leaf, _), plan in zip(entries, plans, strict=True)
+        ]
+
+
+async def build(engine: AsyncEngine, signer: LogSigner, plan: ExportPlan) -> None:
+    size = int(plan.info["checkpoint"]["size"])
+    writer = BundleWriter(info=plan.info, checkpoint_note=plan.checkpoint_note)
+    done = 0
+    for block in _blocks(plan.indexes):
+        entries = await _block_proofs(engine, chain_id=plan.chain_id, block=block, size=size)
+        await asyncio.to_thread(writer.add_entries, entries)
+        done += len(entries)
+        async with engine.begin() as connection:
+            await repository.set_progress(connection, export_id=plan.export_id, done=done)
+    for old_size, hashes, old_note in plan.consistency:
+        writer.add_consistency(old_size=old_size, hashes=hashes, old_note=old_note)
+    if plan.attestation is not None:
+        writer.add_attestation(plan.attestation)
+    writer.add_file("keys/log.vkey", (signer.note_signer.verifier_key + "\n").encode())
+    writer.add_file("keys/log.pub.pem", signer.key.public_key.to_pem())
+    if plan.verifier_keys is not None:
+        vkey = plan.verifier_keys.get("cosignature_verifier_key")
+        pem = plan.verifier_keys.get("public_key_pem")
+        if vkey:
+            writer.add_file("keys/verifier.vkey", (vkey + "\n").encode())
+        if pem:
+            writer.add_file("keys/verifier.pub.pem", pem.encode())
+    for event_type in sorted(EVENT_DATA_MODELS):
+        writer.add_file(f"schemas/{schema_file_name(event_type)}", render_schema(event_type))
+    with tempfile.TemporaryFile() as out:
+        await asyncio.to_thread(writer.finish, out, key=signer.key, verification=plan.verification)
+        out.seek(0)
+        digest, stored = hashlib.sha256(), 0
+        async with engine.begin() as connection:
+            for seq, chunk in enumerate(iter(lambda: out.read(CHUNK_BYTES), b"")):
+                digest.update(chunk)
+                stored += len(chunk)
+                await repository.insert_chunk(
+                    connection, export_id=plan.export_id, seq=seq, data=chunk
+                )
+            await repository.mark_ready(
+                connection, export_id=plan.export_id, size=stored, sha256=digest.hexdigest()
+            )

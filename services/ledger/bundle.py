@@ -1,0 +1,473 @@
+"""Export bundles: the files of one, the signed manifest, and their offline verification.
+
+A bundle is a zip file that lets a regulator check, with only the log's (and the verifier's)
+public key, that every record in it is exactly what the log committed, in order, and covered by a
+checkpoint the verifier cosigned. Its members:
+
+- ``bundle.json``: what was selected (chain, range, time or decisions) and against which checkpoint.
+- ``entries.jsonl``: the leaves, exact bytes, one per line in index order (RFC 8785 output has no
+  raw newline, so the line is the leaf).
+- ``inclusion-proofs.tlog-proof``: one C2SP tlog-proof@v1 document per entry, in the same order,
+  concatenated; each is a complete proof that any tlog-proof verifier accepts on its own.
+- ``checkpoint.txt``: the checkpoint with the log's signature and the witnesses' cosignatures.
+- ``consistency/<size>.tlog-consistency``: proofs that the checkpoint extends earlier ones.
+- ``attestation.dsse.json``: the verifier's in-toto attestation at the checkpoint's size.
+- ``keys/``, ``schemas/``, ``report.html``, ``README.txt``.
+- ``SHA256SUMS`` (``sha256sum -c`` format) over all of the above, and ``manifest.dsse.json``: the
+  same digests as the subjects of an in-toto Statement v1, signed by the log in a DSSE envelope.
+
+`verify_bundle` checks all of it and raises `BundleError` naming the first file and entry that
+fails; it trusts nothing in the bundle but what the given keys sign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from ledger.dsse import IN_TOTO_PAYLOAD_TYPE, securesystemslib_keyid, verify_envelope
+from ledger.errors import VerificationError
+from ledger.leaf import GENESIS_PREV, LEAF_VERSION
+from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from ledger.note import ALG_COSIGNATURE_V1, Checkpoint, NoteVerifier, open_note
+from ledger.proofs import ConsistencyProofFile, TlogProof, split_tlog_proofs
+
+BUNDLE_FORMAT: Final = "audit-trail.dev/export-bundle@v1"
+STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
+MANIFEST_PREDICATE_TYPE: Final = "https://audit-trail.dev/attestations/export-manifest/v1"
+ATTESTATION_PREDICATE_TYPE: Final = "https://audit-trail.dev/attestations/chain-verification/v1"
+
+BUNDLE_JSON: Final = "bundle.json"
+ENTRIES: Final = "entries.jsonl"
+INCLUSION_PROOFS: Final = "inclusion-proofs.tlog-proof"
+CHECKPOINT: Final = "checkpoint.txt"
+ATTESTATION: Final = "attestation.dsse.json"
+SHA256SUMS: Final = "SHA256SUMS"
+MANIFEST: Final = "manifest.dsse.json"
+CONSISTENCY_DIR: Final = "consistency/"
+CONSISTENCY_SUFFIX: Final = ".tlog-consistency"
+
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^\n]+)")
+
+
+class BundleError(VerificationError):
+    """A bundle that does not verify: which file (and entry) failed, and how."""
+
+    def __init__(self, member: str, message: str, *, index: int | None = None) -> None:
+        self.member = member
+        self.index = index
+        self.message = message
+        where = member if index is None else f"{member}, entry {index}"
+        super().__init__(f"{where}: {message}")
+
+
+def consistency_member(old_size: int) -> str:
+    return f"{CONSISTENCY_DIR}{old_size}{CONSISTENCY_SUFFIX}"
+
+
+def sha256sums(digests: Mapping[str, str]) -> bytes:
+    """A ``sha256sum`` listing of the digests (text mode: two spaces), in the given order."""
+    return "".join(f"{digest}  {name}\n" for name, digest in digests.items()).encode()
+
+
+def parse_sha256sums(data: bytes) -> dict[str, str]:
+    digests: dict[str, str] = {}
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        match = _SUMS_LINE.fullmatch(line)
+        if match is None:
+            raise BundleError(SHA256SUMS, f"line {number} is not '<sha256 hex>  <file>'")
+        digest, name = match.groups()
+        if name in digests:
+            raise BundleError(SHA256SUMS, f"{name} is listed twice")
+        digests[name] = digest
+    return digests
+
+
+def manifest_statement(digests: Mapping[str, str], predicate: Mapping[str, Any]) -> bytes:
+    """The in-toto Statement v1 whose subjects are the bundle's files with their SHA-256."""
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {"name": name, "digest": {"sha256": digest}} for name, digest in digests.items()
+        ],
+        "predicateType": MANIFEST_PREDICATE_TYPE,
+        "predicate": dict(predicate),
+    }
+    return orjson.dumps(statement)
+
+
+@dataclass
+class BundleReport:
+    """What a verified bundle holds and what was checked, for the CLI to print."""
+
+    origin: str
+    tenant: str
+    chain: str
+    selection: dict[str, Any]
+    checkpoint_size: int
+    root_hash: str
+    entries: int = 0
+    first_index: int | None = None
+    last_index: int | None = None
+    links_checked: int = 0
+    files: int = 0
+    cosigned_by: list[str] = field(default_factory=list)
+    consistent_with: list[int] = field(default_factory=list)
+    attestation: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        span = (
+            "none" if self.first_index is None else f"indexes {self.first_index}..{self.last_index}"
+        )
+        lines = [
+            f"chain          {self.tenant}/{self.chain} ({self.origin})",
+            f"selection      {orjson.dumps(self.selection).decode()}",
+            f"checkpoint     size {self.checkpoint_size}, root {self.root_hash}",
+            "OK manifest    signed by the log; SHA256SUMS and the signed manifest agree; "
+            f"{self.files} files match their SHA-256",
+            "OK checkpoint  signed by the log"
+            + (f"; cosigned by {', '.join(self.cosigned_by)}" if self.cosigned_by else ""),
+            f"OK entries     {self.entries} ({span}), each leaf proved included in the checkpoint",
+            f"OK links       {self.links_checked} links between consecutive entries",
+        ]
+        if self.consistent_with:
+            sizes = ", ".join(map(str, self.consistent_with))
+            lines.append(f"OK consistency the checkpoint extends the log's checkpoints at {sizes}")
+        if self.attestation is not None:
+            lines.append(f"OK attestation {self.attestation}")
+        lines.extend(f"NOTE           {note}" for note in self.notes)
+        return lines
+
+
+def _verifying_keys(verifiers: Iterable[NoteVerifier]) -> dict[str, Any]:
+    return {securesystemslib_keyid(v.public_key): v.public_key for v in verifiers}
+
+
+def _json_object(data: bytes, member: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BundleError(member, "is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BundleError(member, "is not a JSON object")
+    return value
+
+
+def _read_members(archive: zipfile.ZipFile) -> dict[str, bytes]:
+    names = archive.namelist()
+    if len(set(names)) != len(names):
+        raise BundleError("(zip)", "a file name occurs twice in the archive")
+    try:
+        return {name: archive.read(name) for name in names if not name.endswith("/")}
+    except (zipfile.BadZipFile, OSError) as error:
+        raise BundleError("(zip)", f"cannot be read: {error}") from None
+
+
+def _check_manifest(files: Mapping[str, bytes], log_key: NoteVerifier) -> dict[str, str]:
+    """The manifest's signature, its agreement with SHA256SUMS, and every file's digest."""
+    if MANIFEST not in files:
+        raise BundleError(MANIFEST, "is missing")
+    envelope = _json_object(files[MANIFEST], MANIFEST)
+    try:
+        payload_type, payload = verify_envelope(envelope, _verifying_keys([log_key]))
+    except VerificationError as error:
+        raise BundleError(MANIFEST, f"not signed by the log key given: {error}") from None
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise BundleError(MANIFEST, f"payload type is {payload_type!r}, not in-toto")
+    statement = _json_object(payload, MANIFEST)
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise BundleError(MANIFEST, "payload is not an in-toto Statement v1")
+    if statement.get("predicateType") != MANIFEST_PREDICATE_TYPE:
+        raise BundleError(MANIFEST, "payload is not an export manifest")
+    signed: dict[str, str] = {}
+    for subject in statement.get("subject") or []:
+        try:
+            signed[subject["name"]] = subject["digest"]["sha256"]
+        except (KeyError, TypeError):
+            raise BundleError(MANIFEST, "a subject has no name and sha256 digest") from None
+    if SHA256SUMS not in files:
+        raise BundleError(SHA256SUMS, "is missing")
+    listed = parse_sha256sums(files[SHA256SUMS])
+    if listed != signed:
+        differing = sorted(set(listed.items()) ^ set(signed.items()))
+        name = differing[0][0]
+        raise BundleError(SHA256SUMS, f"disagrees with the signed manifest about {name}")
+    for name, digest in signed.items():
+        if name not in files:
+            raise BundleError(name, "is listed in the signed manifest but missing from the bundle")
+        actual = hashlib.sha256(files[name]).hexdigest()
+        if actual != digest:
+            raise BundleError(name, f"has SHA-256 {actual}, the signed manifest says {digest}")
+    unlisted = sorted(set(files) - set(signed) - {SHA256SUMS, MANIFEST})
+    if unlisted:
+        raise BundleError(unlisted[0], "is in the bundle but not in the signed manifest")
+    return signed
+
+
+def _check_checkpoint(
+    text: str, *, info: Mapping[str, Any], log_key: NoteVerifier, verifier_key: NoteVerifier | None
+) -> tuple[Checkpoint, list[str]]:
+    verifiers = [log_key] if verifier_key is None else [log_key, verifier_key]
+    try:
+        opened = open_note(text, verifiers)
+        checkpoint = Checkpoint.parse(opened.text)
+    except VerificationError as error:
+        raise BundleError(CHECKPOINT, str(error)) from None
+    signers = {(s.name, s.key_id) for s in opened.verified}
+    if (log_key.name, log_key.key_id) not in signers:
+        raise BundleError(CHECKPOINT, "has no signature by the log key given")
+    if verifier_key is not None and (verifier_key.name, verifier_key.key_id) not in signers:
+        raise BundleError(CHECKPOINT, f"has no cosignature by the verifier {verifier_key.name}")
+    expected = info.get("checkpoint") or {}
+    if checkpoint.origin != info.get("origin"):
+        raise BundleError(
+            CHECKPOINT, f"origin {checkpoint.origin!r} is not the bundle's {info.get('origin')!r}"
+        )
+    if checkpoint.size != expected.get("size") or checkpoint.root_hash.hex() != expected.get(
+        "root_hash"
+    ):
+        raise BundleError(CHECKPOINT, "size or root hash differ from bundle.json")
+    cosigners = [s.name for s in opened.verified if s.name != log_key.name]
+    return checkpoint, cosigners
+
+
+def _check_entries(
+    files: Mapping[str, bytes],
+    *,
+    info: Mapping[str, Any],
+    checkpoint: Checkpoint,
+    checkpoint_text: str,
+    report: BundleReport,
+) -> None:
+    data = files.get(ENTRIES)
+    if data is None:
+        raise BundleError(ENTRIES, "is missing")
+    proofs_data = files.get(INCLUSION_PROOFS)
+    if proofs_data is None:
+        raise BundleError(INCLUSION_PROOFS, "is missing")
+    if data and not data.endswith(b"\n"):
+        raise BundleError(ENTRIES, "does not end with a newline")
+    leaves = data.split(b"\n")[:-1] if data else []
+    try:
+        proofs = list(split_tlog_proofs(proofs_data.decode("utf-8")))
+    except (UnicodeDecodeError, VerificationError) as error:
+        raise BundleError(INCLUSION_PROOFS, str(error)) from None
+    if len(proofs) != len(leaves):
+        raise BundleError(INCLUSION_PROOFS, f"holds {len(proofs)} proofs for {len(leaves)} entries")
+    selection = info.get("selection") or {}
+    decision_ids = (
+        set(selection.get("decision_ids") or []) if selection.get("kind") == "decisions" else None
+    )
+    tenant, chain = info.get("tenant"), info.get("chain")
+    size, root = checkpoint.size, checkpoint.root_hash
+    previous_index, previous_hash = -1, b""
+    for line_number, (leaf, proof_text) in enumerate(zip(leaves, proofs, strict=True), start=1):
+        try:
+            proof = TlogProof.parse(proof_text, what="tlog-proof")
+        except VerificationError as error:
+            raise BundleError(INCLUSION_PROOFS, f"proof {line_number}: {error}") from None
+        index = proof.index
+        try:
+            value = orjson.loads(leaf)
+        except orjson.JSONDecodeError:
+            raise BundleError(ENTRIES, f"line {line_number} is not JSON", index=index) from None
+        if not isinstance(value, dict) or value.get("v") != LEAF_VERSION:
+            raise BundleError(ENTRIES, f"line {line_number} is not a v1 leaf", index=index)
+        if value.get("index") != index:
+            raise BundleError(
+                ENTRIES,
+                f"line {line_number} holds entry {value.get('index')!r}, its proof is for {index}",
+                index=index,
+            )
+        if index <= previous_index:
+            raise BundleError(
+                ENTRIES,
+                f"entry {index} follows entry {previous_index}: not in index order",
+                index=index,
+            )
+        if value.get("tenant") != tenant or value.get("chain") != chain:
+            raise BundleError(ENTRIES, f"leaf is not of chain {tenant}/{chain}", index=index)
+        if proof.checkpoint != checkpoint_text:
+            raise BundleError(
+                INCLUSION_PROOFS, f"the proof is not against {CHECKPOINT}", index=index
+            )
+        hashed = leaf_hash(leaf)
+        try:
+            verify_inclusion(
+                leaf_hash=hashed, index=index, size=size, proof=proof.hashes, root=root
+            )
+        except VerificationError as error:
+            raise BundleError(
+                ENTRIES, f"leaf is not the one committed: {error}", index=index
+            ) from None
+        prev = value.get("prev")
+        if index == 0 and prev != GENESIS_PREV.hex():
+            raise BundleError(ENTRIES, "the first entry does not link to the genesis", index=0)
+        if previous_index >= 0 and index == previous_index + 1:
+            if prev != previous_hash.hex():
+                raise BundleError(
+                    ENTRIES,
+                    f"prev is {prev}, not the leaf hash {previous_hash.hex()} of entry "
+                    f"{previous_index}",
+                    index=index,
+                )
+            report.links_checked += 1
+        if decision_ids is not None:
+            event = value.get("event")
+            subject = event.get("subject") if isinstance(event, dict) else None
+            if subject not in decision_ids:
+                raise BundleError(
+                    ENTRIES,
+                    f"subject {subject!r} is not one of the selected decisions",
+                    index=index,
+                )
+        if report.first_index is None:
+            report.first_index = index
+        report.last_index, previous_index, previous_hash = index, index, hashed
+        report.entries += 1
+    if selection.get("kind") in ("range", "time"):
+        _check_range_complete(selection, report)
+
+
+def _check_range_complete(selection: Mapping[str, Any], report: BundleReport) -> None:
+    """A range or time export holds every entry of its index range, none left out."""
+    start, end = selection.get("start"), selection.get("end")
+    if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start <= end:
+        raise BundleError(BUNDLE_JSON, "the selection has no valid index range [start, end)")
+    complete = report.entries == end - start and (
+        report.entries == 0 or (report.first_index == start and report.last_index == end - 1)
+    )
+    if not complete:
+        raise BundleError(
+            ENTRIES,
+            f"holds {report.entries} entries, the selection is every entry in [{start}, {end})",
+        )
+
+
+def _check_consistency(
+    files: Mapping[str, bytes],
+    *,
+    info: Mapping[str, Any],
+    checkpoint: Checkpoint,
+    log_key: NoteVerifier,
+) -> list[int]:
+    sizes = info.get("consistency_from") or []
+    present = sorted(
+        name for name in files if name.startswith(CONSISTENCY_DIR) and not name.endswith("/")
+    )
+    expected = sorted(consistency_member(size) for size in sizes)
+    if present != expected:
+        missing = sorted(set(expected) ^ set(present))
+        raise BundleError(missing[0], "does not match the consistency proofs bundle.json lists")
+    for size in sizes:
+        member = consistency_member(size)
+        try:
+            proof = ConsistencyProofFile.parse(files[member].decode("utf-8"), what=member)
+            old = Checkpoint.parse(open_note(proof.old_checkpoint, [log_key]).text)
+        except (UnicodeDecodeError, VerificationError) as error:
+            raise BundleError(member, str(error)) from None
+        if old.origin != checkpoint.origin or old.size != size or proof.old_size != size:
+            raise BundleError(member, f"is not about the log's checkpoint at size {size}")
+        try:
+            verify_consistency(
+                old_size=size,
+                new_size=checkpoint.size,
+                proof=proof.hashes,
+                old_root=old.root_hash,
+                new_root=checkpoint.root_hash,
+            )
+        except VerificationError as error:
+            raise BundleError(member, f"does not prove consistency: {error}") from None
+    return sorted(sizes)
+
+
+def _check_attestation(
+    data: bytes | None, *, checkpoint: Checkpoint, verifier_key: NoteVerifier | None
+) -> str | None:
+    if verifier_key is None:
+        return None
+    if data is None:
+        raise BundleError(ATTESTATION, "is missing: the bundle holds no verifier attestation")
+    envelope = _json_object(data, ATTESTATION)
+    try:
+        _, payload = verify_envelope(envelope, _verifying_keys([verifier_key]))
+    except VerificationError as error:
+        raise BundleError(ATTESTATION, f"not signed by the verifier key given: {error}") from None
+    statement = _json_object(payload, ATTESTATION)
+    predicate = statement.get("predicate") or {}
+    subjects = statement.get("subject") or [{}]
+    subject = subjects[0] if isinstance(subjects[0], dict) else {}
+    if (
+        statement.get("predicateType") != ATTESTATION_PREDICATE_TYPE
+        or subject.get("name") != checkpoint.origin
+        or (subject.get("digest") or {}).get("rfc6962-sha256") != checkpoint.root_hash.hex()
+        or (subject.get("annotations") or {}).get("tree_size") != checkpoint.size
+    ):
+        raise BundleError(ATTESTATION, "is not about this chain at the checkpoint's size and root")
+    if predicate.get("result") != "passed":
+        raise BundleError(ATTESTATION, f"says the verification {predicate.get('result')!r}")
+    checked = predicate.get("checked") or {}
+    return (
+        f"the verifier attests its check passed at size {checkpoint.size} "
+        f"({checked.get('entries_replayed')} entries replayed, issued {predicate.get('issued_at')})"
+    )
+
+
+def verify_bundle(
+    archive: zipfile.ZipFile, *, log_key: NoteVerifier, verifier_key: NoteVerifier | None = None
+) -> BundleReport:
+    """Check a bundle against the log's key (and the verifier's), trusting nothing else in it.
+
+    Raises BundleError at the first failure; returns what was verified.
+    """
+    if verifier_key is not None and verifier_key.alg != ALG_COSIGNATURE_V1:
+        raise ValueError("the verifier key must be its cosignature/v1 (type 0x04) verifier key")
+    files = _read_members(archive)
+    digests = _check_manifest(files, log_key)
+    if BUNDLE_JSON not in files:
+        raise BundleError(BUNDLE_JSON, "is missing")
+    info = _json_object(files[BUNDLE_JSON], BUNDLE_JSON)
+    if info.get("format") != BUNDLE_FORMAT:
+        raise BundleError(BUNDLE_JSON, f"format is {info.get('format')!r}, not {BUNDLE_FORMAT!r}")
+    if CHECKPOINT not in files:
+        raise BundleError(CHECKPOINT, "is missing")
+    try:
+        checkpoint_text = files[CHECKPOINT].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(CHECKPOINT, "is not UTF-8") from None
+    checkpoint, cosigners = _check_checkpoint(
+        checkpoint_text, info=info, log_key=log_key, verifier_key=verifier_key
+    )
+    report = BundleReport(
+        origin=checkpoint.origin,
+        tenant=str(info.get("tenant")),
+        chain=str(info.get("chain")),
+        selection=dict(info.get("selection") or {}),
+        checkpoint_size=checkpoint.size,
+        root_hash=checkpoint.root_hash.hex(),
+        files=len(digests),
+        cosigned_by=cosigners,
+    )
+    _check_entries(
+        files, info=info, checkpoint=checkpoint, checkpoint_text=checkpoint_text, report=report
+    )
+    report.consistent_with = _check_consistency(
+        files, info=info, checkpoint=checkpoint, log_key=log_key
+    )
+    report.attestation = _check_attestation(
+        files.get(ATTESTATION), checkpoint=checkpoint, verifier_key=verifier_key
+    )
+    if verifier_key is None:
+        report.notes.append(
+            "cosignatures and the attestation were not checked: no --verifier-key given"
+        )
+    elif not report.cosigned_by:
+        raise BundleError(CHECKPOINT, "is not cosigned by the verifier")
+    return report

@@ -1,0 +1,135 @@
+"""Offline proof files: C2SP tlog-proof@v1 for inclusion, and its sibling for consistency.
+
+A tlog-proof (https://c2sp.org/tlog-proof) is the index of an entry, its RFC 6962 inclusion
+proof (leaf's sibling first, one base64 hash per line), an empty line, and the checkpoint the
+proof is against, verbatim with its signatures and cosignatures::
+
+    c2sp.org/tlog-proof@v1
+    index 73894
+    gSKyXoYZUgZ6jduWYrkDOARinOMGJveXjgMkBTcdPlQ=
+    ...
+
+    <checkpoint signed note>
+
+No C2SP format exists for a consistency proof, so ``audit-trail.dev/tlog-consistency@v1`` has the
+same shape: the size of the older tree, the RFC 6962 consistency proof to the newer one, an empty
+line, and the older checkpoint verbatim (the newer one is the bundle's checkpoint).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from ledger.errors import ProofError
+
+TLOG_PROOF_HEADER: Final = "c2sp.org/tlog-proof@v1"
+CONSISTENCY_HEADER: Final = "audit-trail.dev/tlog-consistency@v1"
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
+
+
+def _hash_line(line: str, what: str) -> bytes:
+    try:
+        value = base64.b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProofError(f"{what}: {line[:60]!r} is not base64") from None
+    if len(value) != 32 or base64.b64encode(value).decode() != line:
+        raise ProofError(f"{what}: {line[:60]!r} is not the canonical base64 of a 32-byte hash")
+    return value
+
+
+def _number(line: str, keyword: str, what: str) -> int:
+    prefix = keyword + " "
+    if not line.startswith(prefix) or not _DECIMAL.fullmatch(line[len(prefix) :]):
+        raise ProofError(f"{what}: expected '{keyword} <decimal>', found {line[:60]!r}")
+    return int(line[len(prefix) :])
+
+
+def _split(text: str, header: str, what: str) -> tuple[list[str], str]:
+    """The lines before the first empty line (header checked), and the checkpoint after it."""
+    head, blank, checkpoint = text.partition("\n\n")
+    if not blank:
+        raise ProofError(f"{what}: no empty line before the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != header:
+        raise ProofError(f"{what}: first line is {lines[0][:60]!r}, not {header!r}")
+    return lines[1:], checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class TlogProof:
+    """An inclusion proof of one entry against a checkpoint (signed note text, verbatim)."""
+
+    index: int
+    hashes: tuple[bytes, ...]
+    checkpoint: str
+    extra: bytes | None = None
+
+    def to_text(self) -> str:
+        lines = [TLOG_PROOF_HEADER]
+        if self.extra is not None:
+            lines.append("extra " + base64.b64encode(self.extra).decode())
+        lines.append(f"index {self.index}")
+        lines.extend(base64.b64encode(h).decode() for h in self.hashes)
+        return "\n".join(lines) + "\n\n" + self.checkpoint
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "tlog-proof") -> TlogProof:
+        lines, checkpoint = _split(text, TLOG_PROOF_HEADER, what)
+        extra = None
+        if lines and lines[0].startswith("extra "):
+            try:
+                extra = base64.b64decode(lines[0][6:], validate=True)
+            except (binascii.Error, ValueError):
+                raise ProofError(f"{what}: extra data is not base64") from None
+            lines = lines[1:]
+        if not lines:
+            raise ProofError(f"{what}: no index line")
+        index = _number(lines[0], "index", what)
+        hashes = tuple(_hash_line(line, what) for line in lines[1:])
+        return cls(index=index, hashes=hashes, checkpoint=checkpoint, extra=extra)
+
+
+def split_tlog_proofs(text: str) -> Iterator[str]:
+    """The tlog-proof documents of a concatenation of them, each starting with its header line.
+
+    The header cannot occur inside a document (a checkpoint's lines are its origin, size, root
+    and signature lines), so each header line starts the next document.
+    """
+    marker = TLOG_PROOF_HEADER + "\n"
+    if text and not text.startswith(marker):
+        raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
+    start = 0
+    while start < len(text):
+        following = text.find("\n" + marker, start)
+        end = len(text) if following < 0 else following + 1
+        yield text[start:end]
+        start = end
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProofFile:
+    """A consistency proof from an older checkpoint (verbatim) to a newer one."""
+
+    old_size: int
+    hashes: tuple[bytes, ...]
+    old_checkpoint: str
+
+    def to_text(self) -> str:
+        lines = [CONSISTENCY_HEADER, f"old {self.old_size}"]
+        lines.extend(base64.b64encode(h).decode() for h in self.hashes)
+        return "\n".join(lines) + "\n\n" + self.old_checkpoint
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "consistency proof") -> ConsistencyProofFile:
+        lines, checkpoint = _split(text, CONSISTENCY_HEADER, what)
+        if not lines:
+            raise ProofError(f"{what}: no 'old' line")
+        old_size = _number(lines[0], "old", what)
+        hashes = tuple(_hash_line(line, what) for line in lines[1:])
+        return cls(old_size=old_size, hashes=hashes, old_checkpoint=checkpoint)

@@ -1,0 +1,243 @@
+"""A holder tampers with a bundle in every way open to them; verify-bundle fails every time and
+names the file (and entry) at fault. Where the tamperer could not also forge the log's signature,
+the manifest catches it; the deeper checks are shown by re-signing with the real log key, as a
+faulty exporter would."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from audit_trail.cli import app as cli
+from decision_log.app import create_app
+from decision_log.settings import Settings
+from decision_log.signing import LogSigner
+from ledger.bundle import (
+    ATTESTATION,
+    BUNDLE_JSON,
+    CHECKPOINT,
+    ENTRIES,
+    INCLUSION_PROOFS,
+    MANIFEST,
+    SHA256SUMS,
+    BundleError,
+    verify_bundle,
+)
+from ledger.keys import SigningKey, read_private_key
+from ledger.note import CosignatureSigner, NoteSigner, NoteVerifier, sign_note
+from ledger.proofs import split_tlog_proofs
+from typer.testing import CliRunner
+
+from tests.decisions.helpers import projected, recorded, reviewed
+from tests.service.conftest import TenantKeys, make_tenant
+from tests.service.helpers import append, headers, wait_for_checkpoint
+from tests.service.test_privacy import PLAINTEXT_MARK, personal_event
+from tests.verifier.bundles import export, resign, rezip, unzip
+
+Files = dict[str, bytes]
+
+
+@pytest.fixture
+async def bundle(exporter: httpx.AsyncClient, database_url: str, signer: LogSigner) -> Files:
+    tenant = await make_tenant(database_url, signer)
+    events = [recorded(f"loan-{i}") for i in range(8)] + [reviewed("loan-2")]
+    response = await append(exporter, tenant.producer, tenant.chain, events, batch=True)
+    assert response.status_code == 201
+    await wait_for_checkpoint(exporter, tenant.auditor, tenant.chain, size=9)
+    await projected(database_url)
+    _, data = await export(exporter, tenant, {"kind": "range"})
+    return unzip(data)
+
+
+def failure(
+    files: Files, log_vkey: NoteVerifier, cosigner: CosignatureSigner | None = None
+) -> BundleError:
+    with pytest.raises(BundleError) as caught:
+        verify_bundle(
+            rezip(files),
+            log_key=log_vkey,
+            verifier_key=None if cosigner is None else cosigner.verifier,
+        )
+    return caught.value
+
+
+def lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def edit_leaf(files: Files) -> Files:
+    entries = lines(files[ENTRIES])
+    entries[3] = entries[3].replace(b"declined", b"approved")
+    return {**files, ENTRIES: b"".join(entries)}
+
+
+def drop_entry(files: Files) -> Files:
+    entries = lines(files[ENTRIES])
+    proofs = list(split_tlog_proofs(files[INCLUSION_PROOFS].decode()))
+    del entries[4], proofs[4]
+    return {**files, ENTRIES: b"".join(entries), INCLUSION_PROOFS: "".join(proofs).encode()}
+
+
+def reorder(files: Files) -> Files:
+    entries = lines(files[ENTRIES])
+    proofs = list(split_tlog_proofs(files[INCLUSION_PROOFS].decode()))
+    entries[2], entries[5] = entries[5], entries[2]
+    proofs[2], proofs[5] = proofs[5], proofs[2]
+    return {**files, ENTRIES: b"".join(entries), INCLUSION_PROOFS: "".join(proofs).encode()}
+
+
+HOLDER_EDITS: dict[str, tuple[Callable[[Files], Files], str]] = {
+    "edit a leaf": (edit_leaf, ENTRIES),
+    "drop an entry": (drop_entry, ENTRIES),
+    "reorder entries": (reorder, ENTRIES),
+    "edit the report": (
+        lambda f: {**f, "report.html": f["report.html"].replace(b"Audit", b"Edited")},
+        "report.html",
+    ),
+    "add a file": (lambda f: {**f, "extra.txt": b"trust me"}, "extra.txt"),
+    "remove the attestation": (
+        lambda f: {k: v for k, v in f.items() if k != ATTESTATION},
+        ATTESTATION,
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(HOLDER_EDITS))
+async def test_any_edit_breaks_the_signed_manifest(
+    bundle: Files, log_vkey: NoteVerifier, edit: str
+) -> None:
+    change, member = HOLDER_EDITS[edit]
+    error = failure(change(bundle), log_vkey)
+    assert error.member == member, str(error)
+
+
+async def test_edited_sha256sums_disagree_with_the_signed_manifest(
+    bundle: Files, log_vkey: NoteVerifier
+) -> None:
+    edited = edit_leaf(bundle)
+    forged = resign(edited, SigningKey.generate())  # right digests, wrong signer
+    sums_only = {**edited, SHA256SUMS: forged[SHA256SUMS]}
+    error = failure(sums_only, log_vkey)
+    assert error.member == SHA256SUMS and "disagrees with the signed manifest" in error.message
+
+
+async def test_an_edited_manifest_or_a_stripped_signature_fails(
+    bundle: Files, log_vkey: NoteVerifier
+) -> None:
+    envelope = orjson.loads(bundle[MANIFEST])
+    statement = orjson.loads(base64.b64decode(envelope["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    envelope["payload"] = base64.b64encode(orjson.dumps(statement)).decode()
+    error = failure({**bundle, MANIFEST: orjson.dumps(envelope)}, log_vkey)
+    assert error.member == MANIFEST and "does not verify" in error.message
+    stripped = {**orjson.loads(bundle[MANIFEST]), "signatures": []}
+    error = failure({**bundle, MANIFEST: orjson.dumps(stripped)}, log_vkey)
+    assert error.member == MANIFEST and "no signatures" in error.message
+
+
+async def test_a_bundle_re_signed_with_another_key_fails_against_the_real_one(
+    bundle: Files, log_vkey: NoteVerifier
+) -> None:
+    attacker = SigningKey.generate()
+    attacker_vkey = NoteSigner(name=log_vkey.name, key=attacker).verifier_key
+    forged = resign(
+        {**edit_leaf(bundle), "keys/log.vkey": (attacker_vkey + "\n").encode()}, attacker
+    )
+    error = failure(forged, log_vkey)
+    assert error.member == MANIFEST and "not signed by the log key given" in error.message
+
+
+async def test_content_checks_catch_what_a_re_signed_manifest_would_hide(
+    bundle: Files, log_vkey: NoteVerifier, settings: Settings, cosigner: CosignatureSigner
+) -> None:
+    key = read_private_key(settings.log_key_file)
+    error = failure(resign(edit_leaf(bundle), key), log_vkey)
+    assert (error.member, error.index) == (ENTRIES, 3) and "not the one committed" in error.message
+    error = failure(resign(drop_entry(bundle), key), log_vkey)
+    assert error.member == ENTRIES and "every entry in [0, 9)" in error.message
+    error = failure(resign(reorder(bundle), key), log_vkey)
+    assert error.member == ENTRIES and "not in index order" in error.message
+    # Another checkpoint the log really signed (an earlier one) is not the one proved against.
+    info = orjson.loads(bundle[BUNDLE_JSON])
+    older = sign_note(
+        f"{info['origin']}\n3\n{base64.b64encode(bytes(32)).decode()}\n",
+        [NoteSigner(name=log_vkey.name, key=key)],
+    )
+    error = failure(resign({**bundle, CHECKPOINT: older.encode()}, key), log_vkey)
+    assert error.member == CHECKPOINT and "differ from bundle.json" in error.message
+    # A stripped cosignature: the checkpoint no longer carries the verifier's signature.
+    uncosigned = b"".join(
+        line for line in lines(bundle[CHECKPOINT]) if cosigner.name.encode() not in line
+    )
+    error = failure(resign({**bundle, CHECKPOINT: uncosigned}, key), log_vkey, cosigner)
+    assert error.member == CHECKPOINT and "no cosignature by the verifier" in error.message
+    error = failure(
+        resign({k: v for k, v in bundle.items() if k != ATTESTATION}, key), log_vkey, cosigner
+    )
+    assert error.member == ATTESTATION and "no verifier attestation" in error.message
+
+
+async def test_the_cli_verifies_and_names_the_first_failure(
+    bundle: Files, log_vkey: NoteVerifier, cosigner: CosignatureSigner, tmp_path: Path
+) -> None:
+    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
+    good.write_bytes(rezip(bundle).fp.getvalue())  # type: ignore[union-attr]
+    bad.write_bytes(rezip(edit_leaf(bundle)).fp.getvalue())  # type: ignore[union-attr]
+    key_file = tmp_path / "log.vkey"
+    key_file.write_text(log_vkey.verifier_key + "\n")
+    runner = CliRunner()
+    ok = runner.invoke(
+        cli,
+        [
+            "verify-bundle",
+            str(good),
+            "--log-key",
+            str(key_file),
+            "--verifier-key",
+            cosigner.verifier_key,
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "VERIFIED" in ok.output and "OK attestation" in ok.output
+    failed = runner.invoke(cli, ["verify-bundle", str(bad), "--log-key", log_vkey.verifier_key])
+    assert failed.exit_code == 1
+    assert "FAILED entries.jsonl: has SHA-256" in failed.output
+
+
+async def test_erased_personal_data_stays_unreadable_and_the_bundle_verifies(
+    exporter: httpx.AsyncClient,
+    settings: Settings,
+    database_url: str,
+    signer: LogSigner,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    tenant: TenantKeys = await make_tenant(database_url, signer)
+    erased, kept = "erased-" + secrets.token_hex(4), "kept-" + secrets.token_hex(4)
+    for subject in (erased, kept):
+        response = await append(exporter, tenant.producer, tenant.chain, personal_event(subject))
+        assert response.status_code == 201
+    later = create_app(settings, clock=lambda: datetime.now(UTC) + timedelta(days=200))
+    async with later.router.lifespan_context(later):
+        transport = httpx.ASGITransport(app=later)
+        async with httpx.AsyncClient(transport=transport, base_url="http://later") as http:
+            done = await http.post(
+                "/v1/subjects/erase",
+                json={"subject": erased, "reason": "GDPR Art. 17"},
+                headers=headers(tenant.admin),
+            )
+            assert done.status_code == 200, done.text
+    await wait_for_checkpoint(exporter, tenant.auditor, tenant.chain, size=3)
+    _, data = await export(exporter, tenant, {"kind": "range"})
+    files = unzip(data)
+    everything = b"".join(files.values())
+    assert PLAINTEXT_MARK.encode() not in everything
+    assert erased.encode() not in everything and kept.encode() not in everything
+    report = verify_bundle(rezip(files), log_key=log_vkey, verifier_key=cosigner.verifier)
+    assert report.entries == 3  # two sealed events and the erasure record

@@ -1,0 +1,226 @@
+"""Export bundles end to end: each kind of export round-trips through the offline verifier, with
+the verifier's cosignature and attestation; selective exports disclose nothing else; exports
+are logged, scoped to the tenant, and never hold appends up."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from decision_log.signing import LogSigner
+from ledger.bundle import (
+    BUNDLE_JSON,
+    CHECKPOINT,
+    ENTRIES,
+    INCLUSION_PROOFS,
+    BundleReport,
+    consistency_member,
+    verify_bundle,
+)
+from ledger.note import CosignatureSigner, NoteVerifier
+from ledger.proofs import split_tlog_proofs
+
+from tests.decisions.helpers import overridden, projected, recorded, reviewed
+from tests.service.conftest import TenantKeys, make_tenant
+from tests.service.helpers import append, decision_event, headers, wait_for_checkpoint
+from tests.verifier.bundles import export, unzip
+
+
+async def grow(
+    client: httpx.AsyncClient, tenant: TenantKeys, events: list[dict[str, object]]
+) -> int:
+    response = await append(client, tenant.producer, tenant.chain, events, batch=True)
+    assert response.status_code == 201, response.text
+    size = int(response.json()["receipts"][-1]["index"]) + 1
+    await wait_for_checkpoint(client, tenant.auditor, tenant.chain, size=size)
+    return size
+
+
+def check(bundle: bytes, log_vkey: NoteVerifier, cosigner: CosignatureSigner) -> BundleReport:
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        return verify_bundle(archive, log_key=log_vkey, verifier_key=cosigner.verifier)
+
+
+@pytest.fixture
+async def history(exporter: httpx.AsyncClient, database_url: str, signer: LogSigner) -> TenantKeys:
+    """A chain of 25 decisions, some reviewed or overridden: 30 entries."""
+    tenant = await make_tenant(database_url, signer)
+    events = [recorded(f"loan-{i}") for i in range(25)]
+    events += [reviewed("loan-3"), overridden("loan-3"), reviewed("loan-7")]
+    events += [reviewed("loan-11"), overridden("loan-20")]
+    await grow(exporter, tenant, events)
+    await projected(database_url)
+    return tenant
+
+
+async def test_a_whole_chain_round_trips_with_cosignature_and_attestation(
+    exporter: httpx.AsyncClient,
+    history: TenantKeys,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    job, bundle = await export(exporter, history, {"kind": "range"})
+    assert job["total"] == 30 and job["checkpoint_size"] == 30
+    report = check(bundle, log_vkey, cosigner)
+    assert (report.entries, report.first_index, report.last_index) == (30, 0, 29)
+    assert report.links_checked == 29
+    assert report.cosigned_by == [cosigner.name]
+    assert report.attestation is not None and "size 30" in report.attestation
+    files = unzip(bundle)
+    info = orjson.loads(files[BUNDLE_JSON])
+    assert info["checkpoint"]["cosigned"] is True and info["attestation"] is True
+    for name in ("README.txt", "report.html", "keys/log.vkey", "keys/verifier.vkey"):
+        assert name in files
+    assert any(name.startswith("schemas/dev.audit-trail.decision.recorded") for name in files)
+    report_html = files["report.html"].decode()
+    assert "overrides" in report_html and "credit-gbm" in report_html
+    # Each proof is a standalone tlog-proof@v1 against the bundle's checkpoint.
+    proofs = list(split_tlog_proofs(files[INCLUSION_PROOFS].decode()))
+    assert len(proofs) == 30 and all(p.endswith(files[CHECKPOINT].decode()) for p in proofs)
+    assert len(files[ENTRIES].splitlines()) == 30
+
+
+async def test_a_range_and_a_time_span_export_exactly_their_entries(
+    exporter: httpx.AsyncClient,
+    history: TenantKeys,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    _, bundle = await export(exporter, history, {"kind": "range", "start": 5, "end": 17})
+    report = check(bundle, log_vkey, cosigner)
+    assert (report.entries, report.first_index, report.last_index) == (12, 5, 16)
+    now = datetime.now(UTC)
+    _, bundle = await export(
+        exporter,
+        history,
+        {"kind": "time", "since": (now - timedelta(hours=1)).isoformat(), "until": now.isoformat()},
+    )
+    assert check(bundle, log_vkey, cosigner).entries == 30
+    _, empty = await export(
+        exporter, history, {"kind": "time", "until": (now - timedelta(days=1)).isoformat()}
+    )
+    assert check(empty, log_vkey, cosigner).entries == 0
+
+
+async def test_a_selective_export_discloses_only_the_chosen_decisions(
+    exporter: httpx.AsyncClient,
+    history: TenantKeys,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    job, bundle = await export(
+        exporter, history, {"kind": "decisions", "decision_ids": ["loan-3", "loan-20"]}
+    )
+    report = check(bundle, log_vkey, cosigner)
+    assert report.entries == 5  # loan-3: recorded, reviewed, overridden; loan-20: two
+    files = unzip(bundle)
+    subjects = {orjson.loads(line)["event"]["subject"] for line in files[ENTRIES].splitlines()}
+    assert subjects == {"loan-3", "loan-20"}
+    everything = b"".join(files.values())
+    for other in ("loan-7", "loan-11", "loan-0"):
+        assert other.encode() not in everything
+    assert job["checkpoint_size"] == 30
+
+
+async def test_consistency_with_checkpoints_the_recipient_holds(
+    exporter: httpx.AsyncClient,
+    history: TenantKeys,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    await grow(exporter, history, [decision_event() for _ in range(5)])
+    _, bundle = await export(exporter, history, {"kind": "range", "consistency_from": [30]})
+    report = check(bundle, log_vkey, cosigner)
+    assert report.consistent_with == [30] and report.checkpoint_size == 35
+    assert consistency_member(30) in unzip(bundle)
+
+
+async def test_bad_requests_name_the_field(
+    exporter: httpx.AsyncClient, history: TenantKeys, database_url: str, signer: LogSigner
+) -> None:
+    path = f"/v1/chains/{history.chain}/exports"
+    auditor = headers(history.auditor)
+    beyond = await exporter.post(path, json={"kind": "range", "end": 31}, headers=auditor)
+    assert beyond.status_code == 400 and beyond.json()["pointer"] == "/end"
+    unknown = await exporter.post(
+        path, json={"kind": "decisions", "decision_ids": ["loan-1", "nope"]}, headers=auditor
+    )
+    assert unknown.status_code == 404 and unknown.json()["pointer"] == "/decision_ids/1"
+    mixed = await exporter.post(
+        path, json={"kind": "range", "since": "2026-01-01T00:00:00Z"}, headers=auditor
+    )
+    assert mixed.status_code == 400 and mixed.headers["content-type"] == "application/problem+json"
+    no_checkpoint = await exporter.post(
+        path, json={"kind": "range", "consistency_from": [7]}, headers=auditor
+    )
+    assert no_checkpoint.status_code == 400
+    assert no_checkpoint.json()["pointer"] == "/consistency_from/0"
+    producer = await exporter.post(path, json={"kind": "range"}, headers=headers(history.producer))
+    assert producer.status_code == 403
+
+
+async def test_exports_are_the_tenants_own_and_are_logged(
+    exporter: httpx.AsyncClient, history: TenantKeys, database_url: str, signer: LogSigner
+) -> None:
+    job, _ = await export(exporter, history, {"kind": "range", "end": 3})
+    other = await make_tenant(database_url, signer)
+    for path in (f"/v1/exports/{job['id']}", f"/v1/exports/{job['id']}/bundle"):
+        response = await exporter.get(path, headers=headers(other.auditor))
+        assert response.status_code == 404
+    listed = await exporter.get("/v1/exports", headers=headers(other.auditor))
+    assert listed.json()["exports"] == []
+    mine = await exporter.get("/v1/exports", headers=headers(history.auditor))
+    assert job["id"] in [e["id"] for e in mine.json()["exports"]]
+    connection = await asyncpg.connect(database_url)
+    try:
+        actions = await connection.fetch(
+            "SELECT e.leaf FROM entries e JOIN chains c ON c.id = e.chain_id "
+            "JOIN tenants t ON t.id = c.tenant_id WHERE t.slug = $1 AND c.slug = 'access-log'",
+            history.tenant,
+        )
+    finally:
+        await connection.close()
+    logged = [orjson.loads(row["leaf"])["event"]["data"]["action"] for row in actions]
+    assert "export" in logged and "export.download" in logged
+
+
+async def test_a_large_export_runs_as_a_job_while_producers_append(
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    tenant = await make_tenant(database_url, signer)
+    for _ in range(12):
+        await grow(exporter, tenant, [decision_event() for _ in range(1000)])
+    response = await exporter.post(
+        f"/v1/chains/{tenant.chain}/exports",
+        json={"kind": "range"},
+        headers=headers(tenant.auditor),
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "running" and job["total"] == 12_000
+
+    appended = 0
+    while job["status"] == "running":
+        # Appends are acknowledged while the export reads the same chain.
+        reply = await append(exporter, tenant.producer, tenant.chain, decision_event())
+        assert reply.status_code == 201
+        appended += 1
+        job = (
+            await exporter.get(f"/v1/exports/{job['id']}", headers=headers(tenant.auditor))
+        ).json()
+        await asyncio.sleep(0.01)
+    assert job["status"] == "ready", job
+    assert appended > 0
+    bundle = (await exporter.get(job["download"], headers=headers(tenant.auditor))).content
+    report = check(bundle, log_vkey, cosigner)
+    assert report.entries == 12_000 and report.links_checked == 11_999
