@@ -75,6 +75,16 @@ def wait_cosigned(url: str, verifier_url: str, credentials: dict, size: int) -> 
     raise AssertionError("the verifier did not cosign")
 
 
+def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "audit_trail", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
@@ -124,6 +134,25 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
             headers={"Authorization": f"Bearer {credentials['keys']['auditor']}"},
         ).json()
         assert status["verified_size"] == 1 and status["findings"] == []
+        # A regulator's round trip: export over HTTP, verify offline with the published keys.
+        bundle = tmp_path / "bundle.zip"
+        log_key = httpx.get(f"{url}/v1/log/keys").json()["keys"][0]["verifier_key"]
+        exported = run_cli(
+            "export",
+            credentials["chain"],
+            "-o",
+            str(bundle),
+            "--url",
+            url,
+            "--api-key",
+            credentials["keys"]["auditor"],
+        )
+        assert exported.returncode == 0, exported.stderr
+        verified = run_cli(
+            "verify-bundle", str(bundle), "--log-key", log_key, "--verifier-key", verifier_key
+        )
+        assert verified.returncode == 0, verified.stderr
+        assert "OK attestation" in verified.stdout and "VERIFIED" in verified.stdout
     finally:
         output = stop(process)
     assert url in output and verifier_url in output

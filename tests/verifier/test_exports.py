@@ -6,25 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from decision_log.signing import LogSigner
 from ledger.bundle import (
+    ATTESTATION,
     BUNDLE_JSON,
     CHECKPOINT,
     ENTRIES,
     INCLUSION_PROOFS,
+    MANIFEST,
     BundleReport,
     consistency_member,
     verify_bundle,
 )
 from ledger.note import CosignatureSigner, NoteVerifier
 from ledger.proofs import split_tlog_proofs
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
 
 from tests.decisions.helpers import overridden, projected, recorded, reviewed
 from tests.service.conftest import TenantKeys, make_tenant
@@ -224,3 +231,39 @@ async def test_a_large_export_runs_as_a_job_while_producers_append(
     bundle = (await exporter.get(job["download"], headers=headers(tenant.auditor))).content
     report = check(bundle, log_vkey, cosigner)
     assert report.entries == 12_000 and report.links_checked == 11_999
+
+
+async def test_third_party_tools_check_the_bundle_unchanged(
+    exporter: httpx.AsyncClient,
+    history: TenantKeys,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+    tmp_path: Path,
+) -> None:
+    _, bundle = await export(exporter, history, {"kind": "decisions", "decision_ids": ["loan-3"]})
+    files = unzip(bundle)
+    # securesystemslib verifies the log's manifest and the verifier's attestation as they are.
+    for member, key in (
+        (MANIFEST, log_vkey.public_key),
+        (ATTESTATION, cosigner.verifier.public_key),
+    ):
+        sslib_key = SSlibKey.from_crypto(Ed25519PublicKey.from_public_bytes(key.raw))
+        envelope = Envelope.from_dict(orjson.loads(files[member]))
+        assert set(envelope.verify([sslib_key], threshold=1)) == {sslib_key.keyid}
+    # sha256sum -c checks every digest once the bundle is unzipped.
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        archive.extractall(tmp_path)
+    checked = subprocess.run(
+        ["sha256sum", "--strict", "-c", "SHA256SUMS"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count(": OK") == len(files) - 2
+    (tmp_path / ENTRIES).write_bytes(files[ENTRIES].replace(b"loan-3", b"loan-4"))
+    tampered = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True, check=False
+    )
+    assert tampered.returncode != 0
