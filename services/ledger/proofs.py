@@ -33,14 +33,26 @@ CONSISTENCY_HEADER: Final = "audit-trail.dev/tlog-consistency@v1"
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
-def _hash_line(line: str, what: str) -> bytes:
+# A 32-byte hash is 44 base64 characters with one "=" of padding; in the canonical encoding the
+# last data character carries two zero bits, so it is one of these.
+_CANONICAL_LAST = frozenset("AEIMQUYcgkosw048")
+
+
+def _hash_lines(lines: list[str], what: str) -> tuple[bytes, ...]:
+    """Hashes from their base64 lines: strict, canonical, exactly 32 bytes each."""
     try:
-        value = base64.b64decode(line, validate=True)
+        hashes = tuple(binascii.a2b_base64(line, strict_mode=True) for line in lines)
     except (binascii.Error, ValueError):
-        raise ProofError(f"{what}: {line[:60]!r} is not base64") from None
-    if len(value) != 32 or base64.b64encode(value).decode() != line:
-        raise ProofError(f"{what}: {line[:60]!r} is not the canonical base64 of a 32-byte hash")
-    return value
+        hashes = ()
+    if len(hashes) != len(lines) or any(
+        len(line) != 44 or line[43] != "=" or line[42] not in _CANONICAL_LAST for line in lines
+    ):
+        bad = next(
+            (line for line in lines if len(line) != 44 or line[42] not in _CANONICAL_LAST),
+            lines[0] if lines else "",
+        )
+        raise ProofError(f"{what}: {bad[:60]!r} is not the canonical base64 of a 32-byte hash")
+    return hashes
 
 
 def _number(line: str, keyword: str, what: str) -> int:
@@ -75,7 +87,7 @@ class TlogProof:
         if self.extra is not None:
             lines.append("extra " + base64.b64encode(self.extra).decode())
         lines.append(f"index {self.index}")
-        lines.extend(base64.b64encode(h).decode() for h in self.hashes)
+        lines.extend(binascii.b2a_base64(h, newline=False).decode() for h in self.hashes)
         return "\n".join(lines) + "\n\n" + self.checkpoint
 
     @classmethod
@@ -91,7 +103,7 @@ class TlogProof:
         if not lines:
             raise ProofError(f"{what}: no index line")
         index = _number(lines[0], "index", what)
-        hashes = tuple(_hash_line(line, what) for line in lines[1:])
+        hashes = _hash_lines(lines[1:], what)
         return cls(index=index, hashes=hashes, checkpoint=checkpoint, extra=extra)
 
 
@@ -131,5 +143,5 @@ class ConsistencyProofFile:
         if not lines:
             raise ProofError(f"{what}: no 'old' line")
         old_size = _number(lines[0], "old", what)
-        hashes = tuple(_hash_line(line, what) for line in lines[1:])
+        hashes = _hash_lines(lines[1:], what)
         return cls(old_size=old_size, hashes=hashes, old_checkpoint=checkpoint)

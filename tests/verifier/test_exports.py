@@ -16,7 +16,11 @@ import httpx
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from decision_log.exports.schemas import ExportRequest
+from decision_log.exports.service import ExportRunner, get_export, plan_export
+from decision_log.keys.service import Principal
 from decision_log.signing import LogSigner
+from fastapi import FastAPI
 from ledger.bundle import (
     ATTESTATION,
     BUNDLE_JSON,
@@ -267,3 +271,32 @@ async def test_third_party_tools_check_the_bundle_unchanged(
         ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True, check=False
     )
     assert tampered.returncode != 0
+
+
+async def test_an_export_cut_off_by_a_shutdown_says_so(
+    exporting_app: FastAPI, history: TenantKeys, database_url: str
+) -> None:
+    state = exporting_app.state.audit_trail
+    connection = await asyncpg.connect(database_url)
+    try:
+        tenant_id = await connection.fetchval(
+            "SELECT id FROM tenants WHERE slug = $1", history.tenant
+        )
+    finally:
+        await connection.close()
+    principal = Principal(
+        key_id="k",
+        tenant_id=tenant_id,
+        tenant=history.tenant,
+        roles=frozenset({"auditor"}),
+        chains=None,
+        expires_at=None,
+    )
+    plan = await plan_export(
+        state, principal, chain=history.chain, request=ExportRequest(kind="range"), api_key=None
+    )
+    runner = ExportRunner(engine=state.engine, signer=state.signer)
+    runner.start(plan)
+    await runner.close()  # before the build has taken a step
+    job = await get_export(state, principal, export_id=plan.export_id)
+    assert job.status == "failed" and job.error is not None and "interrupted" in job.error

@@ -78,7 +78,7 @@ class ExportRunner:
     def __init__(self, *, engine: AsyncEngine, signer: LogSigner) -> None:
         self.engine = engine
         self.signer = signer
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}
 
     async def run(self, plan: ExportPlan) -> None:
         try:
@@ -86,18 +86,25 @@ class ExportRunner:
         except Exception as error:
             logger.exception("export %s failed", plan.export_id)
             detail = str(error) if isinstance(error, Problem) else type(error).__name__
-            async with self.engine.begin() as connection:
-                await repository.mark_failed(connection, export_id=plan.export_id, error=detail)
+            await self._fail(plan.export_id, detail)
+
+    async def _fail(self, export_id: str, detail: str) -> None:
+        async with self.engine.begin() as connection:
+            await repository.mark_failed(connection, export_id=export_id, error=detail)
 
     def start(self, plan: ExportPlan) -> None:
         task = asyncio.create_task(self.run(plan))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = plan.export_id
+        task.add_done_callback(self._tasks.pop)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Stop building; an unfinished export says so instead of staying 'running'."""
+        unfinished = dict(self._tasks)
+        for task in unfinished:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        for export_id in unfinished.values():
+            await self._fail(export_id, "interrupted: the service stopped; ask for it again")
 
 
 def job(row: Any) -> ExportJob:
