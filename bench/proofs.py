@@ -1,6 +1,6 @@
 """Proof latency on a large chain: inclusion and consistency proofs over real HTTP.
 
-    python -m bench.proofs [--entries 1000000] [--requests 2000] [--database-url ...]
+    python -m bench.proofs [--entries 1000000] [--requests 2000] [--runs 3] [--database-url ...]
 
 The chain is filled by bench.verify's filler (the log's own leaf builder and Merkle frontier,
 COPYed), then the decision_log runs alone and a client asks for proofs of random entries and
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="measurements on the same chain")
     parser.add_argument("--database-url")
     args = parser.parse_args()
 
@@ -104,21 +105,34 @@ def main() -> None:
             # measured on a log at rest, as a monitor meets it between bursts.
             caught_up = asyncio.run(wait_projected(url, "decisions"))
             print(f"read model caught up in {caught_up:.0f} s")
-            latencies = asyncio.run(
-                measure(
-                    port, credentials["keys"]["auditor"], args.entries, args.requests, args.clients
+            runs = [
+                asyncio.run(
+                    measure(
+                        port,
+                        credentials["keys"]["auditor"],
+                        args.entries,
+                        args.requests,
+                        args.clients,
+                    )
                 )
-            )
+                for _ in range(args.runs)
+            ]
         finally:
             service.terminate()
             service.wait(timeout=30)
     machine = describe(getattr(create_database, "version", "?"))
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
-    print(f"{args.requests} requests each, {args.clients} clients, chain of {args.entries:,}")
-    for kind, values in latencies.items():
-        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-        mean = statistics.mean(values) * 1000
-        print(f"  {kind:<12} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")
+    print(
+        f"{args.requests} requests each, {args.clients} clients, chain of {args.entries:,}, "
+        f"{args.runs} runs; min / median / max over the runs"
+    )
+    for kind in ("inclusion", "consistency"):
+        for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+            values = sorted(percentile(run[kind], fraction) for run in runs)
+            print(
+                f"  {kind:<12} {label}  {values[0]:6.2f} / {statistics.median(values):6.2f} / "
+                f"{values[-1]:6.2f} ms"
+            )
 
 
 if __name__ == "__main__":

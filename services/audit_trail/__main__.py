@@ -1,3 +1,3 @@
-from audit_trail.cli import main
+from audit_trail.entry import main
 
 main()

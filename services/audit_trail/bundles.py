@@ -130,3 +130,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
         sys.exit(1)
     answer: dict[str, Any] = response.json()
     return answer
+
+
+verify_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+verify_app.command()(verify_bundle_command)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -241,3 +243,26 @@ async def test_erased_personal_data_stays_unreadable_and_the_bundle_verifies(
     assert erased.encode() not in everything and kept.encode() not in everything
     report = verify_bundle(rezip(files), log_key=log_vkey, verifier_key=cosigner.verifier)
     assert report.entries == 3  # two sealed events and the erasure record
+
+
+async def test_verify_bundle_needs_none_of_the_server_code(
+    bundle: Files, log_vkey: NoteVerifier, tmp_path: Path
+) -> None:
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(rezip(bundle).fp.getvalue())  # type: ignore[union-attr]
+    script = (
+        "import sys\n"
+        "for name in ('decision_log', 'verifier', 'sqlalchemy', 'asyncpg', 'fastapi'):\n"
+        "    sys.modules[name] = None  # importing any of them now fails\n"
+        "sys.argv = ['audit-trail', 'verify-bundle', sys.argv[1], '--log-key', sys.argv[2]]\n"
+        "from audit_trail.entry import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path), log_vkey.verifier_key],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "VERIFIED" in result.stdout
