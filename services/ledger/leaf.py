@@ -10,6 +10,7 @@ byte-identical to canonicalising the whole object (``tests/core/test_leaf.py`` c
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,11 @@ from ledger.errors import VerificationError
 
 LEAF_VERSION = 1
 GENESIS_PREV = bytes(32)
+
+# Entries as leaf frames, for replaying a chain fast: each entry is its index (big-endian uint64),
+# its leaf's length (big-endian uint32) and the leaf bytes, back to back. No base64, no JSON.
+LEAF_FRAMES = "application/vnd.audit-trail.leaf-frames"
+LEAF_FRAME_HEADER = struct.Struct(">QI")
 
 
 def format_received_at(moment: datetime) -> str:

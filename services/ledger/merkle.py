@@ -381,7 +381,7 @@ class MerkleFrontier:
         completed: list[tuple[NodeId, bytes]] = []
         node, level, index, carry = leaf_hash, 0, self._size, self._size
         while carry & 1:
-            node = node_hash(self._hashes.pop(), node)
+            node = _sha256(_NODE_PREFIX + self._hashes.pop() + node).digest()  # node_hash, inlined
             level, index, carry = level + 1, index >> 1, carry >> 1
             completed.append(((level, index), node))
         self._hashes.append(node)

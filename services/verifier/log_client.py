@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+from ledger.leaf import LEAF_FRAMES
 
 from verifier.problems import Forbidden, LogUnavailable, Unauthenticated
 
@@ -72,18 +73,24 @@ class LogClient:
     async def checkpoint(self, name: ChainName) -> str:
         return (await self._get(f"{self._base(name)}/checkpoint")).text
 
-    async def entries(self, name: ChainName, *, start: int, end: int) -> AsyncIterator[bytes]:
-        """The raw NDJSON bytes of entries [start, end), as they arrive."""
+    async def entries(
+        self, name: ChainName, *, start: int, end: int
+    ) -> AsyncIterator[tuple[bytes, bool]]:
+        """The raw bytes of entries [start, end) as they arrive, each chunk with whether it is
+        leaf frames (asked for first: no base64 or JSON to undo) or NDJSON (what older logs
+        serve)."""
         path = f"{self._base(name)}/entries/stream"
+        headers = {**self._headers, "Accept": f"{LEAF_FRAMES}, application/x-ndjson;q=0.5"}
         try:
             async with self._http.stream(
-                "GET", path, params={"start": start, "end": end}, headers=self._headers
+                "GET", path, params={"start": start, "end": end}, headers=headers
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
                     _raise_for_status(response, path)
+                frames = response.headers.get("content-type", "").startswith(LEAF_FRAMES)
                 async for chunk in response.aiter_raw():
-                    yield chunk
+                    yield chunk, frames
         except httpx.HTTPError as error:
             raise LogUnavailable(f"the entry stream failed: {type(error).__name__}") from None
 

@@ -204,8 +204,9 @@ class ChainVerifier:
             last_received_at=str(state.last_received_at),
         )
         try:
-            async for chunk in self._log.entries(name, start=verified_size, end=checkpoint.size):
-                replay.feed(chunk)
+            entries = self._log.entries(name, start=verified_size, end=checkpoint.size)
+            async for chunk, frames in entries:
+                replay.feed(chunk, binary=frames)
             replay.finish(checkpoint.size)
             if replay.frontier.root() != checkpoint.root_hash:
                 raise Finding(
@@ -325,8 +326,8 @@ class ChainVerifier:
                 connection, chain_id=state.id, epoch=state.epoch, end=end
             )
         comparison = HistoryComparison(remembered)
-        async for chunk in self._log.entries(current.name, start=0, end=end):
-            comparison.feed(chunk)
+        async for chunk, frames in self._log.entries(current.name, start=0, end=end):
+            comparison.feed(chunk, binary=frames)
             if comparison.first_difference is not None:
                 break
         comparison.finish(end)

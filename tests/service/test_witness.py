@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import orjson
 from audit_trail import admin
 from decision_log.witnesses import service as witnesses
 from ledger.keys import SigningKey
+from ledger.leaf import LEAF_FRAME_HEADER, LEAF_FRAMES
 from ledger.note import (
     Checkpoint,
     CosignatureSigner,
@@ -158,6 +161,19 @@ async def test_entry_stream_is_every_entry_in_order(
         headers=headers(tenant.auditor),
     )
     assert [orjson.loads(line)["index"] for line in part.content.splitlines()] == [10, 11]
+    framed = await client.get(
+        f"/v1/chains/{tenant.chain}/entries/stream",
+        params={"start": 5},
+        headers=headers(tenant.auditor) | {"Accept": LEAF_FRAMES},
+    )
+    assert framed.headers["content-type"] == LEAF_FRAMES
+    data, position, unframed = framed.content, 0, []
+    while position < len(data):
+        index, length = LEAF_FRAME_HEADER.unpack_from(data, position)
+        position += LEAF_FRAME_HEADER.size
+        unframed.append((index, data[position : position + length]))
+        position += length
+    assert unframed == [(e["index"], base64.b64decode(e["leaf"])) for e in paged[5:]]
     other = await make_tenant(database_url, signer, chain="elsewhere")  # type: ignore[arg-type]
     foreign = await client.get(
         f"/v1/chains/{tenant.chain}/entries/stream", headers=headers(other.auditor)

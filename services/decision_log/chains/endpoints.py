@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from ledger.leaf import LEAF_FRAMES
 
 from decision_log.auth import require_chain, require_role
 from decision_log.chains import service
@@ -24,6 +25,14 @@ from decision_log.keys.service import Principal
 from decision_log.state import AppState, Caller, State
 
 NDJSON = "application/x-ndjson"
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {NDJSON: {}, LEAF_FRAMES: {}},
+        "description": f"NDJSON lines {{index, leaf (base64), leaf_hash (hex)}}; or, when the "
+        f"request accepts {LEAF_FRAMES}, leaf frames: per entry its index (big-endian uint64), "
+        "its leaf's length (big-endian uint32) and the leaf bytes",
+    }
+}
 
 router = APIRouter(tags=["chains"])
 public = APIRouter(tags=["log"])
@@ -111,11 +120,13 @@ async def list_entries(
 @router.get(
     "/v1/chains/{chain}/entries/stream",
     response_class=StreamingResponse,
-    summary="Entries [start, end) as NDJSON, one entry per line, for replaying a whole chain",
-    responses={200: {"content": {NDJSON: {}}}},
+    summary="Entries [start, end) as NDJSON, one entry per line, or as leaf frames, for replaying "
+    "a whole chain",
+    responses=STREAM_RESPONSES,
 )
 async def stream_entries(
     chain: str,
+    request: Request,
     state: State,
     principal: Caller,
     start: Annotated[int, Query(ge=0)] = 0,
@@ -124,15 +135,21 @@ async def stream_entries(
     _reader(principal, chain)
     async with state.engine.connect() as connection:
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
-    return entries_stream(state, row, start=start, end=end)
+    return entries_stream(state, row, start=start, end=end, accept=request.headers.get("accept"))
 
 
-def entries_stream(state: AppState, row: Any, *, start: int, end: int | None) -> StreamingResponse:
+def entries_stream(
+    state: AppState, row: Any, *, start: int, end: int | None, accept: str | None
+) -> StreamingResponse:
+    """NDJSON by default; leaf frames for a client that asks for them (`Accept`)."""
     stop = int(row.size) if end is None else min(end, int(row.size))
+    frames = LEAF_FRAMES in (accept or "")
     return StreamingResponse(
-        service.stream_entries(state.engine, chain_id=row.id, start=start, end=stop),
-        media_type=NDJSON,
-        headers={"X-Chain-Size": str(row.size)},
+        service.stream_entries(
+            state.engine, chain_id=row.id, start=start, end=stop, leaf_frames=frames
+        ),
+        media_type=LEAF_FRAMES if frames else NDJSON,
+        headers={"X-Chain-Size": str(row.size), "Vary": "Accept"},
     )
 
 

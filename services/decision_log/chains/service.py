@@ -7,7 +7,7 @@ from binascii import b2a_base64
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ledger.leaf import LeafPrefix
+from ledger.leaf import LEAF_FRAME_HEADER, LeafPrefix
 from ledger.merkle import (
     EMPTY_ROOT,
     assemble_proof,
@@ -217,9 +217,17 @@ async def read_entry(connection: AsyncConnection, *, row: Any, index: int) -> En
 
 
 async def stream_entries(
-    engine: AsyncEngine, *, chain_id: int, start: int, end: int, page: int = 5000
+    engine: AsyncEngine,
+    *,
+    chain_id: int,
+    start: int,
+    end: int,
+    page: int = 5000,
+    leaf_frames: bool = False,
 ) -> AsyncIterator[bytes]:
-    """Entries [start, end) as NDJSON lines, read in index-ordered pages on one connection."""
+    """Entries [start, end) as NDJSON lines or as leaf frames (`ledger.leaf.LEAF_FRAMES`), read
+    in index-ordered pages on one connection."""
+    pack = LEAF_FRAME_HEADER.pack
     async with driver_connection(engine) as connection:
         statement = await connection.prepare(
             "SELECT idx, leaf, leaf_hash FROM entries WHERE chain_id = $1 AND idx >= $2 "
@@ -229,11 +237,14 @@ async def stream_entries(
         while position < end:
             stop = min(position + page, end)
             rows = await statement.fetch(chain_id, position, stop)
-            yield b"".join(
-                b'{"index":%d,"leaf":"%s","leaf_hash":"%s"}\n'
-                % (idx, b2a_base64(leaf, newline=False), leaf_hash_.hex().encode())
-                for idx, leaf, leaf_hash_ in rows
-            )
+            if leaf_frames:
+                yield b"".join(pack(idx, len(leaf)) + leaf for idx, leaf, _ in rows)
+            else:
+                yield b"".join(
+                    b'{"index":%d,"leaf":"%s","leaf_hash":"%s"}\n'
+                    % (idx, b2a_base64(leaf, newline=False), leaf_hash_.hex().encode())
+                    for idx, leaf, leaf_hash_ in rows
+                )
             position = stop
 
 

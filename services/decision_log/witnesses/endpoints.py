@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from decision_log.chains import service as chains
-from decision_log.chains.endpoints import NDJSON, entries_stream
+from decision_log.chains.endpoints import STREAM_RESPONSES, entries_stream
 from decision_log.chains.schemas import ChainList, ConsistencyProof, InclusionProof
 from decision_log.state import State, WitnessCaller
 from decision_log.witnesses import service
@@ -46,12 +46,13 @@ async def get_checkpoint(
 @router.get(
     "/chains/{tenant}/{chain}/entries/stream",
     response_class=StreamingResponse,
-    summary="Entries [start, end) as NDJSON",
-    responses={200: {"content": {NDJSON: {}}}},
+    summary="Entries [start, end) as NDJSON, or as leaf frames",
+    responses=STREAM_RESPONSES,
 )
 async def stream_entries(
     tenant: str,
     chain: str,
+    request: Request,
     state: State,
     witness: WitnessCaller,
     start: Annotated[int, Query(ge=0)] = 0,
@@ -59,7 +60,7 @@ async def stream_entries(
 ) -> StreamingResponse:
     async with state.engine.connect() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
-    return entries_stream(state, row, start=start, end=end)
+    return entries_stream(state, row, start=start, end=end, accept=request.headers.get("accept"))
 
 
 @router.get(
