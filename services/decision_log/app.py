@@ -30,7 +30,7 @@ from decision_log.privacy.keyring import Keyring
 from decision_log.privacy.service import PersonalData
 from decision_log.problems import install_problem_handlers
 from decision_log.settings import Settings
-from decision_log.signing import LogSigner
+from decision_log.signing import LogSigner, ReceiptSigner
 from decision_log.state import AppState
 from decision_log.witnesses import endpoints as witnesses
 
@@ -74,6 +74,7 @@ def create_app(
             settings=config,
             engine=engine,
             signer=signer,
+            receipts=ReceiptSigner(signer),
             clock=clock,
             authenticator=ApiKeyAuthenticator(
                 engine=engine, listen_dsn=plain_dsn(config.database_url), clock=clock
@@ -117,6 +118,7 @@ def create_app(
             await state.authenticator.stop()
             await state.http.aclose()
             await engine.dispose()
+            state.receipts.close()
 
     app = FastAPI(
         title="audit-trail decision_log",

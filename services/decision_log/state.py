@@ -17,7 +17,7 @@ from decision_log.events.appender import GroupCommitter
 from decision_log.keys.service import Principal, Witness
 from decision_log.privacy.service import PersonalData
 from decision_log.settings import Settings
-from decision_log.signing import LogSigner
+from decision_log.signing import LogSigner, ReceiptSigner
 
 if TYPE_CHECKING:  # the export runner's module needs this one
     from decision_log.exports.service import ExportRunner
@@ -28,6 +28,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     signer: LogSigner
+    receipts: ReceiptSigner
     clock: Clock
     authenticator: ApiKeyAuthenticator
     committer: GroupCommitter

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import httpx
 import orjson
-from decision_log.signing import RECEIPTS_PAYLOAD_TYPE
+from decision_log.signing import RECEIPTS_PAYLOAD_TYPE, LogSigner, ReceiptSigner
 from ledger.dsse import verify_envelope
 from ledger.keys import VerifyingKey
 from ledger.merkle import leaf_hash
@@ -132,3 +133,15 @@ async def test_receipts_name_their_leaves(client: httpx.AsyncClient, tenant: Ten
         assert leaf["event"] == event
         assert leaf["received_at"] == receipt["received_at"]
         assert base64.b64decode(entry["leaf"]) == leaf_bytes(entry)
+
+
+async def test_a_burst_of_receipts_is_signed_each_for_its_own_payload(signer: LogSigner) -> None:
+    receipts = ReceiptSigner(signer)
+    try:
+        payloads = [b'{"receipts":[{"index":%d}]}' % i for i in range(50)]
+        envelopes = await asyncio.gather(*(receipts.sign(p) for p in payloads))
+    finally:
+        receipts.close()
+    keys = {signer.dsse_keyid: signer.key.public_key}
+    for payload, envelope in zip(payloads, envelopes, strict=True):
+        assert verify_envelope(envelope, keys) == (RECEIPTS_PAYLOAD_TYPE, payload)

@@ -116,7 +116,10 @@ def timeline_subject(entry: ProjectedEntry) -> str | None:
 def project_entry(
     row: DecisionRow | None, entry: ProjectedEntry, *, chain_id: int, tenant_id: int
 ) -> DecisionRow | None:
-    """The decision after ``entry``; unchanged (possibly None) for entries that do not touch it."""
+    """The decision after ``entry``; unchanged (possibly None) for entries that do not touch it.
+
+    Each entry makes one new row (frozen rows are rebuilt, and a rebuild is most of the cost).
+    """
     if entry.event_type not in DECISION_EVENT_TYPES or entry.subject is None:
         return row
     data = _member(entry.event, "data")
@@ -147,13 +150,13 @@ def project_entry(
             outcome=None,
             last_idx=entry.idx,
         )
-    row = replace(row, last_idx=entry.idx)
+    changes: dict[str, Any] = {"last_idx": entry.idx}
     if entry.event_type == DECISION_RECORDED:
         if row.decision_idx is not None:
-            return row  # a decision is recorded once; a second record is only in the timeline
+            # A decision is recorded once; a second record is only in the timeline.
+            return replace(row, **changes)
         decision = _text(_member(data, "output", "decision"))
-        return replace(
-            row,
+        changes.update(
             decided_at=parse_time(_member(entry.event, "time")) or entry.received_at,
             received_at=entry.received_at,
             decision_idx=entry.idx,
@@ -172,17 +175,15 @@ def project_entry(
             # A review or override seen before the record (out of order producers) wins.
             current_decision=row.current_decision or decision,
         )
-    if entry.event_type in (DECISION_REVIEWED, DECISION_OVERRIDDEN):
+    elif entry.event_type in (DECISION_REVIEWED, DECISION_OVERRIDDEN):
         new_decision = _text(_member(data, "new_decision"))
-        row = replace(row, current_decision=new_decision or row.current_decision)
-        if entry.event_type == DECISION_REVIEWED:
-            return replace(row, reviewed=True)
-        return replace(row, overridden=True)
-    if entry.event_type == OUTCOME_OBSERVED:
-        return replace(row, outcome=_text(_member(data, "outcome")) or row.outcome)
-    if entry.event_type == DECISION_CONTESTED:
-        return replace(row, contested=True)
-    return row
+        changes["current_decision"] = new_decision or row.current_decision
+        changes["reviewed" if entry.event_type == DECISION_REVIEWED else "overridden"] = True
+    elif entry.event_type == OUTCOME_OBSERVED:
+        changes["outcome"] = _text(_member(data, "outcome")) or row.outcome
+    elif entry.event_type == DECISION_CONTESTED:
+        changes["contested"] = True
+    return replace(row, **changes)
 
 
 def deployed_model(entry: ProjectedEntry) -> tuple[str, str] | None:

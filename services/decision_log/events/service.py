@@ -42,7 +42,7 @@ async def append_events(
     receipts = await state.committer.append(ref, events, batch=batch, key_id=principal.key_id)
     appended = sum(1 for receipt in receipts if not receipt.replayed)
     # One signature per request, made after the commit: it never holds up the chain's lock.
-    envelope = state.signer.sign_receipts(receipts_payload(state.signer.origin, receipts))
+    envelope = await state.receipts.sign(receipts_payload(state.signer.origin, receipts))
     content: dict[str, Any]
     if batch:
         content = {
