@@ -230,7 +230,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batch-clients", type=int, default=4)
