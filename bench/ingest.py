@@ -180,6 +180,8 @@ class MemoryWatch:
 
         self._pid = pid
         self.peak_mib = 0.0
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, largest worker MiB)
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -195,6 +197,7 @@ class MemoryWatch:
             except psutil.Error:
                 continue
             self.peak_mib = max(self.peak_mib, peak)
+            self.samples.append((time.monotonic() - self._started, peak))
 
     def stop(self) -> float:
         self._stop.set()
@@ -236,7 +239,16 @@ def main() -> None:
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--peer-threads", type=int, default=8)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="instead: one long single-event run, printing the worker's memory every minute",
+    )
     args = parser.parse_args()
+    if args.soak:
+        soak(args)
+        return
 
     rows: dict[str, list[float]] = {
         "single": [],
@@ -298,6 +310,36 @@ def main() -> None:
     (results / f"ingest-{int(time.time())}.json").write_text(
         json.dumps({"machine": machine, "args": vars(args), "rows": rows}, indent=2)
     )
+
+
+def soak(args: argparse.Namespace) -> None:
+    """A long single-event run: throughput, and the worker's memory over time."""
+    with postgres_server(args.database_url) as server_url:
+        url = asyncio.run(create_database(server_url, f"soak_{secrets.token_hex(3)}"))
+        key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
+        credentials = prepare(url, key_file)
+        port = free_port()
+        service = start_service(url, key_file, port, args.workers)
+        memory = MemoryWatch(service.pid)
+        try:
+            single = measure_single(port, credentials, args.clients, args.soak)
+        finally:
+            peak = memory.stop()
+            service.terminate()
+            service.wait(timeout=30)
+    machine = describe(getattr(create_database, "version", "?"))
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print(
+        f"soak: {args.soak:.0f} s of single-event POSTs, {args.clients} clients, "
+        f"{args.workers} worker(s): {single['events_per_s']:,.0f} events/s, "
+        f"p99 {single['p99_ms']:.1f} ms, {single['statuses']}"
+    )
+    minute = 0.0
+    for elapsed, mib in memory.samples:
+        if elapsed >= minute:
+            print(f"  worker resident memory at {elapsed:5.0f} s: {mib:6.1f} MiB")
+            minute += 60
+    print(f"  peak: {peak:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ async def test_consistency_with_checkpoints_the_recipient_holds(
     cosigner: CosignatureSigner,
 ) -> None:
     await grow(exporter, history, [decision_event() for _ in range(5)])
-    _, bundle = await export(exporter, history, {"kind": "range", "consistency_from": [30]})
+    _, bundle = await export(exporter, history, {"kind": "range", "consistency_from": [30, 30]})
     report = check(bundle, log_vkey, cosigner)
     assert report.consistent_with == [30] and report.checkpoint_size == 35
     assert consistency_member(30) in unzip(bundle)
