@@ -259,12 +259,7 @@ def main() -> None:
     }
     with postgres_server(args.database_url) as server_url:
         for run in range(args.runs):
-            name = f"bench_{int(time.time())}_{secrets.token_hex(2)}"
-            url = asyncio.run(create_database(server_url, name))
-            key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
-            credentials = prepare(url, key_file)
-            port = free_port()
-            service = start_service(url, key_file, port, args.workers)
+            url, credentials, port, service = fresh_service(server_url, args.workers)
             memory = MemoryWatch(service.pid)
             try:
                 single = measure_single(port, credentials, args.clients, args.seconds)
@@ -312,14 +307,22 @@ def main() -> None:
     )
 
 
+def fresh_service(
+    server_url: str, workers: int
+) -> tuple[str, dict[str, Any], int, subprocess.Popen[bytes]]:
+    """A new database with the demo tenant, and the decision_log serving it: (database URL,
+    credentials, port, process)."""
+    url = asyncio.run(create_database(server_url, f"bench_{secrets.token_hex(4)}"))
+    key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
+    credentials = prepare(url, key_file)
+    port = free_port()
+    return url, credentials, port, start_service(url, key_file, port, workers)
+
+
 def soak(args: argparse.Namespace) -> None:
     """A long single-event run: throughput, and the worker's memory over time."""
     with postgres_server(args.database_url) as server_url:
-        url = asyncio.run(create_database(server_url, f"soak_{secrets.token_hex(3)}"))
-        key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
-        credentials = prepare(url, key_file)
-        port = free_port()
-        service = start_service(url, key_file, port, args.workers)
+        _, credentials, port, service = fresh_service(server_url, args.workers)
         memory = MemoryWatch(service.pid)
         try:
             single = measure_single(port, credentials, args.clients, args.soak)
