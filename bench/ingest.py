@@ -1,10 +1,13 @@
 """Ingest benchmark: single-event and batched POSTs over real HTTP, beside the peer.
 
-    python -m bench.ingest [--seconds 10] [--runs 3] [--workers 2] [--clients 64]
+    python -m bench.ingest [--seconds 10] [--runs 3] [--workers 1] [--clients 64]
+                           [--projector process|in-process] [--soak SECONDS]
                            [--database-url postgresql://...]
 
 Without ``--database-url`` an embedded PostgreSQL is started in a temporary folder. Each run
-uses a fresh database; the decision_log runs alone (uvicorn, ``--workers``), with durable commits.
+uses a fresh database; the decision_log runs alone (uvicorn, ``--workers``, and by default its
+projector as a process of its own, as deploy/ runs it), with durable commits. After each load
+the bench reports how far the read model trails the log and how soon it catches up.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -71,9 +75,18 @@ def prepare(database_url: str, key_file: Path) -> dict[str, Any]:
     )
 
 
+class ProcessGroup(subprocess.Popen[bytes]):
+    """A process started as the leader of its own group; terminating it stops the group."""
+
+    def terminate(self) -> None:
+        os.killpg(self.pid, signal.SIGTERM)
+
+
 def start_service(
-    database_url: str, key_file: Path, port: int, workers: int
+    database_url: str, key_file: Path, port: int, workers: int, *, separate_projector: bool = False
 ) -> subprocess.Popen[bytes]:
+    """The decision_log under uvicorn; with `separate_projector`, its read model is kept by an
+    `audit-trail projections follow` process of its own, stopped with the service."""
     env = dict(
         os.environ,
         AUDIT_TRAIL_DATABASE_URL=database_url,
@@ -81,26 +94,31 @@ def start_service(
         AUDIT_TRAIL_KEK_FILE=str(key_file.parent / "kek.json"),
         AUDIT_TRAIL_PSEUDONYM_KEY_FILE=str(key_file.parent / "pseudonym.key"),
         AUDIT_TRAIL_LOG_ORIGIN="bench.localhost/log",
+        AUDIT_TRAIL_RUN_PROJECTOR="false" if separate_projector else "true",
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "decision_log.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
+    server = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "decision_log.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    if separate_projector:
+        # One process group: terminating the shell stops both.
+        follow = f"{sys.executable} -m audit_trail projections follow >/dev/null"
+        command = ["sh", "-c", f"{follow} & exec {' '.join(server)}"]
+        process: subprocess.Popen[bytes] = ProcessGroup(command, env=env, start_new_session=True)
+    else:
+        process = subprocess.Popen(server, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -192,8 +210,8 @@ class MemoryWatch:
         root = psutil.Process(self._pid)
         while not self._stop.wait(0.5):
             try:
-                workers = root.children(recursive=True) or [root]
-                peak = max(worker.memory_info().rss for worker in workers) / 2**20
+                processes = [root, *root.children(recursive=True)]
+                peak = max(process.memory_info().rss for process in processes) / 2**20
             except psutil.Error:
                 continue
             self.peak_mib = max(self.peak_mib, peak)
@@ -240,6 +258,13 @@ def main() -> None:
     parser.add_argument("--peer-threads", type=int, default=8)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument(
+        "--projector",
+        choices=("process", "in-process"),
+        default="process",
+        help="keep the read model in a process of its own (`audit-trail projections follow`, "
+        "as deploy/ runs it) or inside the decision_log worker",
+    )
+    parser.add_argument(
         "--soak",
         type=float,
         metavar="SECONDS",
@@ -259,13 +284,17 @@ def main() -> None:
     }
     with postgres_server(args.database_url) as server_url:
         for run in range(args.runs):
-            url, credentials, port, service = fresh_service(server_url, args.workers)
+            url, credentials, port, service = fresh_service(
+                server_url, args.workers, separate_projector=args.projector == "process"
+            )
             memory = MemoryWatch(service.pid)
             try:
                 single = measure_single(port, credentials, args.clients, args.seconds)
+                single_lag = asyncio.run(read_model_lag(url))
                 batch = measure_batch(
                     port, credentials, args.batch_clients, args.seconds, args.batch_size
                 )
+                batch_lag = asyncio.run(read_model_lag(url))
             finally:
                 peak_mib = memory.stop()
                 service.terminate()
@@ -281,13 +310,18 @@ def main() -> None:
                 f"(p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms, "
                 f"{single['statuses']}); batch x{args.batch_size} "
                 f"{batch['events_per_s']:,.0f} ev/s ({batch['statuses']}); "
-                f"peer {peer:,.0f} ev/s",
+                f"peer {peer:,.0f} ev/s; read model behind at the end of the load: "
+                f"{single_lag[0]:,} entries (caught up {single_lag[1]:.1f} s later) after single, "
+                f"{batch_lag[0]:,} ({batch_lag[1]:.1f} s) after batch",
                 flush=True,
             )
 
     machine = describe(getattr(create_database, "version", "?"))
     print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
-    print(f"settings: {args.runs} runs x {args.seconds:.0f} s, decision_log workers {args.workers}")
+    print(
+        f"settings: {args.runs} runs x {args.seconds:.0f} s, decision_log workers {args.workers}, "
+        f"projector {args.projector}"
+    )
     print("figure (min / median / max)")
     figures = [
         (f"single-event POST, {args.clients} clients", spread(rows["single"]), "events/s"),
@@ -307,8 +341,25 @@ def main() -> None:
     )
 
 
+async def read_model_lag(database_url: str) -> tuple[int, float]:
+    """How many committed entries the read model lacks now, and how long it takes to have them."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        query = (
+            "SELECT coalesce(sum(c.size - coalesce(p.next_idx, 0)), 0) FROM chains c "
+            "LEFT JOIN projection_positions p ON p.chain_id = c.id WHERE c.slug <> 'access-log'"
+        )
+        behind = int(await connection.fetchval(query))
+        began = time.perf_counter()
+        while await connection.fetchval(query) > 0:
+            await asyncio.sleep(0.05)
+        return behind, time.perf_counter() - began
+    finally:
+        await connection.close()
+
+
 def fresh_service(
-    server_url: str, workers: int
+    server_url: str, workers: int, *, separate_projector: bool = False
 ) -> tuple[str, dict[str, Any], int, subprocess.Popen[bytes]]:
     """A new database with the demo tenant, and the decision_log serving it: (database URL,
     credentials, port, process)."""
@@ -316,13 +367,16 @@ def fresh_service(
     key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
     credentials = prepare(url, key_file)
     port = free_port()
-    return url, credentials, port, start_service(url, key_file, port, workers)
+    service = start_service(url, key_file, port, workers, separate_projector=separate_projector)
+    return url, credentials, port, service
 
 
 def soak(args: argparse.Namespace) -> None:
     """A long single-event run: throughput, and the worker's memory over time."""
     with postgres_server(args.database_url) as server_url:
-        _, credentials, port, service = fresh_service(server_url, args.workers)
+        _, credentials, port, service = fresh_service(
+            server_url, args.workers, separate_projector=args.projector == "process"
+        )
         memory = MemoryWatch(service.pid)
         try:
             single = measure_single(port, credentials, args.clients, args.soak)

@@ -447,6 +447,40 @@ def projections_rebuild(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     echo_json({"replayed_entries": replayed})
 
 
+@projections_app.command("follow")
+def projections_follow(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    poll_seconds: Annotated[
+        float, typer.Option(help="How often to look for new entries in every chain")
+    ] = 0.2,
+) -> None:
+    """Keep the decision read model up to date, as a process of its own.
+
+    Run it beside decision_log workers started with AUDIT_TRAIL_RUN_PROJECTOR=false: the
+    projection's work then leaves the workers' cores to the requests. Any number may run.
+    """
+    from decision_log.db import create_engine
+    from decision_log.decisions.projector import Projector
+
+    async def action(url: str) -> None:
+        engine = create_engine(url, role=admin.db_role(), pool_size=2)
+        projector = Projector(engine=engine, poll_seconds=poll_seconds)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stopped.set)
+        await projector.start()
+        try:
+            await stopped.wait()
+        finally:
+            await projector.stop()
+            await engine.dispose()
+
+    with database(data_dir) as url:
+        typer.echo("projecting decisions; stop with Ctrl-C")
+        run(action(url))
+
+
 @verifier_app.callback(invoke_without_command=True)
 def verifier(
     context: typer.Context,

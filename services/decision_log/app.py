@@ -102,7 +102,8 @@ def create_app(
         app.state.audit_trail = state
         await state.authenticator.start()
         await checkpointer.start()
-        await projector.start()
+        if config.run_projector:
+            await projector.start()
         # What exists now lives as long as the process: move it out of the collector's sight,
         # and collect less often, since each request allocates many short-lived objects.
         gc.collect()

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default=None,
         description="A verifier to ask for each chain's status, shown with a decision's evidence",
     )
+    run_projector: bool = Field(
+        default=True,
+        description="Keep the decision read model up to date from this process; turn it off "
+        "where `audit-trail projections follow` runs as a process of its own",
+    )
     pool_size: int = 10
     max_body_bytes: int = 8 * 1024 * 1024
     max_event_bytes: int = 256 * 1024

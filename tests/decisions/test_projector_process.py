@@ -1,0 +1,85 @@
+"""The projector as a process of its own (`audit-trail projections follow`) beside workers that
+do not project: the read model still follows the log, and only because that process runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from decision_log import migrations
+from decision_log.app import create_app
+from decision_log.settings import Settings
+from decision_log.signing import LogSigner
+
+from tests.decisions.helpers import recorded
+from tests.service.conftest import make_tenant
+from tests.service.helpers import append
+
+
+async def admin(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def own_database(database_url: str) -> AsyncIterator[str]:
+    """A database of its own, so that no other test's projector can do this one's work."""
+    name = f"projector_{secrets.token_hex(3)}"
+    await admin(database_url, f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    await asyncio.to_thread(migrations.upgrade, url)
+    yield url
+    await admin(database_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def decisions(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM decisions"))
+    finally:
+        await connection.close()
+
+
+async def test_a_projector_process_keeps_the_read_model(
+    own_database: str, settings: Settings, signer: LogSigner
+) -> None:
+    app = create_app(
+        settings.model_copy(update={"database_url": own_database, "run_projector": False})
+    )
+    async with app.router.lifespan_context(app):
+        tenant = await make_tenant(own_database, signer)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://log") as client:
+            events = [recorded(f"loan-{i}") for i in range(5)]
+            response = await append(client, tenant.producer, tenant.chain, events, batch=True)
+            assert response.status_code == 201, response.text
+        await asyncio.sleep(1.0)
+        assert await decisions(own_database) == 0  # the workers do not project
+        process = subprocess.Popen(
+            [sys.executable, "-m", "audit_trail", "projections", "follow"],
+            env={**os.environ, "AUDIT_TRAIL_DATABASE_URL": own_database},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while await decisions(own_database) < 5:
+                assert asyncio.get_running_loop().time() < deadline, "not projected in 30 s"
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                await asyncio.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGINT)
+            output = process.communicate(timeout=30)[0]
+        assert process.returncode == 0, output
