@@ -111,6 +111,8 @@ def start_service(
         "--log-level",
         "warning",
         "--no-access-log",
+        "--no-proxy-headers",
+        "--no-server-header",
     ]
     if separate_projector:
         # One process group: terminating the shell stops both.
@@ -374,12 +376,13 @@ def fresh_service(
 def soak(args: argparse.Namespace) -> None:
     """A long single-event run: throughput, and the worker's memory over time."""
     with postgres_server(args.database_url) as server_url:
-        _, credentials, port, service = fresh_service(
+        url, credentials, port, service = fresh_service(
             server_url, args.workers, separate_projector=args.projector == "process"
         )
         memory = MemoryWatch(service.pid)
         try:
             single = measure_single(port, credentials, args.clients, args.soak)
+            lag = asyncio.run(read_model_lag(url))
         finally:
             peak = memory.stop()
             service.terminate()
@@ -397,6 +400,7 @@ def soak(args: argparse.Namespace) -> None:
             print(f"  worker resident memory at {elapsed:5.0f} s: {mib:6.1f} MiB")
             minute += 60
     print(f"  peak: {peak:.1f} MiB")
+    print(f"  read model behind at the end: {lag[0]:,} entries, caught up {lag[1]:.1f} s later")
 
 
 if __name__ == "__main__":
