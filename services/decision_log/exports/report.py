@@ -133,7 +133,7 @@ for the independent verifier's cosignature and attestation, the verifier's publi
 key. Obtain those keys from their owners, not from this bundle: the copies under
 keys/ are for convenience and prove nothing by themselves.
 
-With the CLI (pip install audit-trail; no database or network needed):
+With the audit-trail CLI (installed with the project; it needs no database and no network):
 
     audit-trail verify-bundle THIS.zip --log-key 'LOG VERIFIER KEY' \\
         --verifier-key 'VERIFIER COSIGNATURE KEY'
