@@ -176,7 +176,7 @@ async def search_decisions(
     leads with, and each index ends in the sort key, so a page is an ordered index scan that
     stops after ``limit`` rows (see bench/auditor.py for the plans at a million rows).
     """
-    where, params = _search_conditions(
+    statement, params = search_statement(
         tenant_id=tenant_id,
         chain_ids=chain_ids,
         equal=equal,
@@ -186,20 +186,13 @@ async def search_decisions(
         decided_from=decided_from,
         decided_before=decided_before,
         after=after,
+        limit=limit,
     )
-    params["limit"] = limit
-    result = await connection.execute(
-        text(
-            f"SELECT {_SUMMARY_COLUMNS} FROM decisions WHERE {' AND '.join(where)} "
-            "ORDER BY decided_at DESC, chain_id DESC, decision_id DESC LIMIT :limit"
-        ),
-        params,
-    )
-    return list(result)
+    return list(await connection.execute(text(statement), params))
 
 
 def search_statement(**conditions: Any) -> tuple[str, dict[str, Any]]:
-    """The search SQL with its parameters, for EXPLAIN in the bench and tests."""
+    """The search SQL with its parameters (also what the bench EXPLAINs)."""
     limit = conditions.pop("limit")
     where, params = _search_conditions(**conditions)
     params["limit"] = limit
