@@ -13,6 +13,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from decision_log.background import BackgroundLoop
 from decision_log.chains import repository
 from decision_log.chains.service import checkpoint_if_grown
 from decision_log.signing import LogSigner
@@ -20,7 +21,9 @@ from decision_log.signing import LogSigner
 log = logging.getLogger(__name__)
 
 
-class Checkpointer:
+class Checkpointer(BackgroundLoop):
+    name = "checkpointer"
+
     def __init__(
         self,
         *,
@@ -34,26 +37,14 @@ class Checkpointer:
         self._interval = interval_seconds
         self._sweep_every = sweep_every_seconds
         self._dirty: set[int] = set()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        super().__init__()
 
     def mark_grown(self, chain_id: int) -> None:
         self._dirty.add(chain_id)
         self._wake.set()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="checkpointer")
-
     async def stop(self) -> None:
-        # A flag as well as the cancel: Python 3.11's wait_for can swallow a cancellation that
-        # arrives as the awaited event fires (https://github.com/python/cpython/issues/86296).
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         # Sign what the last commits added, so a clean shutdown leaves no chain behind.
         await self.sign_pending()
 

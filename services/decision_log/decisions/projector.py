@@ -18,6 +18,7 @@ import logging
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from decision_log.background import BackgroundLoop
 from decision_log.db import driver_connection
 from decision_log.decisions import repository
 from decision_log.decisions.event_types import DECISION_EVENT_TYPES, MODEL_DEPLOYED
@@ -36,7 +37,9 @@ ACCESS_CHAIN = "access-log"
 READ_TYPES = sorted((*DECISION_EVENT_TYPES, MODEL_DEPLOYED))
 
 
-class Projector:
+class Projector(BackgroundLoop):
+    name = "decision-projector"
+
     def __init__(
         self,
         *,
@@ -49,25 +52,10 @@ class Projector:
         self._poll = poll_seconds
         self._linger = linger_seconds
         self._batch_size = batch_size
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        super().__init__()
 
     def mark_grown(self, _chain_id: int) -> None:
         self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="decision-projector")
-
-    async def stop(self) -> None:
-        # A flag as well as the cancel: Python 3.11's wait_for can swallow a cancellation that
-        # arrives as the awaited event fires (https://github.com/python/cpython/issues/86296).
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while not self._stopping:
