@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from bench.ingest import ROOT, create_database, free_port, prepare, start_service
-from bench.machine import describe
+from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 
 BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -394,7 +394,7 @@ def main() -> None:
             service.wait(timeout=30)
 
     machine = describe(getattr(create_database, "version", "?"))
-    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print("\n" + machine_line(machine))
     print(
         f"chain: {args.events:,} events, {decisions:,} decisions; checkpoint {cosigned:,} "
         "cosigned by a witness; decision_log 1 worker; one request at a time over HTTP, "

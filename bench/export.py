@@ -30,7 +30,7 @@ import httpx
 
 from bench.auditor import wait_projected
 from bench.ingest import create_database, free_port, prepare, start_service
-from bench.machine import describe
+from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 from bench.verify import ORIGIN, fill
 
@@ -171,7 +171,7 @@ def main() -> None:
             service.terminate()
             service.wait(timeout=30)
     machine = describe(getattr(create_database, "version", "?"))
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print(machine_line(machine))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 
 from bench.load import event_template, request_bytes, run_load
-from bench.machine import describe
+from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,7 +319,7 @@ def main() -> None:
             )
 
     machine = describe(getattr(create_database, "version", "?"))
-    print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print("\n" + machine_line(machine))
     print(
         f"settings: {args.runs} runs x {args.seconds:.0f} s, decision_log workers {args.workers}, "
         f"projector {args.projector}"
@@ -388,7 +388,7 @@ def soak(args: argparse.Namespace) -> None:
             service.terminate()
             service.wait(timeout=30)
     machine = describe(getattr(create_database, "version", "?"))
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print(machine_line(machine))
     print(
         f"soak: {args.soak:.0f} s of single-event POSTs, {args.clients} clients, "
         f"{args.workers} worker(s): {single['events_per_s']:,.0f} events/s, "

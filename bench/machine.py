@@ -28,3 +28,7 @@ def describe(postgres_version: str) -> dict[str, str]:
         "postgres": postgres_version,
         "os": platform.platform(),
     }
+
+
+def machine_line(machine: dict[str, str]) -> str:
+    return "machine: " + ", ".join(f"{key} {value}" for key, value in machine.items())

@@ -22,7 +22,7 @@ import httpx
 
 from bench.auditor import wait_projected
 from bench.ingest import create_database, free_port, prepare, start_service
-from bench.machine import describe
+from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 from bench.verify import fill
 
@@ -121,7 +121,7 @@ def main() -> None:
             service.terminate()
             service.wait(timeout=30)
     machine = describe(getattr(create_database, "version", "?"))
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    print(machine_line(machine))
     print(
         f"{args.requests} requests each, {args.clients} clients, chain of {args.entries:,}, "
         f"{args.runs} runs; min / median / max over the runs"
