@@ -150,7 +150,7 @@ def main() -> None:
         began = time.perf_counter()
         asyncio.run(fill(url, key_file, args.entries))
         print(f"filled {args.entries:,} entries in {time.perf_counter() - began:.0f} s")
-        log_key = LogSigner.create(key=admin.ensure_log_key(key_file), origin=ORIGIN).note_signer
+        log_key = LogSigner.create(key=admin.ensure_key(key_file), origin=ORIGIN).note_signer
         port = free_port()
         service = start_service(url, key_file, port, 1)
         try:

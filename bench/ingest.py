@@ -67,7 +67,7 @@ def prepare(database_url: str, key_file: Path) -> dict[str, Any]:
     create_files(
         kek_file=key_file.parent / "kek.json", pseudonym_key_file=key_file.parent / "pseudonym.key"
     )
-    signer = LogSigner.create(key=admin.ensure_log_key(key_file), origin="bench.localhost/log")
+    signer = LogSigner.create(key=admin.ensure_key(key_file), origin="bench.localhost/log")
     return asyncio.run(
         admin.in_transaction(
             database_url, lambda c: admin.create_demo(c, signer=signer, api_url="")

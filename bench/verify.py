@@ -65,7 +65,7 @@ async def fill(database_url: str, key_file: Path, entries: int) -> None:
     from ledger.merkle import MerkleFrontier, leaf_hash
     from ledger.note import Checkpoint
 
-    signer = LogSigner.create(key=admin.ensure_log_key(key_file), origin=ORIGIN)
+    signer = LogSigner.create(key=admin.ensure_key(key_file), origin=ORIGIN)
     connection = await asyncpg.connect(database_url)
     try:
         chain_id = await connection.fetchval(
@@ -176,7 +176,7 @@ async def measure(
     from verifier.service import ChainVerifier
     from verifier.signing import VerifierSigner
 
-    log_signer = LogSigner.create(key=admin.ensure_log_key(key_file), origin=ORIGIN)
+    log_signer = LogSigner.create(key=admin.ensure_key(key_file), origin=ORIGIN)
     verifier_key = SigningKey.generate()
     cosigner = CosignatureSigner(name="bench.localhost/verifier", key=verifier_key)
     _, witness_key = await admin.in_transaction(

@@ -44,11 +44,6 @@ async def in_transaction(database_url: str, action: Callable[[AsyncConnection], 
         await engine.dispose()
 
 
-def ensure_log_key(path: Path) -> SigningKey:
-    """Load the log's signing key, creating it (mode 0600) on first start."""
-    return ensure_key(path)
-
-
 def ensure_key(path: Path) -> SigningKey:
     """Load an Ed25519 key file, creating it (mode 0600) on first use."""
     if not path.exists():

@@ -15,7 +15,7 @@ import httpx
 import typer
 from ledger.bundle import BundleError, verify_bundle
 from ledger.errors import NoteError
-from ledger.note import NoteVerifier
+from ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
 
 POLL_SECONDS = 1.0
 
@@ -49,7 +49,7 @@ def verify_bundle_command(
     witness = (
         None if verifier_key is None else read_verifier_key(verifier_key, option="--verifier-key")
     )
-    if witness is not None and witness.alg != 0x04:
+    if witness is not None and witness.alg != ALG_COSIGNATURE_V1:
         raise typer.BadParameter(
             "give the verifier's cosignature key (type 0x04)", param_hint="--verifier-key"
         )

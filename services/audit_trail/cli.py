@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from decision_log import migrations
+from decision_log.auth import utc_now
 from decision_log.chains import service as chains
 from decision_log.keys import service as keys
 from decision_log.keys.schemas import KeyCreate
@@ -72,19 +73,25 @@ DEFAULT_DATA_DIR = Path("audit-trail-data")
 
 
 @contextmanager
-def database(data_dir: Path) -> Iterator[str]:
-    """DATABASE_URL if set, else the embedded PostgreSQL of the data folder (started if needed)."""
-    url = database_url_from_environment()
-    if url:
-        yield url
+def embedded_unless_configured(data_dir: Path) -> Iterator[EmbeddedPostgres | None]:
+    """None if DATABASE_URL is set, else the data folder's embedded PostgreSQL, started."""
+    if database_url_from_environment():
+        yield None
         return
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
     embedded = EmbeddedPostgres(paths.postgres_dir)
     try:
-        yield embedded.url
+        yield embedded
     finally:
         embedded.stop()
+
+
+@contextmanager
+def database(data_dir: Path) -> Iterator[str]:
+    """DATABASE_URL if set, else the embedded PostgreSQL of the data folder (started if needed)."""
+    with embedded_unless_configured(data_dir) as embedded:
+        yield embedded.url if embedded else str(database_url_from_environment())
 
 
 @contextmanager
@@ -95,17 +102,12 @@ def databases(data_dir: Path) -> Iterator[tuple[str, str]]:
     uses AUDIT_TRAIL_VERIFIER_DATABASE_URL, else the same database (its tables live in the
     schema ``verifier``, apart from the log's).
     """
-    url = database_url_from_environment()
-    if url:
+    with embedded_unless_configured(data_dir) as embedded:
+        if embedded is not None:
+            yield embedded.url, embedded.ensure_database(VERIFIER_DATABASE_NAME)
+            return
+        url = str(database_url_from_environment())
         yield url, os.environ.get("AUDIT_TRAIL_VERIFIER_DATABASE_URL") or url
-        return
-    paths = LocalPaths(data_dir.resolve())
-    paths.ensure()
-    embedded = EmbeddedPostgres(paths.postgres_dir)
-    try:
-        yield embedded.url, embedded.ensure_database(VERIFIER_DATABASE_NAME)
-    finally:
-        embedded.stop()
 
 
 def run(coroutine: Any) -> Any:
@@ -151,7 +153,7 @@ def up(
     with databases(paths.data_dir) as (url, verifier_url):
         migrations.upgrade(url)
         verifier_migrations.upgrade(verifier_url)
-        key = admin.ensure_log_key(paths.log_key_file)
+        key = admin.ensure_key(paths.log_key_file)
         signer = LogSigner.create(key=key, origin=log_origin())
         api_url = f"http://{host}:{port}"
         if not paths.credentials_file.exists():
@@ -312,7 +314,6 @@ def keys_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @keys_app.command("revoke")
 def keys_revoke(tenant: Tenant, key_id: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Revoke a key; every running worker refuses it at once."""
-    from decision_log.auth import utc_now
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.revoke_key(
@@ -353,7 +354,7 @@ def chains_create(
 ) -> None:
     """Create a chain and sign its size-0 checkpoint."""
     paths = LocalPaths(data_dir.resolve())
-    signer = LogSigner.create(key=admin.ensure_log_key(paths.log_key_file), origin=log_origin())
+    signer = LogSigner.create(key=admin.ensure_key(paths.log_key_file), origin=log_origin())
 
     async def action(connection: AsyncConnection) -> Any:
         tenant_id = await admin.tenant_id(connection, tenant)
@@ -376,7 +377,7 @@ def chains_create(
 def chains_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List a tenant's chains with their heads."""
     paths = LocalPaths(data_dir.resolve())
-    signer = LogSigner.create(key=admin.ensure_log_key(paths.log_key_file), origin=log_origin())
+    signer = LogSigner.create(key=admin.ensure_key(paths.log_key_file), origin=log_origin())
 
     async def action(connection: AsyncConnection) -> Any:
         rows = await chains.list_chains(
@@ -560,12 +561,6 @@ def run_verifier(coroutine: Any) -> Any:
         raise typer.Exit(1) from None
 
 
-def utc_now() -> datetime:
-    from datetime import UTC
-
-    return datetime.now(UTC)
-
-
 privacy_app = typer.Typer(no_args_is_help=True, help="Personal-data keys.")
 app.add_typer(privacy_app, name="privacy")
 
@@ -577,7 +572,6 @@ def privacy_rotate_kek(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     Run it on a schedule and after erasures: an erased subject's key is unrecoverable from
     backups and WAL only once the KEK that wrapped it is gone.
     """
-    from decision_log.auth import utc_now
     from decision_log.db import create_engine
     from decision_log.privacy.service import rotate_kek
 
