@@ -185,8 +185,17 @@ async def all_chains(connection: AsyncConnection) -> list[Any]:
 async def checkpoint_note(connection: AsyncConnection, *, row: Any) -> str:
     """The latest checkpoint as a signed note, with every witness cosignature stored for it."""
     size, _, note = latest_checkpoint(row)
-    cosignatures = await witness_rows.cosignature_lines(connection, chain_id=row.id, size=size)
-    return note + "".join(line.signature_line + "\n" for line in cosignatures)
+    cosigned, _ = await cosigned_note(connection, chain_id=row.id, size=size, note=note)
+    return cosigned
+
+
+async def cosigned_note(
+    connection: AsyncConnection, *, chain_id: int, size: int, note: str
+) -> tuple[str, list[Any]]:
+    """A stored checkpoint's signed note with the witness cosignatures stored for it appended,
+    and those cosignatures (witness name, signature line, time)."""
+    cosignatures = await witness_rows.cosignature_lines(connection, chain_id=chain_id, size=size)
+    return note + "".join(line.signature_line + "\n" for line in cosignatures), cosignatures
 
 
 def latest_checkpoint(row: Any) -> tuple[int, bytes, str]:
@@ -298,16 +307,26 @@ async def consistency_proof(
             "so no proof is needed from 0",
             parameter="from",
         )
-    plan = consistency_proof_plan(old_size, size)
-    nodes = await repository.merkle_nodes(connection, chain_id=row.id, node_ids=plan_node_ids(plan))
+    hashes = await consistency_hashes(connection, chain_id=row.id, old_size=old_size, new_size=size)
     new_root = checkpoint_root if size == checkpoint_size else await _root_at(connection, row, size)
     return ConsistencyProof(
         from_size=old_size,
         to_size=size,
         from_root=(await _root_at(connection, row, old_size)).hex(),
         to_root=new_root.hex(),
-        hashes=[h.hex() for h in assemble_proof(plan, nodes)],
+        hashes=[h.hex() for h in hashes],
     )
+
+
+async def consistency_hashes(
+    connection: AsyncConnection, *, chain_id: int, old_size: int, new_size: int
+) -> list[bytes]:
+    """The RFC 6962 consistency proof from old_size to new_size, from stored subtrees."""
+    plan = consistency_proof_plan(old_size, new_size)
+    nodes = await repository.merkle_nodes(
+        connection, chain_id=chain_id, node_ids=plan_node_ids(plan)
+    )
+    return assemble_proof(plan, nodes)
 
 
 async def _root_at(connection: AsyncConnection, row: Any, size: int) -> bytes:

@@ -22,6 +22,7 @@ from ledger.merkle import NodeId, assemble_proof, inclusion_proof_plan, plan_nod
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from decision_log.chains import repository as chain_rows
+from decision_log.chains import service as chain_service
 from decision_log.decisions import repository
 from decision_log.decisions.access import record_access
 from decision_log.decisions.event_types import DECISION_RECORDED, EVENT_DATA_MODELS
@@ -339,14 +340,14 @@ async def _evidence(
     cosigned = await witness_rows.latest_cosigned_checkpoint(connection, chain_id=chain_row.id)
     checkpoints: dict[int, CheckpointEvidence] = {}
     if cosigned is not None:
-        lines = await witness_rows.cosignature_lines(
-            connection, chain_id=chain_row.id, size=cosigned.size
+        note, lines = await chain_service.cosigned_note(
+            connection, chain_id=chain_row.id, size=cosigned.size, note=cosigned.note
         )
         checkpoints[int(cosigned.size)] = CheckpointEvidence(
             size=cosigned.size,
             root_hash=bytes(cosigned.root_hash).hex(),
             cosigned=True,
-            note=cosigned.note + "".join(line.signature_line + "\n" for line in lines),
+            note=note,
             cosignatures=[
                 Cosignature(
                     witness=line.name,

@@ -19,16 +19,11 @@ from typing import Any
 import httpx
 from ledger.bundle import BUNDLE_FORMAT
 from ledger.leaf import format_received_at
-from ledger.merkle import (
-    assemble_proof,
-    consistency_proof_plan,
-    plan_node_ids,
-)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log import VERSION
 from decision_log.auth import require_chain, require_role
-from decision_log.chains import repository as chain_rows
+from decision_log.chains import service as chains
 from decision_log.decisions.access import record_access
 from decision_log.exports import repository
 from decision_log.exports.builder import ExportPlan, build
@@ -199,12 +194,8 @@ async def plan_export(
     verifier_url, verifier_keys = await _verifier(state, chain=chain, api_key=api_key, lines=lines)
     async with state.engine.begin() as connection:
         await repository.delete_expired(connection)
-        row = await chain_rows.chain_by_slug(connection, tenant_id=principal.tenant_id, slug=chain)
-        if row is None:
-            raise NotFound(f"no chain {chain!r}")
-        if row.checkpoint_size is None:
-            raise NotFound(f"chain {chain!r} has no checkpoint yet")
-        latest = int(row.checkpoint_size)
+        row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+        latest, latest_root, latest_note = chains.latest_checkpoint(row)
         selection: dict[str, Any] = {"kind": request.kind}
         indexes: Sequence[int]
         if request.kind == "range":
@@ -254,9 +245,10 @@ async def plan_export(
         if cosigned is not None and needed <= int(cosigned.size):
             size, root, note = int(cosigned.size), bytes(cosigned.root_hash), str(cosigned.note)
         else:
-            size, root, note = latest, bytes(row.checkpoint_root), str(row.checkpoint_note)
-        cosignatures = await witness_rows.cosignature_lines(connection, chain_id=row.id, size=size)
-        note += "".join(line.signature_line + "\n" for line in cosignatures)
+            size, root, note = latest, latest_root, latest_note
+        note, cosignatures = await chains.cosigned_note(
+            connection, chain_id=row.id, size=size, note=note
+        )
         if cosignatures:
             names = ", ".join(line.name for line in cosignatures)
             lines.append(f"checkpoint at size {size} is cosigned by {names}")
@@ -272,11 +264,10 @@ async def plan_export(
                     f"the log signed no checkpoint of size {old_size} at or below {size}",
                     pointer=f"/consistency_from/{position}",
                 )
-            plan = consistency_proof_plan(old_size, size)
-            nodes = await chain_rows.merkle_nodes(
-                connection, chain_id=row.id, node_ids=plan_node_ids(plan)
+            hashes = await chains.consistency_hashes(
+                connection, chain_id=row.id, old_size=old_size, new_size=size
             )
-            consistency.append((old_size, assemble_proof(plan, nodes), str(old.note)))
+            consistency.append((old_size, hashes, str(old.note)))
         export_id = "exp_" + secrets.token_urlsafe(12)
         await repository.insert_export(
             connection,
