@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import asyncpg
 from ledger.leaf import LeafPrefix, format_received_at
 from ledger.merkle import MerkleFrontier, leaf_hash
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,6 +50,19 @@ Clock = Callable[[], datetime]
 # One statement writes a whole group: its entries, the Merkle nodes it completed, and the new
 # head. Array parameters (unnest) keep it a single round trip whatever the group's size, and
 # the prepared statement is reused from asyncpg's cache.
+KNOWN_AND_REFUSED = """
+    SELECT e.source, e.event_id, e.idx, e.leaf_hash, e.received_at, e.content_digest,
+           NULL::text AS refused_key
+      FROM entries e
+      JOIN unnest($2::text[], $3::text[]) AS k(source, event_id)
+        ON e.source = k.source AND e.event_id = k.event_id
+     WHERE e.chain_id = $1
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, key_id FROM api_keys
+     WHERE key_id = ANY($4::text[])
+       AND (revoked_at IS NOT NULL OR expires_at <= now() OR witness_id IS NOT NULL)
+"""
+
 WRITE_GROUP = """
 WITH new_entries AS (
     INSERT INTO entries (chain_id, idx, received_at, source, event_id, event_type, subject,
@@ -136,9 +148,10 @@ class GroupCommitter:
         batch: bool,
         key_id: str | None = None,
     ) -> list[Receipt]:
-        """``key_id``: the API key the producer used; checked again under the chain lock.
-        None for events the log records itself (erasure, holds, access)."""
-        """Append events atomically (all or none); returns once they are committed."""
+        """Append events atomically (all or none); returns once they are committed.
+
+        ``key_id``: the API key the producer used; checked again under the chain lock. None for
+        events the log records itself (erasure, holds, access)."""
         if self._pending_events + len(events) > self._max_pending_events:
             raise Overloaded(
                 f"{self._pending_events} events are waiting to be committed; retry shortly",
@@ -240,24 +253,28 @@ class GroupCommitter:
             )
             if head is None:
                 raise Unavailable(f"chain {chain.chain} vanished")
-            known: dict[tuple[str, str], tuple[int, bytes, str, bytes]] = {
-                (row["source"], row["event_id"]): (
+            # One statement after the lock: the group's events already in the chain, and its
+            # API keys revoked or expired by now. A revocation committed before this statement
+            # began is seen; one committing later is ordered after this group, which may still
+            # commit (READ COMMITTED).
+            known: dict[tuple[str, str], tuple[int, bytes, str, bytes]] = {}
+            refused_keys: set[str] = set()
+            for row in await connection.fetch(
+                KNOWN_AND_REFUSED,
+                chain.chain_id,
+                [key[0] for key in keys],
+                [key[1] for key in keys],
+                sorted({p.key_id for p in group if p.key_id is not None}),
+            ):
+                if row["refused_key"] is not None:
+                    refused_keys.add(row["refused_key"])
+                    continue
+                known[(row["source"], row["event_id"])] = (
                     row["idx"],
                     bytes(row["leaf_hash"]),
                     format_received_at(row["received_at"]),
                     bytes(row["content_digest"]),
                 )
-                for row in await connection.fetch(
-                    "SELECT e.source, e.event_id, e.idx, e.leaf_hash, e.received_at, "
-                    "e.content_digest FROM entries e "
-                    "JOIN unnest($2::text[], $3::text[]) AS k(source, event_id) "
-                    "ON e.source = k.source AND e.event_id = k.event_id WHERE e.chain_id = $1",
-                    chain.chain_id,
-                    [key[0] for key in keys],
-                    [key[1] for key in keys],
-                )
-            }
-            refused_keys = await self._refused_keys(connection, group)
             size: int = head["size"]
             prev = bytes(head["last_leaf_hash"])
             frontier = MerkleFrontier.from_bytes(size, bytes(head["frontier"]))
@@ -329,21 +346,6 @@ class GroupCommitter:
                     frontier.root(),
                 )
         return results
-
-    @staticmethod
-    async def _refused_keys(connection: asyncpg.Connection, group: list[_Pending]) -> set[str]:
-        """Keys of the group revoked or expired by now. The revocation is visible here if it
-        committed before this statement began; one committing later is ordered after this
-        group, so the group may still commit (READ COMMITTED, as for the idempotency check)."""
-        key_ids = sorted({p.key_id for p in group if p.key_id is not None})
-        if not key_ids:
-            return set()
-        rows = await connection.fetch(
-            "SELECT key_id FROM api_keys WHERE key_id = ANY($1::text[]) AND "
-            "(revoked_at IS NOT NULL OR expires_at <= now() OR witness_id IS NOT NULL)",
-            key_ids,
-        )
-        return {row["key_id"] for row in rows}
 
     @staticmethod
     def _first_conflict(

@@ -138,6 +138,14 @@ def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
     return value
 
 
+def canonical_event(value: dict[str, Any], *, pointer: str) -> bytes:
+    """The RFC 8785 bytes of an event; what JSON cannot hold is a problem at its pointer."""
+    try:
+        return canonicalize(value)
+    except CanonicalJSONError as error:
+        raise InvalidJSON(str(error), pointer=pointer + error.pointer) from None
+
+
 def prepare_event(
     value: dict[str, Any],
     *,
@@ -149,10 +157,7 @@ def prepare_event(
 ) -> PreparedEvent:
     """Canonicalise a checked event. ``plaintext_json`` is the event before its personal fields
     were sealed: idempotency compares plaintexts, since ciphertexts differ on every retry."""
-    try:
-        event_json = canonicalize(value)
-    except CanonicalJSONError as error:
-        raise InvalidJSON(str(error), pointer=pointer + error.pointer) from None
+    event_json = canonical_event(value, pointer=pointer)
     if len(event_json) > max_event_bytes:
         raise PayloadTooLarge(
             f"the event is {len(event_json)} bytes in canonical form; at most {max_event_bytes}",

@@ -34,7 +34,7 @@ from ledger.sealing import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from decision_log.events.appender import ChainRef
-from decision_log.events.cloudevents import PreparedEvent, prepare_event
+from decision_log.events.cloudevents import PreparedEvent, canonical_event, prepare_event
 from decision_log.privacy import repository
 from decision_log.privacy.keyring import Keyring, new_kek_id, write_kek_file
 from decision_log.problems import Conflict, InvalidEvent
@@ -111,16 +111,13 @@ class PersonalData:
                     )
                 except SealingError as error:
                     raise InvalidEvent(str(error), pointer=f"{pointer}/{PERSONAL_DATA}") from None
-            plaintext = prepare_event(
-                event, pointer=pointer, max_event_bytes=max_event_bytes, digest_key=self.digest_key
-            )
             prepared.append(
                 prepare_event(
                     sealed,
                     pointer=pointer,
                     max_event_bytes=max_event_bytes,
                     digest_key=self.digest_key,
-                    plaintext_json=plaintext.event_json,
+                    plaintext_json=canonical_event(event, pointer=pointer),
                     data_subject=subject_ref,
                 )
             )
