@@ -48,10 +48,9 @@ def securesystemslib_keyid(public_key: VerifyingKey) -> str:
 @functools.lru_cache(maxsize=64)
 def _keyid_of_raw(raw_public_key: bytes) -> str:
     # Cached: every envelope carries it, and a service signs with one key for its lifetime.
-    public_key = VerifyingKey.from_bytes(raw_public_key)
     key_json = {
         "keytype": "ed25519",
-        "keyval": {"public": public_key.raw.hex()},
+        "keyval": {"public": raw_public_key.hex()},
         "scheme": "ed25519",
     }
     return hashlib.sha256(canonicalize(key_json)).hexdigest()

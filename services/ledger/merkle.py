@@ -300,7 +300,7 @@ def range_inclusion_proofs(
 
     def subtree(first: int, stop: int) -> bytes:
         hashes = [node(level, index) for level, index in perfect_subtrees(first, stop)]
-        return hashes[0] if len(hashes) == 1 else fold_subtrees(hashes)
+        return fold_subtrees(hashes)
 
     def walk(first: int, stop: int, path: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
         if stop - first == 1:

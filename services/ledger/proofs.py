@@ -38,19 +38,27 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _CANONICAL_LAST = frozenset("AEIMQUYcgkosw048")
 
 
+def _is_canonical_hash(line: str) -> bool:
+    if len(line) != 44 or line[43] != "=" or line[42] not in _CANONICAL_LAST:
+        return False
+    try:
+        binascii.a2b_base64(line, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
 def _hash_lines(lines: list[str], what: str) -> tuple[bytes, ...]:
     """Hashes from their base64 lines: strict, canonical, exactly 32 bytes each."""
     try:
         hashes = tuple(binascii.a2b_base64(line, strict_mode=True) for line in lines)
-    except (binascii.Error, ValueError):
-        hashes = ()
-    if len(hashes) != len(lines) or any(
-        len(line) != 44 or line[43] != "=" or line[42] not in _CANONICAL_LAST for line in lines
-    ):
-        bad = next(
-            (line for line in lines if len(line) != 44 or line[42] not in _CANONICAL_LAST),
-            lines[0] if lines else "",
+        canonical = all(
+            len(line) == 44 and line[43] == "=" and line[42] in _CANONICAL_LAST for line in lines
         )
+    except (binascii.Error, ValueError):
+        canonical = False
+    if not canonical:
+        bad = next(line for line in lines if not _is_canonical_hash(line))
         raise ProofError(f"{what}: {bad[:60]!r} is not the canonical base64 of a 32-byte hash")
     return hashes
 

@@ -56,7 +56,6 @@ class BundleWriter:
     def __init__(self, *, info: dict[str, Any], checkpoint_note: str) -> None:
         self.info = info
         self.checkpoint_note = checkpoint_note
-        self.size = int(info["checkpoint"]["size"])
         self.summary = BundleSummary()
         self._entries = _HashedSpool()
         self._proofs = _HashedSpool()

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.leaf import format_received_at
 from ledger.sealing import (
     SealingContext,
     SealingError,
@@ -237,7 +238,7 @@ def log_event(
         "source": LOG_SOURCE,
         "type": event_type,
         "subject": subject,
-        "time": now.isoformat().replace("+00:00", "Z"),
+        "time": format_received_at(now),
         "datacontenttype": "application/json",
         "data": data,
     }
