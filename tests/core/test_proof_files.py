@@ -100,5 +100,9 @@ def test_a_run_of_leaves_needs_only_its_own_and_the_edge_nodes() -> None:
     known = range_subtrees(4, leaves[4:9])
     with pytest.raises(ProofError):
         list(range_inclusion_proofs(4, 9, 20, known))  # the outside nodes are missing
-    with pytest.raises(ProofError):
-        list(range_inclusion_proofs(4, 21, 20, known))
+    stored = {(0, i): h for i, h in enumerate(leaves)}
+    frontier = MerkleFrontier()
+    for h in leaves:
+        stored.update(frontier.append(h))
+    with pytest.raises(ProofError, match="no leaves"):
+        list(range_inclusion_proofs(4, 21, 20, stored))  # a range past the tree

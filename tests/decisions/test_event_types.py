@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 from decision_log.decisions.event_types import (
     EVENT_DATA_MODELS,
@@ -14,7 +15,14 @@ from pydantic import BaseModel
 
 from tests.decisions.helpers import event, recorded
 from tests.service.conftest import TenantKeys
-from tests.service.helpers import append, chain_size, decision_event, headers
+from tests.service.helpers import (
+    all_entries,
+    append,
+    chain_size,
+    decision_event,
+    headers,
+    leaf_bytes,
+)
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_DATA_MODELS))
@@ -107,6 +115,11 @@ async def test_unknown_types_and_extra_members_are_appended_as_is(
     for item in (unknown, extra, legacy):
         response = await append(client, tenant.producer, tenant.chain, item)
         assert response.status_code == 201, response.text
+    stored = [
+        orjson.loads(leaf_bytes(entry))["event"]
+        for entry in await all_entries(client, tenant.auditor, tenant.chain)
+    ]
+    assert stored == [unknown, extra, legacy]  # every member kept, none rewritten
 
 
 async def test_producers_cannot_write_the_access_chain(
