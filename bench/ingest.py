@@ -397,7 +397,7 @@ def soak(args: argparse.Namespace) -> None:
     minute = 0.0
     for elapsed, mib in memory.samples:
         if elapsed >= minute:
-            print(f"  worker resident memory at {elapsed:5.0f} s: {mib:6.1f} MiB")
+            print(f"  largest service process at {elapsed:5.0f} s: {mib:6.1f} MiB")
             minute += 60
     print(f"  peak: {peak:.1f} MiB")
     print(f"  read model behind at the end: {lag[0]:,} entries, caught up {lag[1]:.1f} s later")
