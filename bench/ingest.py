@@ -30,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from bench.load import event_template, request_bytes, run_load
+from bench.cpu import CpuMeter, CpuReport
+from bench.load import LoadResult, event_template, request_bytes, run_load
 from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 
@@ -154,7 +155,12 @@ def measure_single(
             host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
         )
     )
+    return summarise(result)
+
+
+def summarise(result: LoadResult) -> dict[str, Any]:
     return {
+        "events": result.events,
         "events_per_s": result.events / result.seconds,
         "p50_ms": result.percentile(0.50) * 1000,
         "p99_ms": result.percentile(0.99) * 1000,
@@ -184,12 +190,7 @@ def measure_batch(
             host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
         )
     )
-    return {
-        "events_per_s": result.events / result.seconds,
-        "p50_ms": result.percentile(0.50) * 1000,
-        "p99_ms": result.percentile(0.99) * 1000,
-        "statuses": result.statuses,
-    }
+    return summarise(result)
 
 
 class MemoryWatch:
@@ -284,18 +285,22 @@ def main() -> None:
         "peer": [],
         "worker_rss_mib": [],
     }
+    cpu_reports: dict[str, list[CpuReport]] = {"single": [], "batch": []}
     with postgres_server(args.database_url) as server_url:
         for run in range(args.runs):
             url, credentials, port, service = fresh_service(
                 server_url, args.workers, separate_projector=args.projector == "process"
             )
             memory = MemoryWatch(service.pid)
+            meter = CpuMeter(service.pid)
             try:
-                single = measure_single(port, credentials, args.clients, args.seconds)
+                with meter.measure() as single_cpu:
+                    single = measure_single(port, credentials, args.clients, args.seconds)
                 single_lag = asyncio.run(read_model_lag(url))
-                batch = measure_batch(
-                    port, credentials, args.batch_clients, args.seconds, args.batch_size
-                )
+                with meter.measure() as batch_cpu:
+                    batch = measure_batch(
+                        port, credentials, args.batch_clients, args.seconds, args.batch_size
+                    )
                 batch_lag = asyncio.run(read_model_lag(url))
             finally:
                 peak_mib = memory.stop()
@@ -307,6 +312,10 @@ def main() -> None:
             rows["batch"].append(batch["events_per_s"])
             rows["peer"].append(peer)
             rows["worker_rss_mib"].append(peak_mib)
+            single_cpu.events = single["events"]
+            batch_cpu.events = batch["events"]
+            cpu_reports["single"].append(single_cpu)
+            cpu_reports["batch"].append(batch_cpu)
             print(
                 f"run {run + 1}: single {single['events_per_s']:,.0f} ev/s "
                 f"(p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms, "
@@ -314,7 +323,8 @@ def main() -> None:
                 f"{batch['events_per_s']:,.0f} ev/s ({batch['statuses']}); "
                 f"peer {peer:,.0f} ev/s; read model behind at the end of the load: "
                 f"{single_lag[0]:,} entries (caught up {single_lag[1]:.1f} s later) after single, "
-                f"{batch_lag[0]:,} ({batch_lag[1]:.1f} s) after batch",
+                f"{batch_lag[0]:,} ({batch_lag[1]:.1f} s) after batch\n"
+                f"  single: {single_cpu.line()}\n  batch:  {batch_cpu.line()}",
                 flush=True,
             )
 
@@ -336,10 +346,25 @@ def main() -> None:
         print(f"  {label:<40} {value} {unit}")
     ratio = statistics.median(rows["single"]) / statistics.median(rows["peer"])
     print(f"  single-event vs peer (median)       : {ratio:.1f}x")
+    cores = os.cpu_count() or 1
+    print(f"CPU per event, median of the runs (µs); ceiling = {cores} cores / the sum")
+    cpu_rows: dict[str, dict[str, float]] = {}
+    for load, reports in cpu_reports.items():
+        medians = {
+            name: statistics.median(report.per_event_us()[name] for report in reports)
+            for name in reports[0].components
+        }
+        ceiling = statistics.median(report.ceiling(cores) for report in reports)
+        cpu_rows[load] = medians | {"ceiling_events_per_s": ceiling}
+        parts = ", ".join(f"{name} {value:,.0f}" for name, value in medians.items())
+        print(f"  {load:<7} {parts}; ceiling {ceiling:,.0f} events/s")
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"ingest-{int(time.time())}.json").write_text(
-        json.dumps({"machine": machine, "args": vars(args), "rows": rows}, indent=2)
+        json.dumps(
+            {"machine": machine, "args": vars(args), "rows": rows, "cpu_us_per_event": cpu_rows},
+            indent=2,
+        )
     )
 
 
