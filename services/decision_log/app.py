@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from ledger.keys import read_private_key
+from starlette.types import Receive, Scope, Send
 
 from decision_log import VERSION, health
 from decision_log.auth import ApiKeyAuthenticator, Clock, utc_now
@@ -21,7 +22,7 @@ from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.projector import Projector
 from decision_log.events.appender import GroupCommitter
-from decision_log.events.endpoints import AppendEndpoint, document_append
+from decision_log.events.endpoints import append_chain, document_append, serve_append
 from decision_log.exports import endpoints as exports
 from decision_log.exports.service import ExportRunner
 from decision_log.keys import endpoints as keys
@@ -121,14 +122,13 @@ def create_app(
             await engine.dispose()
             state.receipts.close()
 
-    app = FastAPI(
+    app = DecisionLogApp(
         title="audit-trail decision_log",
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.add_middleware(AppendEndpoint)
     app.include_router(chains.router)
     app.include_router(chains.public)
     app.include_router(keys.router)
@@ -150,6 +150,22 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class DecisionLogApp(FastAPI):
+    """The service's FastAPI application, except that appends never enter FastAPI.
+
+    The append route is the hot path; everything FastAPI and Starlette do per request
+    (middleware, telemetry checks, routing) is work it does not need, so it is served by
+    ``events.endpoints.serve_append`` directly. Every other request goes through FastAPI.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chain = append_chain(scope)
+        if chain is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await serve_append(self.state.audit_trail, scope, receive, send, chain)
 
 
 def plain_dsn(url: str) -> str:

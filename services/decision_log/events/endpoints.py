@@ -1,8 +1,9 @@
-"""POST /v1/chains/{chain}/events, served as a pure ASGI middleware in front of FastAPI.
+"""POST /v1/chains/{chain}/events, served as plain ASGI before FastAPI sees the request.
 
-This one route carries every event producers send, so it skips FastAPI's routing, dependency
-solving and request/response objects, which cost more CPU per request than the append itself
-(measured in bench/ingest.py; see README, Performance). It authenticates, reads and answers
+This one route carries every event producers send, so it skips FastAPI's middleware, routing,
+dependency solving and request/response objects, which cost more CPU per request than the
+append itself (measured in bench/ingest.py; see README, Performance). ``DecisionLogApp`` in
+``decision_log.app`` sends it here. It authenticates, reads and answers
 exactly as the other routes do, through the same authenticator, service and problem bodies.
 Its OpenAPI description is added by ``document_append`` so the published document stays whole.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from decision_log.auth import tenant_caller
 from decision_log.events import service
@@ -24,56 +25,51 @@ from decision_log.state import AppState
 APPEND_PATH = re.compile(r"^/v1/chains/([^/]+)/events$")
 
 
-class AppendEndpoint:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def append_chain(scope: Scope) -> str | None:
+    """The chain named by an append request's path, or None for any other request."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    match = APPEND_PATH.match(scope["path"])
+    return None if match is None else match.group(1)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = APPEND_PATH.match(scope["path"])
-            if match is not None:
-                await self._append(scope, receive, send, match.group(1))
-                return
-        await self.app(scope, receive, send)
 
-    async def _append(self, scope: Scope, receive: Receive, send: Send, chain: str) -> None:
-        state: AppState = scope["app"].state.audit_trail
-        authorization = b""
-        content_type = b""
-        content_length = -1
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"content-length" and value.isdigit():
-                content_length = int(value)
-        try:
-            scheme, _, api_key = authorization.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
-            principal = tenant_caller(
-                await state.authenticator.authenticate(api_key, use_cache=True)
+async def serve_append(
+    state: AppState, scope: Scope, receive: Receive, send: Send, chain: str
+) -> None:
+    authorization = b""
+    content_type = b""
+    content_length = -1
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"content-length" and value.isdigit():
+            content_length = int(value)
+    try:
+        scheme, _, api_key = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
+        principal = tenant_caller(await state.authenticator.authenticate(api_key, use_cache=True))
+        limit = state.settings.max_body_bytes
+        if content_length > limit:
+            raise PayloadTooLarge(
+                f"the body is {content_length} bytes; at most {limit} are accepted"
             )
-            limit = state.settings.max_body_bytes
-            if content_length > limit:
-                raise PayloadTooLarge(
-                    f"the body is {content_length} bytes; at most {limit} are accepted"
-                )
-            body = await read_body(receive, limit=limit)
-            media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
-            status, answer = await service.append_events(
-                state, principal, chain=chain, media_type=media_type, body=body
-            )
-            await respond(send, status, b"application/json", answer, {})
-        except Problem as problem:
-            await respond(
-                send,
-                problem.status,
-                PROBLEM_MEDIA_TYPE.encode(),
-                problem.to_json(),
-                problem.headers,
-            )
+        body = await read_body(receive, limit=limit)
+        media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+        status, answer = await service.append_events(
+            state, principal, chain=chain, media_type=media_type, body=body
+        )
+        await respond(send, status, b"application/json", answer, {})
+    except Problem as problem:
+        await respond(
+            send,
+            problem.status,
+            PROBLEM_MEDIA_TYPE.encode(),
+            problem.to_json(),
+            problem.headers,
+        )
 
 
 async def read_body(receive: Receive, *, limit: int) -> bytes:
