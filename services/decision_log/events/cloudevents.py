@@ -29,6 +29,11 @@ OPTIONAL_STRINGS = ("subject", "datacontenttype", "dataschema", "time")
 NOT_ATTRIBUTES = frozenset(("data", "data_base64"))
 # Attribute names are lower-case ASCII letters and digits (spec.md, "Attribute Naming Convention").
 ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
+# Names known to follow that convention, so the usual event runs no regular expression.
+WELL_FORMED_NAMES = frozenset(
+    ("specversion", *REQUIRED_STRINGS, *OPTIONAL_STRINGS, "personaldata", "datasubject")
+)
+ATTRIBUTE_VALUE_TYPES_REFUSED = (dict, list, float)
 # RFC 3339 date-time, as the spec requires of "time".
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
@@ -124,12 +129,12 @@ def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
     for name, field in value.items():
         if name in NOT_ATTRIBUTES:
             continue
-        if not ATTRIBUTE_NAME.fullmatch(name):
+        if name not in WELL_FORMED_NAMES and not ATTRIBUTE_NAME.fullmatch(name):
             raise InvalidEvent(
                 f"attribute name {name!r} must be lower-case letters and digits only",
                 pointer=f"{pointer}/{_escape(name)}",
             )
-        if isinstance(field, dict | list | float):
+        if isinstance(field, ATTRIBUTE_VALUE_TYPES_REFUSED):
             raise InvalidEvent(
                 f"attribute {name} must be a string, an integer or a boolean",
                 pointer=f"{pointer}/{name}",
