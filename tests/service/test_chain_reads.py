@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
+from decision_log.events.appender import COPY_FROM_ENTRIES
 from ledger.canonical import canonicalize
 from ledger.merkle import EMPTY_ROOT, leaf_hash, root_hash, verify_consistency, verify_inclusion
 from ledger.note import Checkpoint, NoteVerifier, open_note
@@ -46,14 +47,18 @@ async def test_new_chain_has_a_signed_size_zero_checkpoint(
     assert checkpoint.size == 0 and checkpoint.root_hash == EMPTY_ROOT
 
 
+# A group of COPY_FROM_ENTRIES or more entries is written by COPY, a smaller one by a single
+# statement: both make the same chain, and each continues the other's.
+@pytest.mark.parametrize("first", [37, COPY_FROM_ENTRIES + 3], ids=["statement", "copy"])
 async def test_leaves_recompute_to_hashes_links_and_the_signed_root(
-    client: httpx.AsyncClient, tenant: TenantKeys
+    client: httpx.AsyncClient, tenant: TenantKeys, first: int
 ) -> None:
-    await fill(client, tenant, 37)
+    await fill(client, tenant, first)
     await fill(client, tenant, 5)
-    chain = await wait_for_checkpoint(client, tenant.auditor, tenant.chain, size=42)
+    size = first + 5
+    chain = await wait_for_checkpoint(client, tenant.auditor, tenant.chain, size=size)
     entries = await all_entries(client, tenant.auditor, tenant.chain)
-    assert [e["index"] for e in entries] == list(range(42))
+    assert [e["index"] for e in entries] == list(range(size))
 
     prev = "0" * 64
     hashes = []
@@ -73,9 +78,41 @@ async def test_leaves_recompute_to_hashes_links_and_the_signed_root(
         await client.get(f"/v1/chains/{tenant.chain}/checkpoint", headers=headers(tenant.auditor))
     ).text
     checkpoint = Checkpoint.parse(open_note(note, [await published_verifier(client)]).text)
-    assert checkpoint.size == 42
+    assert checkpoint.size == size
     assert checkpoint.root_hash == root_hash(hashes)
     assert chain["root_hash"] == root_hash(hashes).hex()
+
+    # The stored Merkle nodes, whichever way they were written, give proofs that verify.
+    auth = headers(tenant.auditor)
+    for index in (0, first // 2, first - 1, first, size - 1):
+        proof = (
+            await client.get(
+                f"/v1/chains/{tenant.chain}/proof/inclusion",
+                params={"index": index, "tree_size": size},
+                headers=auth,
+            )
+        ).json()
+        verify_inclusion(
+            leaf_hash=hashes[index],
+            index=index,
+            size=size,
+            proof=[bytes.fromhex(h) for h in proof["hashes"]],
+            root=checkpoint.root_hash,
+        )
+    proof = (
+        await client.get(
+            f"/v1/chains/{tenant.chain}/proof/consistency",
+            params={"from": first, "to": size},
+            headers=auth,
+        )
+    ).json()
+    verify_consistency(
+        old_size=first,
+        new_size=size,
+        proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        old_root=root_hash(hashes[:first]),
+        new_root=checkpoint.root_hash,
+    )
 
 
 async def test_every_inclusion_and_consistency_proof_verifies(

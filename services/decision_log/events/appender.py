@@ -47,9 +47,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# One statement writes a whole group: its entries, the Merkle nodes it completed, and the new
-# head. Array parameters (unnest) keep it a single round trip whatever the group's size, and
-# the prepared statement is reused from asyncpg's cache.
+# One statement writes a group of fewer than COPY_FROM_ENTRIES entries: its entries, the Merkle
+# nodes it completed, and the new head. Array parameters (unnest) keep it a single round trip,
+# and the prepared statement is reused from asyncpg's cache.
 KNOWN_AND_REFUSED = """
     SELECT e.source, e.event_id, e.idx, e.leaf_hash, e.received_at, e.content_digest,
            NULL::text AS refused_key
@@ -79,6 +79,30 @@ WITH new_entries AS (
 )
 UPDATE chains
    SET size = $15, last_leaf_hash = $16, frontier = $17, root_hash = $18, last_received_at = $2
+ WHERE id = $1
+"""
+
+# A large group goes in by binary COPY instead: it costs PostgreSQL and the service less per
+# entry than unnesting arrays (bench.floor: about 12% less CPU in PostgreSQL, 40% less in the
+# service, 30% more entries/s), but takes three round trips where WRITE_GROUP takes one.
+COPY_FROM_ENTRIES = 128
+ENTRY_COLUMNS = (
+    "chain_id",
+    "idx",
+    "received_at",
+    "source",
+    "event_id",
+    "event_type",
+    "subject",
+    "content_digest",
+    "leaf",
+    "leaf_hash",
+    "data_subject",
+)
+NODE_COLUMNS = ("chain_id", "level", "idx", "hash")
+UPDATE_HEAD = """
+UPDATE chains
+   SET size = $2, last_leaf_hash = $3, frontier = $4, root_hash = $5, last_received_at = $6
  WHERE id = $1
 """
 
@@ -284,8 +308,9 @@ class GroupCommitter:
             received = now if last is None or now > last else last
             received_at = format_received_at(received)
 
-            entry_rows: list[tuple[object, ...]] = []
-            node_rows: list[tuple[int, int, bytes]] = []
+            chain_id = chain.chain_id
+            entry_rows: list[tuple[object, ...]] = []  # in the order of ENTRY_COLUMNS
+            node_rows: list[tuple[int, int, int, bytes]] = []  # in the order of NODE_COLUMNS
             results: list[list[Receipt] | Problem] = []
             for pending in group:
                 if pending.key_id in refused_keys:
@@ -309,10 +334,12 @@ class GroupCommitter:
                     )
                     hashed = leaf_hash(leaf)
                     for (level, index), node in frontier.append(hashed):
-                        node_rows.append((level, index, node))
+                        node_rows.append((chain_id, level, index, node))
                     entry_rows.append(
                         (
+                            chain_id,
                             size,
+                            received,
                             event.source,
                             event.event_id,
                             event.event_type,
@@ -331,19 +358,27 @@ class GroupCommitter:
                     size += 1
                 results.append(receipts)
 
-            if entry_rows:
+            head_now = (size, prev, frontier.to_bytes(), frontier.root())
+            if len(entry_rows) >= COPY_FROM_ENTRIES:
+                await connection.copy_records_to_table(
+                    "entries", records=entry_rows, columns=ENTRY_COLUMNS
+                )
+                if node_rows:
+                    await connection.copy_records_to_table(
+                        "merkle_nodes", records=node_rows, columns=NODE_COLUMNS
+                    )
+                await connection.execute(UPDATE_HEAD, chain_id, *head_now, received)
+            elif entry_rows:
+                entries = list(zip(*entry_rows, strict=True))
+                nodes = list(zip(*node_rows, strict=True)) or [(), (), (), ()]
                 await connection.execute(
                     WRITE_GROUP,
-                    chain.chain_id,
+                    chain_id,
                     received,
-                    *zip(*entry_rows, strict=True),
-                    [node[0] for node in node_rows],
-                    [node[1] for node in node_rows],
-                    [node[2] for node in node_rows],
-                    size,
-                    prev,
-                    frontier.to_bytes(),
-                    frontier.root(),
+                    entries[1],
+                    *entries[3:],
+                    *nodes[1:],
+                    *head_now,
                 )
         return results
 
