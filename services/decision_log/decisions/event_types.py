@@ -9,8 +9,10 @@ shape. The committed schema files under ``event_schemas/`` are generated from th
 (``python -m decision_log.decisions.event_types``) and a test keeps them in step.
 
 Validation runs on the append path before the chain lock (``check_event_data``): it costs one
-dictionary lookup for an unknown type and one pydantic validation of the already parsed ``data``
-for a known one.
+dictionary lookup for an unknown type and, for a known one, one validation of the already parsed
+``data`` against the very JSON Schema published for it, by the compiled ``jsonschema_rs``
+validator (about seven times faster than pydantic here). The pydantic models stay the source of
+the schemas and the oracle the tests hold the validator to.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+import jsonschema_rs
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from decision_log.problems import InvalidInput
 
@@ -289,9 +292,6 @@ DECISION_EVENT_TYPES = frozenset(
         DECISION_CONTESTED,
     )
 )
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {
-    name: TypeAdapter(model) for name, model in EVENT_DATA_MODELS.items()
-}
 
 
 def check_event_data(event: dict[str, Any], *, pointer: str) -> None:
@@ -303,8 +303,8 @@ def check_event_data(event: dict[str, Any], *, pointer: str) -> None:
     event_type = event.get("type")
     if not isinstance(event_type, str):
         return
-    adapter = _ADAPTERS.get(event_type)
-    if adapter is None:
+    validator = _VALIDATORS.get(event_type)
+    if validator is None:
         return
     if event_type in DECISION_EVENT_TYPES and not event.get("subject"):
         raise InvalidInput(
@@ -315,16 +315,31 @@ def check_event_data(event: dict[str, Any], *, pointer: str) -> None:
             f"a {event_type} event needs JSON data (see {schema_id(event_type)})",
             pointer=f"{pointer}/data",
         )
-    try:
-        adapter.validate_python(event["data"])
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        location = "".join("/" + _escape(str(part)) for part in first["loc"])
-        raise InvalidInput(
-            f"data{location.replace('/', '.') or ''}: {first['msg']} "
-            f"(schema {schema_id(event_type)})",
-            pointer=f"{pointer}/data{location}",
-        ) from None
+    data = event["data"]
+    if validator.is_valid(data):
+        return
+    error = _most_specific(next(iter(validator.iter_errors(data))))
+    path = list(error.instance_path)
+    if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Required):
+        path.append(error.kind.property)  # name the missing member, not its parent
+    location = "".join("/" + _escape(str(part)) for part in path)
+    raise InvalidInput(
+        f"data{location.replace('/', '.')}: {error.message} (schema {schema_id(event_type)})",
+        pointer=f"{pointer}/data{location}",
+    )
+
+
+def _most_specific(error: jsonschema_rs.ValidationError) -> jsonschema_rs.ValidationError:
+    """For "matches none of anyOf", the failing branch's own error that reaches deepest.
+
+    An optional member is ``anyOf: [{its schema}, {"type": "null"}]``; a wrong field inside it
+    should be named, not the member that holds it (as pydantic names it)."""
+    while branches := getattr(error.kind, "context", None):
+        firsts = [branch[0] for branch in branches if branch]
+        if not firsts:
+            break
+        error = max(firsts, key=lambda candidate: len(candidate.instance_path))
+    return error
 
 
 def _escape(token: str) -> str:
@@ -359,6 +374,11 @@ def render_schema(event_type: str) -> bytes:
 
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "event_schemas"
+
+_VALIDATORS: dict[str, jsonschema_rs.Validator] = {
+    event_type: jsonschema_rs.validator_for(schema_document(event_type))
+    for event_type in EVENT_DATA_MODELS
+}
 
 
 def write_schemas(folder: Path = SCHEMA_DIR) -> None:

@@ -1,0 +1,126 @@
+"""The append path validates ``data`` against the published JSON Schemas (jsonschema_rs); the
+pydantic models those schemas come from are the oracle it must agree with, on valid data and on
+every kind of damage a producer can do to it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from decision_log.decisions.event_types import (
+    DECISION_CONTESTED,
+    DECISION_OVERRIDDEN,
+    DECISION_RECORDED,
+    DECISION_REVIEWED,
+    EVENT_DATA_MODELS,
+    MODEL_DEPLOYED,
+    OUTCOME_OBSERVED,
+    RECORDS_ACCESSED,
+    check_event_data,
+)
+from decision_log.problems import InvalidInput
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from tests.decisions.helpers import contested, deployed, outcome, overridden, recorded, reviewed
+
+VALID_DATA: dict[str, dict[str, Any]] = {
+    DECISION_RECORDED: recorded("d-1")["data"],
+    DECISION_REVIEWED: reviewed("d-1", reason="checked", at="2026-11-26T10:00:00Z")["data"],
+    DECISION_OVERRIDDEN: overridden("d-1")["data"],
+    OUTCOME_OBSERVED: outcome("d-1")["data"]
+    | {"value": 1200.5, "observed_at": "2027-01-01T00:00:00Z"},
+    DECISION_CONTESTED: contested("d-1")["data"] | {"by": "data-subject"},
+    MODEL_DEPLOYED: deployed()["data"],
+    RECORDS_ACCESSED: {
+        "accessor": {"key_id": "k1", "tenant": "acme", "roles": ["auditor"]},
+        "action": "decision.view",
+        "chain": "credit",
+        "decision_id": "d-1",
+    },
+}
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["sha256:" + "ab" * 32, "2026-11-26T10:00:00Z", "overridden", "export"]),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths(item, (*prefix, index))
+    return found
+
+
+def pydantic_error(event_type: str, data: Any) -> str | None:
+    """The oracle: None if the model accepts `data`, else the pointer of its first error."""
+    try:
+        TypeAdapter(EVENT_DATA_MODELS[event_type]).validate_python(data)
+    except ValidationError as error:
+        return "".join(f"/{part}" for part in error.errors()[0]["loc"])
+    return None
+
+
+def service_error(event_type: str, data: Any) -> str | None:
+    event = {"type": event_type, "subject": "d-1", "data": data}
+    try:
+        check_event_data(event, pointer="")
+    except InvalidInput as problem:
+        assert problem.pointer is not None
+        return problem.pointer.removeprefix("/data")
+    return None
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_DATA_MODELS))
+def test_the_examples_are_valid_for_both(event_type: str) -> None:
+    assert pydantic_error(event_type, VALID_DATA[event_type]) is None
+    assert service_error(event_type, VALID_DATA[event_type]) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    event_type=st.sampled_from(sorted(EVENT_DATA_MODELS)),
+    choice=st.integers(min_value=0),
+    action=st.sampled_from(["replace", "delete", "add"]),
+    value=JSON_VALUES,
+    key=st.text(max_size=6),
+)
+def test_one_change_anywhere_is_judged_as_the_models_judge_it(
+    event_type: str, choice: int, action: str, value: Any, key: str
+) -> None:
+    data = copy.deepcopy(VALID_DATA[event_type])
+    where = paths(data)
+    path = where[choice % len(where)]
+    if not path:
+        data = value if action == "replace" else data
+    else:
+        *parents, last = path
+        holder = data
+        for part in parents:
+            holder = holder[part]
+        if action == "replace":
+            holder[last] = value
+        elif action == "delete" and isinstance(holder, dict):
+            del holder[last]
+        elif isinstance(holder, dict):
+            holder[key] = value
+    oracle = pydantic_error(event_type, data)
+    ours = service_error(event_type, data)
+    assert (oracle is None) == (ours is None), (data, oracle, ours)
+    if oracle is not None:
+        assert ours == oracle, (data, oracle, ours)
