@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 
 from bench.cpu import CpuMeter, CpuReport
-from bench.load import LoadResult, event_template, request_bytes, run_load
+from bench.load import LoadResult, event_template, generate_load, request_bytes
 from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 
@@ -150,10 +150,8 @@ def measure_single(
             body=body,
         ), 1
 
-    result = asyncio.run(
-        run_load(
-            host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
-        )
+    result = generate_load(
+        host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
     )
     return summarise(result)
 
@@ -185,10 +183,8 @@ def measure_batch(
             body=body,
         ), size
 
-    result = asyncio.run(
-        run_load(
-            host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
-        )
+    result = generate_load(
+        host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
     )
     return summarise(result)
 

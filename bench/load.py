@@ -1,8 +1,10 @@
-"""A small HTTP/1.1 keep-alive load generator on raw asyncio streams.
+"""A small HTTP/1.1 keep-alive load generator on raw asyncio streams, run on uvloop.
 
 httpx spends more CPU per request than the server under test; on a 2-core machine shared by the
 service, PostgreSQL and the load generator, the generator must be cheap. Each connection sends
-one request at a time (a well-behaved client) and records the latency of every answer.
+one request at a time (a well-behaved client) and records the latency of every answer. uvloop
+(installed with uvicorn[standard]) roughly halves the generator's CPU per request against
+asyncio's own loop: about 50 instead of 90 µs, measured against a bare ASGI app.
 """
 
 from __future__ import annotations
@@ -47,6 +49,28 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     if length:
         await reader.readexactly(length)
     return status
+
+
+def generate_load(
+    *,
+    host: str,
+    port: int,
+    connections: int,
+    seconds: float,
+    make_request: Callable[[], tuple[bytes, int]],
+) -> LoadResult:
+    """Run ``run_load`` to completion on uvloop."""
+    import uvloop
+
+    return uvloop.run(
+        run_load(
+            host=host,
+            port=port,
+            connections=connections,
+            seconds=seconds,
+            make_request=make_request,
+        )
+    )
 
 
 async def run_load(
