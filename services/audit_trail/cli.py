@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from decision_log import migrations
+from decision_log import heap, migrations
 from decision_log.auth import utc_now
 from decision_log.chains import service as chains
 from decision_log.keys import service as keys
@@ -475,6 +475,7 @@ def projections_follow(
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stopped.set)
         await projector.start()
+        heap.settle()
         try:
             await stopped.wait()
         finally:

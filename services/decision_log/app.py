@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from ledger.keys import read_private_key
 from starlette.types import Receive, Scope, Send
 
-from decision_log import VERSION, health
+from decision_log import VERSION, health, heap
 from decision_log.auth import ApiKeyAuthenticator, Clock, utc_now
 from decision_log.chains import endpoints as chains
 from decision_log.chains.checkpointer import Checkpointer
@@ -34,8 +33,6 @@ from decision_log.settings import Settings
 from decision_log.signing import LogSigner, ReceiptSigner
 from decision_log.state import AppState
 from decision_log.witnesses import endpoints as witnesses
-
-GC_GEN0_THRESHOLD = 20_000
 
 DESCRIPTION = """
 Append AI decisions as CloudEvents to tamper-evident, hash-chained logs committed into RFC 6962
@@ -105,11 +102,7 @@ def create_app(
         await checkpointer.start()
         if config.run_projector:
             await projector.start()
-        # What exists now lives as long as the process: move it out of the collector's sight,
-        # and collect less often, since each request allocates many short-lived objects.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+        heap.settle()
         try:
             yield
         finally:
