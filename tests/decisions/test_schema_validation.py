@@ -1,6 +1,6 @@
-"""The append path validates ``data`` against the published JSON Schemas (jsonschema_rs); the
-pydantic models those schemas come from are the oracle it must agree with, on valid data and on
-every kind of damage a producer can do to it."""
+"""The append path judges ``data`` by the published JSON Schemas (jsonschema_rs); the pydantic
+models those schemas come from are the oracle it must agree with, on valid data and on every
+kind of damage a producer can do to it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from decision_log.decisions.event_types import (
+    _VALIDATORS,
     DECISION_CONTESTED,
     DECISION_OVERRIDDEN,
     DECISION_RECORDED,
@@ -20,7 +21,7 @@ from decision_log.decisions.event_types import (
     check_event_data,
 )
 from decision_log.problems import InvalidInput
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
@@ -72,27 +73,31 @@ def pydantic_error(event_type: str, data: Any) -> str | None:
     try:
         TypeAdapter(EVENT_DATA_MODELS[event_type]).validate_python(data)
     except ValidationError as error:
-        return "".join(f"/{part}" for part in error.errors()[0]["loc"])
+        parts = (
+            str(part).replace("~", "~0").replace("/", "~1") for part in error.errors()[0]["loc"]
+        )
+        return "".join(f"/{part}" for part in parts)
     return None
 
 
-def service_error(event_type: str, data: Any) -> str | None:
-    event = {"type": event_type, "subject": "d-1", "data": data}
-    try:
-        check_event_data(event, pointer="")
-    except InvalidInput as problem:
-        assert problem.pointer is not None
-        return problem.pointer.removeprefix("/data")
-    return None
+def schema_accepts(event_type: str, data: Any) -> bool:
+    return _VALIDATORS[event_type].is_valid(data)
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_DATA_MODELS))
 def test_the_examples_are_valid_for_both(event_type: str) -> None:
     assert pydantic_error(event_type, VALID_DATA[event_type]) is None
-    assert service_error(event_type, VALID_DATA[event_type]) is None
+    assert schema_accepts(event_type, VALID_DATA[event_type])
+    check_event_data(
+        {"type": event_type, "subject": "d-1", "data": VALID_DATA[event_type]}, pointer=""
+    )
 
 
-@settings(max_examples=400, deadline=None)
+# Derandomised so that CI judges the same cases every run. The explicit example, a bad value
+# under an empty member name inside an optional map, is one jsonschema_rs's own error path
+# would name wrongly; the pointer must still be exact.
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@example(event_type=DECISION_RECORDED, choice=628, action="add", value=None, key="")
 @given(
     event_type=st.sampled_from(sorted(EVENT_DATA_MODELS)),
     choice=st.integers(min_value=0),
@@ -120,7 +125,11 @@ def test_one_change_anywhere_is_judged_as_the_models_judge_it(
         elif isinstance(holder, dict):
             holder[key] = value
     oracle = pydantic_error(event_type, data)
-    ours = service_error(event_type, data)
-    assert (oracle is None) == (ours is None), (data, oracle, ours)
-    if oracle is not None:
-        assert ours == oracle, (data, oracle, ours)
+    assert schema_accepts(event_type, data) == (oracle is None), (data, oracle)
+    event = {"type": event_type, "subject": "d-1", "data": data}
+    if oracle is None:
+        check_event_data(event, pointer="/7")
+    else:
+        with pytest.raises(InvalidInput) as refused:
+            check_event_data(event, pointer="/7")
+        assert refused.value.pointer == "/7/data" + oracle
