@@ -3,10 +3,11 @@
     python -m bench.floor [--events 200000] [--group 1000] [--database-url postgresql://...]
 
 Writes prebuilt groups of entries (a leaf the size of the ingest bench's, its hash, the Merkle
-nodes each group completes and the new head) with the append path's own statement
-(``decision_log.events.appender.WRITE_GROUP``), one durable transaction per group, one writer,
-as the group commit does. It prints the rate and PostgreSQL's CPU time per entry: the part of
-an append that no change to the service's Python can remove.
+nodes each group completes and the new head) the two ways the group commit does
+(``decision_log.events.appender``: binary COPY for a large group, the single ``WRITE_GROUP``
+statement for a small one), one durable transaction per group, one writer, each on a fresh
+database. It prints the rate, and PostgreSQL's and this process's CPU time per entry:
+PostgreSQL's is the part of an append that no change to the service's Python can remove.
 """
 
 from __future__ import annotations
@@ -69,38 +70,46 @@ def build_groups(events: int, group: int) -> list[tuple[list[object], ...]]:
 
 
 async def write(
-    database_url: str, groups: list[tuple[list[object], ...]]
-) -> tuple[float, int, float]:
-    """(seconds, entries written, PostgreSQL CPU seconds), measured while the connection's
-    backend process still exists."""
-    from decision_log.events.appender import WRITE_GROUP
+    database_url: str, groups: list[tuple[list[object], ...]], *, copy: bool
+) -> tuple[float, int, float, float]:
+    """(seconds, entries written, PostgreSQL CPU seconds, this process's CPU seconds), measured
+    while the connection's backend process still exists."""
+    from decision_log.events.appender import ENTRY_COLUMNS, NODE_COLUMNS, UPDATE_HEAD, WRITE_GROUP
 
     connection = await asyncpg.connect(database_url)
     try:
         chain_id = await connection.fetchval("SELECT id FROM chains WHERE slug <> 'access-log'")
         written = 0
-        postgres_before = postgres_cpu_seconds()
+        postgres_before, own_before = postgres_cpu_seconds(), time.process_time()
         began = time.perf_counter()
         for group in groups:
             *columns, frontier = group
             size = written + len(columns[0])
+            now = datetime.now(UTC)
+            head = (size, columns[7][-1], frontier[0], columns[7][-1])
             async with connection.transaction():
                 await connection.fetchrow(
                     "SELECT size FROM chains WHERE id = $1 FOR NO KEY UPDATE", chain_id
                 )
-                await connection.execute(
-                    WRITE_GROUP,
-                    chain_id,
-                    datetime.now(UTC),
-                    *columns,
-                    size,
-                    columns[7][-1],
-                    frontier[0],
-                    columns[7][-1],
-                )
+                if copy:
+                    count = len(columns[0])
+                    entries = zip(
+                        [chain_id] * count, columns[0], [now] * count, *columns[1:9], strict=True
+                    )
+                    await connection.copy_records_to_table(
+                        "entries", records=entries, columns=ENTRY_COLUMNS
+                    )
+                    nodes = zip([chain_id] * len(columns[9]), *columns[9:12], strict=True)
+                    await connection.copy_records_to_table(
+                        "merkle_nodes", records=nodes, columns=NODE_COLUMNS
+                    )
+                    await connection.execute(UPDATE_HEAD, chain_id, *head, now)
+                else:
+                    await connection.execute(WRITE_GROUP, chain_id, now, *columns, *head)
             written = size
         seconds = time.perf_counter() - began
-        return seconds, written, postgres_cpu_seconds() - postgres_before
+        postgres = postgres_cpu_seconds() - postgres_before
+        return seconds, written, postgres, time.process_time() - own_before
     finally:
         await connection.close()
 
@@ -114,17 +123,22 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     args = parser.parse_args()
     groups = build_groups(args.events, args.group)
+    cores = os.cpu_count() or 1
+    lines = []
     with postgres_server(args.database_url) as server_url:
-        url = asyncio.run(create_database(server_url, f"bench_{secrets.token_hex(4)}"))
-        prepare(url, Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem")
-        seconds, written, postgres = asyncio.run(write(url, groups))
+        for label, copy in (("COPY", True), ("WRITE_GROUP", False)):
+            url = asyncio.run(create_database(server_url, f"bench_{secrets.token_hex(4)}"))
+            prepare(url, Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem")
+            seconds, written, postgres, own = asyncio.run(write(url, groups, copy=copy))
+            lines.append(
+                f"{label:<11} {written:,} entries in groups of {args.group}: "
+                f"{written / seconds:,.0f} entries/s; CPU per entry: PostgreSQL "
+                f"{postgres * 1e6 / written:,.1f} µs, this process {own * 1e6 / written:,.1f} µs "
+                f"(PostgreSQL alone on {cores} cores: at most {cores * written / postgres:,.0f} "
+                "entries/s)"
+            )
     print(machine_line(describe(getattr(create_database, "version", "?"))))
-    print(
-        f"{written:,} entries in groups of {args.group} with WRITE_GROUP: "
-        f"{written / seconds:,.0f} entries/s; PostgreSQL CPU {postgres * 1e6 / written:,.1f} µs "
-        f"per entry (at most {(os.cpu_count() or 1) * written / postgres:,.0f} entries/s on "
-        f"{os.cpu_count()} cores if PostgreSQL did nothing else)"
-    )
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

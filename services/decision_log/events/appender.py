@@ -83,8 +83,9 @@ UPDATE chains
 """
 
 # A large group goes in by binary COPY instead: it costs PostgreSQL and the service less per
-# entry than unnesting arrays (bench.floor: about 12% less CPU in PostgreSQL, 40% less in the
-# service, 30% more entries/s), but takes three round trips where WRITE_GROUP takes one.
+# entry than unnesting arrays (bench.floor, groups of 1,000: PostgreSQL 27 instead of 35 µs of
+# CPU, the writer 10 instead of 15, a third more entries/s), but takes three round trips where
+# WRITE_GROUP takes one.
 COPY_FROM_ENTRIES = 128
 ENTRY_COLUMNS = (
     "chain_id",
