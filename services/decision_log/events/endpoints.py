@@ -2,9 +2,9 @@
 
 This one route carries every event producers send, so it skips FastAPI's middleware, routing,
 dependency solving and request/response objects, which cost more CPU per request than the
-append itself (measured in bench/ingest.py; see README, Performance). ``DecisionLogApp`` in
-``decision_log.app`` sends it here. It authenticates, reads and answers
-exactly as the other routes do, through the same authenticator, service and problem bodies.
+append itself (measured in bench/ingest.py; see README, Performance); ``DecisionLogApp`` in
+``decision_log.app`` sends it here. It authenticates, reads and answers exactly as the other
+routes do, through the same authenticator, service and problem bodies.
 Its OpenAPI description is added by ``document_append`` so the published document stays whole.
 """
 
