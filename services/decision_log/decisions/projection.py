@@ -8,8 +8,9 @@ model is a function of the log alone and a rebuild yields exactly the same rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from decision_log.decisions.event_types import (
@@ -71,6 +72,21 @@ class DecisionRow:
 
 
 DECISION_COLUMNS = tuple(field.name for field in fields(DecisionRow))
+_ROW_VALUES = attrgetter(*DECISION_COLUMNS)
+# A decision before its first entry: the fold's changes give it its identity and times.
+_UNSEEN_FIELDS: dict[str, Any] = dict.fromkeys(DECISION_COLUMNS) | {
+    "reviewed": False,
+    "overridden": False,
+    "contested": False,
+}
+_UNSEEN = DecisionRow(**_UNSEEN_FIELDS)
+
+
+def _rebuilt(row: DecisionRow, changes: dict[str, Any]) -> DecisionRow:
+    """``dataclasses.replace`` without its per-field bookkeeping, about twice as fast."""
+    values = _ROW_VALUES(row)
+    pairs = zip(DECISION_COLUMNS, values, strict=True)
+    return DecisionRow(*[changes.get(name, value) for name, value in pairs])
 
 
 def parse_time(value: object) -> datetime | None:
@@ -118,43 +134,25 @@ def project_entry(
 ) -> DecisionRow | None:
     """The decision after ``entry``; unchanged (possibly None) for entries that do not touch it.
 
-    Each entry makes one new row (frozen rows are rebuilt, and a rebuild is most of the cost).
+    Each entry makes one new row, built once: rebuilding a frozen row is most of the fold's cost.
     """
     if entry.event_type not in DECISION_EVENT_TYPES or entry.subject is None:
         return row
     data = _member(entry.event, "data")
+    changes: dict[str, Any] = {"last_idx": entry.idx}
     if row is None:
-        moment = parse_time(_member(entry.event, "time")) or entry.received_at
-        row = DecisionRow(
+        row = _UNSEEN
+        changes.update(
             chain_id=chain_id,
             decision_id=entry.subject,
             tenant_id=tenant_id,
-            decided_at=moment,
+            decided_at=parse_time(_member(entry.event, "time")) or entry.received_at,
             received_at=entry.received_at,
-            decision_idx=None,
-            system_name=None,
-            deployment=None,
-            model_name=None,
-            model_version=None,
-            policy_id=None,
-            policy_version=None,
-            decision=None,
-            score=None,
-            data_subject_ref=None,
-            solely_automated=None,
-            legal_or_similar_effect=None,
-            reviewed=False,
-            overridden=False,
-            contested=False,
-            current_decision=None,
-            outcome=None,
-            last_idx=entry.idx,
         )
-    changes: dict[str, Any] = {"last_idx": entry.idx}
     if entry.event_type == DECISION_RECORDED:
         if row.decision_idx is not None:
             # A decision is recorded once; a second record is only in the timeline.
-            return replace(row, **changes)
+            return _rebuilt(row, changes)
         decision = _text(_member(data, "output", "decision"))
         changes.update(
             decided_at=parse_time(_member(entry.event, "time")) or entry.received_at,
@@ -183,7 +181,7 @@ def project_entry(
         changes["outcome"] = _text(_member(data, "outcome")) or row.outcome
     elif entry.event_type == DECISION_CONTESTED:
         changes["contested"] = True
-    return replace(row, **changes)
+    return _rebuilt(row, changes)
 
 
 def deployed_model(entry: ProjectedEntry) -> tuple[str, str] | None:
