@@ -23,10 +23,8 @@ from decision_log.decisions.event_types import (
     OUTCOME_OBSERVED,
     RECORDS_ACCESSED,
 )
+from decision_log.events.cloudevents import DATA_SUBJECT
 
-# The CloudEvents extension attribute in which the log keeps the data subject's keyed-HMAC
-# pseudonym (privacy slice); a producer may also give one in data.data_subject_ref.
-DATA_SUBJECT_ATTRIBUTE = "datasubject"
 # Known types that are not about one decision: never part of a decision's timeline.
 NOT_DECISION_TYPES = frozenset((MODEL_DEPLOYED, RECORDS_ACCESSED))
 
@@ -166,7 +164,8 @@ def project_entry(
             policy_version=_text(_member(data, "policy", "version")),
             decision=decision,
             score=_number(_member(data, "output", "score")),
-            data_subject_ref=_text(_member(entry.event, DATA_SUBJECT_ATTRIBUTE))
+            # The log's pseudonym of the data subject, else the one the producer gave in data.
+            data_subject_ref=_text(_member(entry.event, DATA_SUBJECT))
             or _text(_member(data, "data_subject_ref")),
             solely_automated=_flag(_member(data, "solely_automated")),
             legal_or_similar_effect=_flag(_member(data, "legal_or_similar_effect")),

@@ -27,11 +27,15 @@ BATCH = "application/cloudevents-batch+json"
 REQUIRED_STRINGS = ("id", "source", "type")
 OPTIONAL_STRINGS = ("subject", "datacontenttype", "dataschema", "time")
 NOT_ATTRIBUTES = frozenset(("data", "data_base64"))
+# The log's extension attributes (README, Personal data): JSON Pointers of the fields to seal,
+# and the data subject, replaced by its keyed-HMAC pseudonym before the leaf is built.
+PERSONAL_DATA = "personaldata"
+DATA_SUBJECT = "datasubject"
 # Attribute names are lower-case ASCII letters and digits (spec.md, "Attribute Naming Convention").
 ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
 # Names known to follow that convention, so the usual event runs no regular expression.
 WELL_FORMED_NAMES = frozenset(
-    ("specversion", *REQUIRED_STRINGS, *OPTIONAL_STRINGS, "personaldata", "datasubject")
+    ("specversion", *REQUIRED_STRINGS, *OPTIONAL_STRINGS, PERSONAL_DATA, DATA_SUBJECT)
 )
 ATTRIBUTE_VALUE_TYPES_REFUSED = (dict, list, float)
 # RFC 3339 date-time, as the spec requires of "time".

@@ -35,13 +35,17 @@ from ledger.sealing import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from decision_log.events.appender import ChainRef
-from decision_log.events.cloudevents import PreparedEvent, canonical_event, prepare_event
+from decision_log.events.cloudevents import (
+    DATA_SUBJECT,
+    PERSONAL_DATA,
+    PreparedEvent,
+    canonical_event,
+    prepare_event,
+)
 from decision_log.privacy import repository
 from decision_log.privacy.keyring import Keyring, new_kek_id, write_kek_file
 from decision_log.problems import Conflict, InvalidEvent
 
-PERSONAL_DATA = "personaldata"
-DATA_SUBJECT = "datasubject"
 PERSONAL_DATA_ROLE = "personal-data"
 LOG_SOURCE = "urn:audit-trail:log"
 RETENTION_FLOOR_DAYS = 183
