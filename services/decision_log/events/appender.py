@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# One statement writes a group of fewer than COPY_FROM_ENTRIES entries: its entries, the Merkle
-# nodes it completed, and the new head. Array parameters (unnest) keep it a single round trip,
-# and the prepared statement is reused from asyncpg's cache.
+# Run under the chain's lock: the group's events already in the chain (idempotency) and those
+# of its API keys revoked or expired by now, in one round trip.
 KNOWN_AND_REFUSED = """
     SELECT e.source, e.event_id, e.idx, e.leaf_hash, e.received_at, e.content_digest,
            NULL::text AS refused_key
@@ -63,6 +62,9 @@ KNOWN_AND_REFUSED = """
        AND (revoked_at IS NOT NULL OR expires_at <= now() OR witness_id IS NOT NULL)
 """
 
+# One statement writes a group of fewer than COPY_FROM_ENTRIES entries: its entries, the Merkle
+# nodes it completed, and the new head. Array parameters (unnest) keep it a single round trip,
+# and the prepared statement is reused from asyncpg's cache.
 WRITE_GROUP = """
 WITH new_entries AS (
     INSERT INTO entries (chain_id, idx, received_at, source, event_id, event_type, subject,
