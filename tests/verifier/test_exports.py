@@ -41,6 +41,7 @@ from tests.decisions.helpers import overridden, projected, recorded, reviewed
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import append, decision_event, headers, wait_for_checkpoint
 from tests.verifier.bundles import export, unzip
+from tests.verifier.tamper import chain_id, superuser
 
 
 async def grow(
@@ -301,3 +302,25 @@ async def test_an_export_cut_off_by_a_shutdown_says_so(
     await runner.close()  # before the build has taken a step
     job = await get_export(state, principal, export_id=plan.export_id)
     assert job.status == "failed" and job.error is not None and "interrupted" in job.error
+
+
+async def test_an_export_the_store_cannot_back_fails_and_says_so(
+    exporter: httpx.AsyncClient, history: TenantKeys, database_url: str
+) -> None:
+    """Built before the answer or not, an export that fails is marked failed, not left running."""
+    async with superuser(database_url) as connection:
+        chain = await chain_id(connection, history.tenant, history.chain)
+        await connection.execute(
+            "UPDATE entries SET leaf = leaf || ' '::bytea WHERE chain_id = $1 AND idx = 4", chain
+        )
+    response = await exporter.post(
+        f"/v1/chains/{history.chain}/exports",
+        json={"kind": "range"},
+        headers=headers(history.auditor),
+    )
+    assert response.status_code == 409, response.text
+    assert "entry 4" in response.json()["detail"]
+    jobs = (await exporter.get("/v1/exports", headers=headers(history.auditor))).json()
+    assert [(job["status"], "entry 4" in job["error"]) for job in jobs["exports"]] == [
+        ("failed", True)
+    ]

@@ -49,13 +49,16 @@ class ExportRunner:
         self.signer = signer
         self._tasks: dict[asyncio.Task[None], str] = {}
 
-    async def run(self, plan: ExportPlan) -> None:
+    async def run(self, plan: ExportPlan, *, reraise: bool = False) -> None:
+        """Build the bundle; a failure is written on the job (and raised again if asked)."""
         try:
             await build(self.engine, self.signer, plan)
         except Exception as error:
             logger.exception("export %s failed", plan.export_id)
             detail = str(error) if isinstance(error, Problem) else type(error).__name__
             await self._fail(plan.export_id, detail)
+            if reraise:
+                raise
 
     async def _fail(self, export_id: str, detail: str) -> None:
         async with self.engine.begin() as connection:
@@ -114,7 +117,7 @@ async def create_export(
     )
     plan = await plan_export(state, principal, chain=chain, request=request, api_key=api_key)
     if len(plan.indexes) <= INLINE_ENTRIES:
-        await build(state.engine, state.signer, plan)
+        await state.exports.run(plan, reraise=True)
     else:
         state.exports.start(plan)
     return await get_export(state, principal, export_id=plan.export_id)
