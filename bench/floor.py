@@ -25,10 +25,24 @@ import asyncpg
 import psutil
 
 from bench.ingest import create_database, prepare
+from bench.load import event_template
 from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 
-LEAF_BYTES = 760  # a ~620-byte event in canonical form plus the leaf's own fields
+
+def leaf_bytes() -> int:
+    """The size of a leaf holding the ingest bench's event, built by the log's own builder."""
+    from ledger.canonical import canonicalize, parse_json
+    from ledger.leaf import LeafPrefix, format_received_at
+
+    event = canonicalize(parse_json(event_template()()))
+    leaf = LeafPrefix.for_chain(tenant="demo", chain="decisions").build(
+        index=1_000_000,
+        received_at=format_received_at(datetime.now(UTC)),
+        prev=bytes(32),
+        event_json=event,
+    )
+    return len(leaf)
 
 
 def postgres_cpu_seconds() -> float:
@@ -44,6 +58,7 @@ def build_groups(events: int, group: int) -> list[tuple[list[object], ...]]:
     from ledger.merkle import MerkleFrontier
 
     frontier = MerkleFrontier.from_bytes(0, b"")
+    size = leaf_bytes()
     groups = []
     for start in range(0, events, group):
         indexes = list(range(start, min(events, start + group)))
@@ -57,7 +72,7 @@ def build_groups(events: int, group: int) -> list[tuple[list[object], ...]]:
                 ["dev.audit-trail.decision.recorded.v1"] * len(indexes),
                 [f"decision-{index}" for index in indexes],
                 [secrets.token_bytes(32) for _ in indexes],
-                [secrets.token_bytes(LEAF_BYTES) for _ in indexes],
+                [secrets.token_bytes(size) for _ in indexes],
                 hashes,
                 [None] * len(indexes),
                 [level for (level, _), _ in nodes],
