@@ -31,7 +31,13 @@ from typing import Any, Final
 
 import orjson
 
-from ledger.dsse import IN_TOTO_PAYLOAD_TYPE, securesystemslib_keyid, verify_envelope
+from ledger.dsse import (
+    CHAIN_VERIFICATION_PREDICATE_TYPE,
+    IN_TOTO_PAYLOAD_TYPE,
+    IN_TOTO_STATEMENT_TYPE,
+    securesystemslib_keyid,
+    verify_envelope,
+)
 from ledger.errors import VerificationError
 from ledger.leaf import GENESIS_PREV, LEAF_VERSION
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -39,9 +45,7 @@ from ledger.note import ALG_COSIGNATURE_V1, Checkpoint, NoteVerifier, open_note
 from ledger.proofs import ConsistencyProofFile, TlogProof, split_tlog_proofs
 
 BUNDLE_FORMAT: Final = "audit-trail.dev/export-bundle@v1"
-STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 MANIFEST_PREDICATE_TYPE: Final = "https://audit-trail.dev/attestations/export-manifest/v1"
-ATTESTATION_PREDICATE_TYPE: Final = "https://audit-trail.dev/attestations/chain-verification/v1"
 
 BUNDLE_JSON: Final = "bundle.json"
 ENTRIES: Final = "entries.jsonl"
@@ -92,7 +96,7 @@ def parse_sha256sums(data: bytes) -> dict[str, str]:
 def manifest_statement(digests: Mapping[str, str], predicate: Mapping[str, Any]) -> bytes:
     """The in-toto Statement v1 whose subjects are the bundle's files with their SHA-256."""
     statement = {
-        "_type": STATEMENT_TYPE,
+        "_type": IN_TOTO_STATEMENT_TYPE,
         "subject": [
             {"name": name, "digest": {"sha256": digest}} for name, digest in digests.items()
         ],
@@ -182,7 +186,7 @@ def _check_manifest(files: Mapping[str, bytes], log_key: NoteVerifier) -> dict[s
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise BundleError(MANIFEST, f"payload type is {payload_type!r}, not in-toto")
     statement = _json_object(payload, MANIFEST)
-    if statement.get("_type") != STATEMENT_TYPE:
+    if statement.get("_type") != IN_TOTO_STATEMENT_TYPE:
         raise BundleError(MANIFEST, "payload is not an in-toto Statement v1")
     if statement.get("predicateType") != MANIFEST_PREDICATE_TYPE:
         raise BundleError(MANIFEST, "payload is not an export manifest")
@@ -403,7 +407,7 @@ def _check_attestation(
     subjects = statement.get("subject") or [{}]
     subject = subjects[0] if isinstance(subjects[0], dict) else {}
     if (
-        statement.get("predicateType") != ATTESTATION_PREDICATE_TYPE
+        statement.get("predicateType") != CHAIN_VERIFICATION_PREDICATE_TYPE
         or subject.get("name") != checkpoint.origin
         or (subject.get("digest") or {}).get("rfc6962-sha256") != checkpoint.root_hash.hex()
         or (subject.get("annotations") or {}).get("tree_size") != checkpoint.size

@@ -20,7 +20,9 @@ from ledger.errors import SignatureError
 from ledger.keys import SigningKey, VerifyingKey
 
 __all__ = [
+    "CHAIN_VERIFICATION_PREDICATE_TYPE",
     "IN_TOTO_PAYLOAD_TYPE",
+    "IN_TOTO_STATEMENT_TYPE",
     "pae",
     "securesystemslib_keyid",
     "sign_envelope",
@@ -28,6 +30,11 @@ __all__ = [
 ]
 
 IN_TOTO_PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
+IN_TOTO_STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
+# The verifier's signed attestation that it replayed a chain; export bundles carry and check it.
+CHAIN_VERIFICATION_PREDICATE_TYPE: Final = (
+    "https://audit-trail.dev/attestations/chain-verification/v1"
+)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from verifier import VERSION
+from ledger.dsse import CHAIN_VERIFICATION_PREDICATE_TYPE, IN_TOTO_STATEMENT_TYPE
 
-STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE: Final = "https://audit-trail.dev/attestations/chain-verification/v1"
+from verifier import VERSION
 
 CHECKS: Final = (
     "checkpoint signed by the log's key, with the chain's origin",
@@ -50,7 +49,7 @@ def statement(
     finding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
-        "_type": STATEMENT_TYPE,
+        "_type": IN_TOTO_STATEMENT_TYPE,
         "subject": [
             {
                 "name": subject.origin,
@@ -58,7 +57,7 @@ def statement(
                 "annotations": {"tree_size": subject.size},
             }
         ],
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": CHAIN_VERIFICATION_PREDICATE_TYPE,
         "predicate": {
             "verifier": {"name": verifier_name, "version": VERSION},
             "log": {"verifier_key": log_verifier_key},
