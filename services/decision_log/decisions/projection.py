@@ -98,7 +98,8 @@ def parse_time(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def _member(data: object, *path: str) -> Any:
+def member(data: object, *path: str) -> Any:
+    """The value at ``path`` of nested objects, or None where a step is missing or not one."""
     for name in path:
         if not isinstance(data, dict):
             return None
@@ -136,7 +137,7 @@ def project_entry(
     """
     if entry.event_type not in DECISION_EVENT_TYPES or entry.subject is None:
         return row
-    data = _member(entry.event, "data")
+    data = member(entry.event, "data")
     changes: dict[str, Any] = {"last_idx": entry.idx}
     if row is None:
         row = _UNSEEN
@@ -144,40 +145,40 @@ def project_entry(
             chain_id=chain_id,
             decision_id=entry.subject,
             tenant_id=tenant_id,
-            decided_at=parse_time(_member(entry.event, "time")) or entry.received_at,
+            decided_at=parse_time(member(entry.event, "time")) or entry.received_at,
             received_at=entry.received_at,
         )
     if entry.event_type == DECISION_RECORDED:
         if row.decision_idx is not None:
             # A decision is recorded once; a second record is only in the timeline.
             return _rebuilt(row, changes)
-        decision = _text(_member(data, "output", "decision"))
+        decision = _text(member(data, "output", "decision"))
         changes.update(
-            decided_at=parse_time(_member(entry.event, "time")) or entry.received_at,
+            decided_at=parse_time(member(entry.event, "time")) or entry.received_at,
             received_at=entry.received_at,
             decision_idx=entry.idx,
-            system_name=_text(_member(data, "system", "name")),
-            deployment=_text(_member(data, "system", "deployment")),
-            model_name=_text(_member(data, "model", "name")),
-            model_version=_text(_member(data, "model", "version")),
-            policy_id=_text(_member(data, "policy", "id")),
-            policy_version=_text(_member(data, "policy", "version")),
+            system_name=_text(member(data, "system", "name")),
+            deployment=_text(member(data, "system", "deployment")),
+            model_name=_text(member(data, "model", "name")),
+            model_version=_text(member(data, "model", "version")),
+            policy_id=_text(member(data, "policy", "id")),
+            policy_version=_text(member(data, "policy", "version")),
             decision=decision,
-            score=_number(_member(data, "output", "score")),
+            score=_number(member(data, "output", "score")),
             # The log's pseudonym of the data subject, else the one the producer gave in data.
-            data_subject_ref=_text(_member(entry.event, DATA_SUBJECT))
-            or _text(_member(data, "data_subject_ref")),
-            solely_automated=_flag(_member(data, "solely_automated")),
-            legal_or_similar_effect=_flag(_member(data, "legal_or_similar_effect")),
+            data_subject_ref=_text(member(entry.event, DATA_SUBJECT))
+            or _text(member(data, "data_subject_ref")),
+            solely_automated=_flag(member(data, "solely_automated")),
+            legal_or_similar_effect=_flag(member(data, "legal_or_similar_effect")),
             # A review or override seen before the record (out of order producers) wins.
             current_decision=row.current_decision or decision,
         )
     elif entry.event_type in (DECISION_REVIEWED, DECISION_OVERRIDDEN):
-        new_decision = _text(_member(data, "new_decision"))
+        new_decision = _text(member(data, "new_decision"))
         changes["current_decision"] = new_decision or row.current_decision
         changes["reviewed" if entry.event_type == DECISION_REVIEWED else "overridden"] = True
     elif entry.event_type == OUTCOME_OBSERVED:
-        changes["outcome"] = _text(_member(data, "outcome")) or row.outcome
+        changes["outcome"] = _text(member(data, "outcome")) or row.outcome
     elif entry.event_type == DECISION_CONTESTED:
         changes["contested"] = True
     return _rebuilt(row, changes)
@@ -187,8 +188,8 @@ def deployed_model(entry: ProjectedEntry) -> tuple[str, str] | None:
     """(model name, version) of a model.deployed entry."""
     if entry.event_type != MODEL_DEPLOYED:
         return None
-    data = _member(entry.event, "data")
-    name, version = _text(_member(data, "model", "name")), _text(_member(data, "model", "version"))
+    data = member(entry.event, "data")
+    name, version = _text(member(data, "model", "name")), _text(member(data, "model", "version"))
     if name is None or version is None:
         return None
     return name, version

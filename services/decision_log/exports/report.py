@@ -13,15 +13,9 @@ from decision_log.decisions.event_types import (
     DECISION_RECORDED,
     DECISION_REVIEWED,
     OUTCOME_OBSERVED,
+    RECORDS_ACCESSED,
 )
-
-
-def _member(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+from decision_log.decisions.projection import member
 
 
 @dataclass
@@ -48,13 +42,11 @@ class BundleSummary:
         self.event_types[kind] += 1
         if kind == DECISION_RECORDED:
             data = event.get("data")
-            self.decisions[str(_member(data, "output", "decision"))] += 1
-            self.models[
-                f"{_member(data, 'model', 'name')} {_member(data, 'model', 'version')}"
-            ] += 1
-            self.systems[str(_member(data, "system", "name"))] += 1
+            self.decisions[str(member(data, "output", "decision"))] += 1
+            self.models[f"{member(data, 'model', 'name')} {member(data, 'model', 'version')}"] += 1
+            self.systems[str(member(data, "system", "name"))] += 1
         subject = event.get("subject")
-        if isinstance(subject, str) and kind != "dev.audit-trail.records.accessed.v1":
+        if isinstance(subject, str) and kind != RECORDS_ACCESSED:
             self.subjects.add(subject)
 
 
