@@ -243,7 +243,7 @@ async def plan_export(
                     )
             indexes = sorted(i for ids in found_ids.values() for i in ids if i < latest)
             selection.update(decision_ids=wanted)
-        needed = (max(indexes) + 1) if len(indexes) else 0
+        needed = indexes[-1] + 1 if len(indexes) else 0  # ascending: a range, or sorted
         cosigned = await witness_rows.latest_cosigned_checkpoint(connection, chain_id=row.id)
         if cosigned is not None and needed <= int(cosigned.size):
             size, root, note = int(cosigned.size), bytes(cosigned.root_hash), str(cosigned.note)
