@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -243,6 +244,23 @@ async def test_erased_personal_data_stays_unreadable_and_the_bundle_verifies(
     assert erased.encode() not in everything and kept.encode() not in everything
     report = verify_bundle(rezip(files), log_key=log_vkey, verifier_key=cosigner.verifier)
     assert report.entries == 3  # two sealed events and the erasure record
+    # The erased subject's sealed event points at a key that no longer exists; the other's does.
+    pseudonyms = [
+        orjson.loads(line)["event"].get("datasubject") for line in files[ENTRIES].splitlines()
+    ][:2]
+    connection = await asyncpg.connect(database_url)
+    try:
+        destroyed = await connection.fetch(
+            "SELECT s.pseudonym, s.destroyed_at IS NOT NULL AS gone FROM subject_keys s "
+            "JOIN tenants t ON t.id = s.tenant_id WHERE t.slug = $1",
+            tenant.tenant,
+        )
+    finally:
+        await connection.close()
+    assert {row["pseudonym"]: row["gone"] for row in destroyed} == {
+        pseudonyms[0]: True,
+        pseudonyms[1]: False,
+    }
 
 
 async def test_verify_bundle_needs_none_of_the_server_code(
