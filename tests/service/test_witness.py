@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import struct
 
 import httpx
 import orjson
 from audit_trail import admin
 from decision_log.witnesses import service as witnesses
 from ledger.keys import SigningKey
-from ledger.leaf import LEAF_FRAME_HEADER, LEAF_FRAMES
+from ledger.leaf import LEAF_FRAMES
 from ledger.note import (
     Checkpoint,
     CosignatureSigner,
@@ -26,6 +27,10 @@ from tests.service.helpers import (
     headers,
     wait_for_checkpoint,
 )
+
+# The frame as README states it, written out here rather than taken from the code under test:
+# a big-endian unsigned 64-bit index, a big-endian unsigned 32-bit length, then the leaf.
+PUBLISHED_FRAME_HEADER = struct.Struct(">QI")
 
 
 async def register(database_url: str, name: str) -> tuple[CosignatureSigner, str]:
@@ -169,8 +174,8 @@ async def test_entry_stream_is_every_entry_in_order(
     assert framed.headers["content-type"] == LEAF_FRAMES
     data, position, unframed = framed.content, 0, []
     while position < len(data):
-        index, length = LEAF_FRAME_HEADER.unpack_from(data, position)
-        position += LEAF_FRAME_HEADER.size
+        index, length = PUBLISHED_FRAME_HEADER.unpack_from(data, position)
+        position += PUBLISHED_FRAME_HEADER.size
         unframed.append((index, data[position : position + length]))
         position += length
     assert unframed == [(e["index"], base64.b64decode(e["leaf"])) for e in paged[5:]]
