@@ -73,11 +73,13 @@ def pydantic_error(event_type: str, data: Any) -> str | None:
     try:
         TypeAdapter(EVENT_DATA_MODELS[event_type]).validate_python(data)
     except ValidationError as error:
-        parts = (
-            str(part).replace("~", "~0").replace("/", "~1") for part in error.errors()[0]["loc"]
-        )
-        return "".join(f"/{part}" for part in parts)
+        return pointer_to(tuple(error.errors()[0]["loc"]))
     return None
+
+
+def pointer_to(path: tuple[Any, ...]) -> str:
+    """RFC 6901, section 3."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
 def schema_accepts(event_type: str, data: Any) -> bool:
@@ -133,3 +135,7 @@ def test_one_change_anywhere_is_judged_as_the_models_judge_it(
         with pytest.raises(InvalidInput) as refused:
             check_event_data(event, pointer="/7")
         assert refused.value.pointer == "/7/data" + oracle
+        # And, independently of how pointers are spelled from pydantic's locations: it leads to
+        # the place this test damaged, or into it.
+        damaged = (*path[:-1], key) if action == "add" and path else path
+        assert refused.value.pointer.startswith("/7/data" + pointer_to(damaged)), damaged
