@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import orjson
 import pytest
@@ -31,6 +33,60 @@ async def fill(client: httpx.AsyncClient, tenant: TenantKeys, count: int) -> Non
     events = [decision_event() for _ in range(count)]
     response = await append(client, tenant.producer, tenant.chain, events, batch=True)
     assert response.status_code == 201
+
+
+async def checked_inclusion(
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    hashes: list[bytes],
+    *,
+    index: int,
+    size: int,
+    root: bytes,
+) -> dict[str, Any]:
+    """The log's inclusion proof of entry `index` in the tree of `size`, verified against `root`."""
+    proof: dict[str, Any] = (
+        await client.get(
+            f"/v1/chains/{tenant.chain}/proof/inclusion",
+            params={"index": index, "tree_size": size},
+            headers=headers(tenant.auditor),
+        )
+    ).json()
+    verify_inclusion(
+        leaf_hash=hashes[index],
+        index=index,
+        size=size,
+        proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        root=root,
+    )
+    return proof
+
+
+async def checked_consistency(
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    hashes: list[bytes],
+    *,
+    old: int,
+    new: int,
+    new_root: bytes,
+) -> dict[str, Any]:
+    """The log's consistency proof from size `old` to `new`, verified against the roots."""
+    proof: dict[str, Any] = (
+        await client.get(
+            f"/v1/chains/{tenant.chain}/proof/consistency",
+            params={"from": old, "to": new},
+            headers=headers(tenant.auditor),
+        )
+    ).json()
+    verify_consistency(
+        old_size=old,
+        new_size=new,
+        proof=[bytes.fromhex(h) for h in proof["hashes"]],
+        old_root=root_hash(hashes[:old]),
+        new_root=new_root,
+    )
+    return proof
 
 
 async def test_new_chain_has_a_signed_size_zero_checkpoint(
@@ -83,35 +139,12 @@ async def test_leaves_recompute_to_hashes_links_and_the_signed_root(
     assert chain["root_hash"] == root_hash(hashes).hex()
 
     # The stored Merkle nodes, whichever way they were written, give proofs that verify.
-    auth = headers(tenant.auditor)
     for index in (0, first // 2, first - 1, first, size - 1):
-        proof = (
-            await client.get(
-                f"/v1/chains/{tenant.chain}/proof/inclusion",
-                params={"index": index, "tree_size": size},
-                headers=auth,
-            )
-        ).json()
-        verify_inclusion(
-            leaf_hash=hashes[index],
-            index=index,
-            size=size,
-            proof=[bytes.fromhex(h) for h in proof["hashes"]],
-            root=checkpoint.root_hash,
+        await checked_inclusion(
+            client, tenant, hashes, index=index, size=size, root=checkpoint.root_hash
         )
-    proof = (
-        await client.get(
-            f"/v1/chains/{tenant.chain}/proof/consistency",
-            params={"from": first, "to": size},
-            headers=auth,
-        )
-    ).json()
-    verify_consistency(
-        old_size=first,
-        new_size=size,
-        proof=[bytes.fromhex(h) for h in proof["hashes"]],
-        old_root=root_hash(hashes[:first]),
-        new_root=checkpoint.root_hash,
+    await checked_consistency(
+        client, tenant, hashes, old=first, new=size, new_root=checkpoint.root_hash
     )
 
 
@@ -122,41 +155,18 @@ async def test_every_inclusion_and_consistency_proof_verifies(
     await wait_for_checkpoint(client, tenant.auditor, tenant.chain, size=21)
     entries = await all_entries(client, tenant.auditor, tenant.chain)
     hashes = [bytes.fromhex(e["leaf_hash"]) for e in entries]
-    auth = headers(tenant.auditor)
     for size in (1, 2, 7, 8, 13, 21):
         root = root_hash(hashes[:size])
         for index in range(size):
-            proof = (
-                await client.get(
-                    f"/v1/chains/{tenant.chain}/proof/inclusion",
-                    params={"index": index, "tree_size": size},
-                    headers=auth,
-                )
-            ).json()
+            proof = await checked_inclusion(
+                client, tenant, hashes, index=index, size=size, root=root
+            )
             assert proof["root_hash"] == root.hex()
-            verify_inclusion(
-                leaf_hash=hashes[index],
-                index=index,
-                size=size,
-                proof=[bytes.fromhex(h) for h in proof["hashes"]],
-                root=root,
-            )
         for old in range(1, size + 1):
-            proof = (
-                await client.get(
-                    f"/v1/chains/{tenant.chain}/proof/consistency",
-                    params={"from": old, "to": size},
-                    headers=auth,
-                )
-            ).json()
-            assert (proof["from"], proof["to"]) == (old, size)
-            verify_consistency(
-                old_size=old,
-                new_size=size,
-                proof=[bytes.fromhex(h) for h in proof["hashes"]],
-                old_root=root_hash(hashes[:old]),
-                new_root=root,
+            proof = await checked_consistency(
+                client, tenant, hashes, old=old, new=size, new_root=root
             )
+            assert (proof["from"], proof["to"]) == (old, size)
 
 
 @pytest.mark.parametrize(
