@@ -85,9 +85,9 @@ UPDATE chains
 """
 
 # A large group goes in by binary COPY instead: it costs PostgreSQL and the service less per
-# entry than unnesting arrays (bench.floor, groups of 1,000: PostgreSQL 27 instead of 35 µs of
-# CPU, the writer 10 instead of 15, a third more entries/s), but takes three round trips where
-# WRITE_GROUP takes one.
+# entry than unnesting arrays (bench.floor, groups of 1,000: PostgreSQL 27 instead of 37 µs of
+# CPU, the writer 9 instead of 15, half as many entries/s again), but takes three round trips
+# where WRITE_GROUP takes one.
 COPY_FROM_ENTRIES = 128
 ENTRY_COLUMNS = (
     "chain_id",
