@@ -336,7 +336,7 @@ def main() -> None:
         ("single-event POST p99 latency", spread(rows["single_p99"]), "ms"),
         (f"batched POST x{args.batch_size}", spread(rows["batch"]), "events/s"),
         (f"peer: eventsourcing, {args.peer_threads} threads", spread(rows["peer"]), "events/s"),
-        ("peak resident memory of a worker", spread(rows["worker_rss_mib"]), "MiB"),
+        ("peak memory, largest service process", spread(rows["worker_rss_mib"]), "MiB"),
     ]
     for label, value, unit in figures:
         print(f"  {label:<40} {value} {unit}")
