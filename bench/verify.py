@@ -60,6 +60,7 @@ def event_json(number: int) -> bytes:
 async def fill(database_url: str, key_file: Path, entries: int) -> None:
     """Append `entries` leaves to the demo chain as the log's appender would, but by COPY."""
     from audit_trail import admin
+    from decision_log.events.appender import ENTRY_COLUMNS, NODE_COLUMNS, UPDATE_HEAD
     from decision_log.signing import LogSigner
     from ledger.leaf import LeafPrefix, format_received_at
     from ledger.merkle import MerkleFrontier, leaf_hash
@@ -103,6 +104,7 @@ async def fill(database_url: str, key_file: Path, entries: int) -> None:
                         hashlib.sha256(event).digest(),
                         leaf,
                         hashed,
+                        None,  # data_subject
                     )
                 )
                 prev = hashed
@@ -110,27 +112,15 @@ async def fill(database_url: str, key_file: Path, entries: int) -> None:
                 await connection.copy_records_to_table(
                     "entries",
                     records=rows,
-                    columns=(
-                        "chain_id",
-                        "idx",
-                        "received_at",
-                        "source",
-                        "event_id",
-                        "event_type",
-                        "subject",
-                        "content_digest",
-                        "leaf",
-                        "leaf_hash",
-                    ),
+                    columns=ENTRY_COLUMNS,
                 )
                 await connection.copy_records_to_table(
-                    "merkle_nodes", records=nodes, columns=("chain_id", "level", "idx", "hash")
+                    "merkle_nodes", records=nodes, columns=NODE_COLUMNS
                 )
             print(f"  filled {min(first + FILL_BATCH, entries):,}", flush=True)
         root = frontier.root()
         await connection.execute(
-            "UPDATE chains SET size = $2, last_leaf_hash = $3, frontier = $4, root_hash = $5, "
-            "last_received_at = $6 WHERE id = $1",
+            UPDATE_HEAD,
             chain_id,
             entries,
             prev,
