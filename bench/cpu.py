@@ -8,7 +8,6 @@ how many events per second the machine could take at best (cores / total CPU per
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ def _cpu_seconds(process: psutil.Process) -> float:
 @dataclass
 class CpuReport:
     events: int
-    seconds: float
     components: dict[str, float] = field(default_factory=dict)  # CPU seconds
     steal: float = 0.0
 
@@ -85,12 +83,10 @@ class CpuMeter:
 
     @contextmanager
     def measure(self) -> Iterator[CpuReport]:
-        report = CpuReport(events=0, seconds=0.0)
+        report = CpuReport(events=0)
         before = self._sample()
         busy_before, steal_before = _machine_busy_seconds()
-        started = time.perf_counter()
         yield report
-        report.seconds = time.perf_counter() - started
         after = self._sample()
         busy_after, steal_after = _machine_busy_seconds()
         report.components = {name: after[name] - before[name] for name in before}

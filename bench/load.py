@@ -109,8 +109,8 @@ async def run_load(
     return result
 
 
-def event_template(size_hint: int = 0) -> Callable[[], bytes]:
-    """A realistic decision event (~600 bytes) with a fresh id each call."""
+def event_template() -> Callable[[], bytes]:
+    """A realistic decision event (about 710 bytes in canonical form) with a fresh id each call."""
     prefix = b'{"specversion":"1.0","id":"'
     suffix = (
         b'","source":"urn:bench:credit-model","type":"dev.audit-trail.decision.recorded.v1",'
@@ -123,9 +123,8 @@ def event_template(size_hint: int = 0) -> Callable[[], bytes]:
         b'"explanation":{"method":"shap","top":[["debt_ratio",-0.21],["income",0.08],'
         b'["tenure_months",0.03]]},"solely_automated":true}}'
     )
-    padding = b" " * max(0, size_hint)
 
     def make() -> bytes:
-        return prefix + uuid.uuid4().hex.encode() + suffix + padding
+        return prefix + uuid.uuid4().hex.encode() + suffix
 
     return make
