@@ -69,6 +69,14 @@ _TREE_SIZE: Final = re.compile("0|[1-9][0-9]*")
 _KEY_ID_HEX: Final = re.compile("[0-9a-f]{8}")
 
 
+def uint64_decimal(text: str) -> int | None:
+    """A uint64 written in decimal without leading zeros (tree sizes and indexes), else None."""
+    if len(text) > 20 or not _TREE_SIZE.fullmatch(text):  # 2^64 - 1 has 20 digits
+        return None
+    number = int(text)
+    return number if number <= _MAX_TREE_SIZE else None
+
+
 def note_key_id(name: str, alg: int, public_key: bytes) -> bytes:
     """SHA-256(key name || 0x0A || signature type || public key)[:4] (signed-note)."""
     return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([alg]) + public_key).digest()[:4]
@@ -470,11 +478,8 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines
         if not origin:
             raise NoteError("checkpoint origin is empty")
-        if (
-            len(size_text) > 20  # 2^64 - 1 has 20 digits
-            or not _TREE_SIZE.fullmatch(size_text)
-            or int(size_text) > _MAX_TREE_SIZE
-        ):
+        size = uint64_decimal(size_text)
+        if size is None:
             raise NoteError(f"checkpoint tree size {size_text[:30]!r} is not a uint64 in decimal")
         try:
             root_hash = _b64decode_strict(root_text)
@@ -487,4 +492,4 @@ class Checkpoint:
             )
         if any(not line for line in extensions):
             raise NoteError("checkpoint extension lines must not be empty")
-        return cls(origin, int(size_text), root_hash, tuple(extensions))
+        return cls(origin, size, root_hash, tuple(extensions))

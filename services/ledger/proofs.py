@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from ledger.errors import ProofError
+from ledger.note import uint64_decimal
 
 TLOG_PROOF_HEADER: Final = "c2sp.org/tlog-proof@v1"
 CONSISTENCY_HEADER: Final = "audit-trail.dev/tlog-consistency@v1"
-
-_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
 # A 32-byte hash is 44 base64 characters with one "=" of padding; in the canonical encoding the
@@ -38,36 +36,26 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _CANONICAL_LAST = frozenset("AEIMQUYcgkosw048")
 
 
-def _is_canonical_hash(line: str) -> bool:
-    if len(line) != 44 or line[43] != "=" or line[42] not in _CANONICAL_LAST:
-        return False
-    try:
-        binascii.a2b_base64(line, strict_mode=True)
-    except (binascii.Error, ValueError):
-        return False
-    return True
+def _decode_hash(line: str, what: str) -> bytes:
+    """A hash from its base64 line: strict, canonical, exactly 32 bytes."""
+    if len(line) == 44 and line[43] == "=" and line[42] in _CANONICAL_LAST:
+        try:
+            return binascii.a2b_base64(line, strict_mode=True)
+        except (binascii.Error, ValueError):
+            pass
+    raise ProofError(f"{what}: {line[:60]!r} is not the canonical base64 of a 32-byte hash")
 
 
 def _hash_lines(lines: list[str], what: str) -> tuple[bytes, ...]:
-    """Hashes from their base64 lines: strict, canonical, exactly 32 bytes each."""
-    try:
-        hashes = tuple(binascii.a2b_base64(line, strict_mode=True) for line in lines)
-        canonical = all(
-            len(line) == 44 and line[43] == "=" and line[42] in _CANONICAL_LAST for line in lines
-        )
-    except (binascii.Error, ValueError):
-        canonical = False
-    if not canonical:
-        bad = next(line for line in lines if not _is_canonical_hash(line))
-        raise ProofError(f"{what}: {bad[:60]!r} is not the canonical base64 of a 32-byte hash")
-    return hashes
+    return tuple(_decode_hash(line, what) for line in lines)
 
 
 def _number(line: str, keyword: str, what: str) -> int:
     prefix = keyword + " "
-    if not line.startswith(prefix) or not _DECIMAL.fullmatch(line[len(prefix) :]):
-        raise ProofError(f"{what}: expected '{keyword} <decimal>', found {line[:60]!r}")
-    return int(line[len(prefix) :])
+    number = uint64_decimal(line[len(prefix) :]) if line.startswith(prefix) else None
+    if number is None:
+        raise ProofError(f"{what}: expected '{keyword} <decimal uint64>', found {line[:60]!r}")
+    return number
 
 
 def _split(text: str, header: str, what: str) -> tuple[list[str], str]:

@@ -46,6 +46,7 @@ def test_a_tlog_proof_round_trips_in_the_c2sp_layout() -> None:
         "c2sp.org/tlog-proof@v2\nindex 1\n\n" + CHECKPOINT,
         "c2sp.org/tlog-proof@v1\nindex 01\n\n" + CHECKPOINT,
         "c2sp.org/tlog-proof@v1\nindex -1\n\n" + CHECKPOINT,
+        f"c2sp.org/tlog-proof@v1\nindex {2**64}\n\n" + CHECKPOINT,  # not a uint64
         "c2sp.org/tlog-proof@v1\n\n" + CHECKPOINT,
         "c2sp.org/tlog-proof@v1\nindex 1\n"
         + base64.b64encode(bytes(31)).decode()
