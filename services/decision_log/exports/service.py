@@ -159,8 +159,12 @@ async def _verifier(
     except httpx.HTTPError as error:
         lines.append(f"the verifier at {base} did not answer ({type(error).__name__})")
         return None, None
-    if keys.status_code != 200 or verified.status_code != 200:
-        lines.append(f"the verifier at {base} refused (HTTP {verified.status_code})")
+    refused = next((answer for answer in (keys, verified) if answer.status_code != 200), None)
+    if refused is not None:
+        lines.append(
+            f"the verifier at {base} refused {refused.request.url.path} "
+            f"(HTTP {refused.status_code})"
+        )
         return None, None
     return f"{base}/v1/chains/{chain}", keys.json()
 
