@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -141,12 +142,19 @@ class Followed:
     size: int
 
 
-async def grow(http: httpx.AsyncClient, keys: TenantKeys, count: int, size_before: int) -> int:
-    events = [decision_event() for _ in range(count)]
+async def append_and_checkpoint(
+    http: httpx.AsyncClient, keys: TenantKeys, events: list[dict[str, Any]]
+) -> int:
+    """Append a batch (201) and wait for a checkpoint that covers it; the chain's new size."""
     response = await append(http, keys.producer, keys.chain, events, batch=True)
     assert response.status_code == 201, response.text
-    await wait_for_checkpoint(http, keys.auditor, keys.chain, size=size_before + count)
-    return size_before + count
+    size = int(response.json()["receipts"][-1]["index"]) + 1
+    await wait_for_checkpoint(http, keys.auditor, keys.chain, size=size)
+    return size
+
+
+async def grow(http: httpx.AsyncClient, keys: TenantKeys, count: int) -> int:
+    return await append_and_checkpoint(http, keys, [decision_event() for _ in range(count)])
 
 
 @pytest.fixture
@@ -159,10 +167,10 @@ async def followed(
     """20 entries verified and cosigned, then 20 more that the verifier has not seen yet."""
     keys = await make_tenant(database_url, signer)
     name = ChainName(keys.tenant, keys.chain)
-    size = await grow(client, keys, 20, 0)
+    size = await grow(client, keys, 20)
     state = await verifier.verify(name)
     assert state.verified_size == 20 and state.halted_by is None
-    size = await grow(client, keys, 20, size)
+    size = await grow(client, keys, 20)
     return Followed(keys=keys, name=name, size=size)
 
 

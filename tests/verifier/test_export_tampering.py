@@ -42,6 +42,7 @@ from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import append, headers, wait_for_checkpoint
 from tests.service.test_privacy import PLAINTEXT_MARK, personal_event
 from tests.verifier.bundles import export, resign, rezip, unzip
+from tests.verifier.conftest import append_and_checkpoint
 
 Files = dict[str, bytes]
 
@@ -50,9 +51,7 @@ Files = dict[str, bytes]
 async def bundle(exporter: httpx.AsyncClient, database_url: str, signer: LogSigner) -> Files:
     tenant = await make_tenant(database_url, signer)
     events = [recorded(f"loan-{i}") for i in range(8)] + [reviewed("loan-2")]
-    response = await append(exporter, tenant.producer, tenant.chain, events, batch=True)
-    assert response.status_code == 201
-    await wait_for_checkpoint(exporter, tenant.auditor, tenant.chain, size=9)
+    assert await append_and_checkpoint(exporter, tenant, events) == 9
     await projected(database_url)
     _, data = await export(exporter, tenant, {"kind": "range"})
     return unzip(data)

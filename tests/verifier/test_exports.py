@@ -39,19 +39,10 @@ from securesystemslib.signer import SSlibKey
 
 from tests.decisions.helpers import overridden, projected, recorded, reviewed
 from tests.service.conftest import TenantKeys, make_tenant
-from tests.service.helpers import append, decision_event, headers, wait_for_checkpoint
+from tests.service.helpers import append, decision_event, headers
 from tests.verifier.bundles import export, unzip
+from tests.verifier.conftest import append_and_checkpoint
 from tests.verifier.tamper import chain_id, superuser
-
-
-async def grow(
-    client: httpx.AsyncClient, tenant: TenantKeys, events: list[dict[str, object]]
-) -> int:
-    response = await append(client, tenant.producer, tenant.chain, events, batch=True)
-    assert response.status_code == 201, response.text
-    size = int(response.json()["receipts"][-1]["index"]) + 1
-    await wait_for_checkpoint(client, tenant.auditor, tenant.chain, size=size)
-    return size
 
 
 def check(bundle: bytes, log_vkey: NoteVerifier, cosigner: CosignatureSigner) -> BundleReport:
@@ -66,7 +57,7 @@ async def history(exporter: httpx.AsyncClient, database_url: str, signer: LogSig
     events = [recorded(f"loan-{i}") for i in range(25)]
     events += [reviewed("loan-3"), overridden("loan-3"), reviewed("loan-7")]
     events += [reviewed("loan-11"), overridden("loan-20")]
-    await grow(exporter, tenant, events)
+    await append_and_checkpoint(exporter, tenant, events)
     await projected(database_url)
     return tenant
 
@@ -146,7 +137,7 @@ async def test_consistency_with_checkpoints_the_recipient_holds(
     log_vkey: NoteVerifier,
     cosigner: CosignatureSigner,
 ) -> None:
-    await grow(exporter, history, [decision_event() for _ in range(5)])
+    await append_and_checkpoint(exporter, history, [decision_event() for _ in range(5)])
     _, bundle = await export(exporter, history, {"kind": "range", "consistency_from": [30, 30]})
     report = check(bundle, log_vkey, cosigner)
     assert report.consistent_with == [30] and report.checkpoint_size == 35
@@ -211,7 +202,7 @@ async def test_a_large_export_runs_as_a_job_while_producers_append(
 ) -> None:
     tenant = await make_tenant(database_url, signer)
     for _ in range(12):
-        await grow(exporter, tenant, [decision_event() for _ in range(1000)])
+        await append_and_checkpoint(exporter, tenant, [decision_event() for _ in range(1000)])
     response = await exporter.post(
         f"/v1/chains/{tenant.chain}/exports",
         json={"kind": "range"},

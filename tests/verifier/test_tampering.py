@@ -160,7 +160,7 @@ async def test_a_rewrite_with_every_hash_recomputed_and_resigned_is_caught(
             db, chain, 12, signer, tenant=followed.name.tenant, name=followed.name.chain
         )
     # The log keeps appending on top of the rewritten history, with valid checkpoints.
-    await grow(client, followed.keys, 5, 40)
+    await grow(client, followed.keys, 5)
     finding = await only_finding(verifier_state, followed)
     assert (finding.kind, finding.first_bad_index) == ("rewritten-history", 12)
     assert "cosigned_checkpoint" in finding.evidence
