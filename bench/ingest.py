@@ -124,6 +124,8 @@ def start_service(
         process = subprocess.Popen(server, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"decision_log exited with status {process.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return process
