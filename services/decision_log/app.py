@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from http_edge.guard import RequestGuard
 from ledger.keys import read_private_key
 from starlette.types import Receive, Scope, Send
 
@@ -20,6 +21,7 @@ from decision_log.chains.service import ChainDirectory
 from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.projector import Projector
+from decision_log.events.admission import Admission
 from decision_log.events.appender import GroupCommitter
 from decision_log.events.endpoints import append_chain, document_append, serve_append
 from decision_log.exports import endpoints as exports
@@ -55,7 +57,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = settings or Settings()  # type: ignore[call-arg]
-        engine = create_engine(config.database_url, role=config.db_role, pool_size=config.pool_size)
+        engine = create_engine(
+            config.database_url,
+            role=config.db_role,
+            pool_size=config.pool_size,
+            lock_timeout_seconds=config.lock_timeout_seconds,
+        )
         signer = LogSigner.create(
             key=read_private_key(config.log_key_file), origin=config.log_origin
         )
@@ -81,8 +88,12 @@ def create_app(
                 engine=engine,
                 clock=clock,
                 on_commit=on_commit,
+                admission=Admission(
+                    max_inflight_bytes=config.max_inflight_bytes,
+                    max_pending_events=config.max_pending_events,
+                    retry_after_seconds=config.retry_after_seconds,
+                ),
                 group_max_events=config.group_max_events,
-                max_pending_events=config.max_pending_events,
                 retry_after_seconds=config.retry_after_seconds,
                 queue_timeout_seconds=config.queue_timeout_seconds,
             ),
@@ -98,6 +109,8 @@ def create_app(
             ),
         )
         app.state.audit_trail = state
+        if isinstance(app, DecisionLogApp):
+            app.guard.max_body_bytes = config.max_request_body_bytes
         await state.authenticator.start()
         await checkpointer.start()
         if config.run_projector:
@@ -151,9 +164,21 @@ class DecisionLogApp(FastAPI):
     The append route is the hot path; everything FastAPI and Starlette do per request
     (middleware, telemetry checks, routing) is work it does not need, so it is served by
     ``events.endpoints.serve_append`` directly. Every other request goes through FastAPI.
+    Both pass the request guard first (``http_edge.guard``): request ids, the body cap (the
+    append route caps its own body, after authentication), and no bare 500.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The body cap is set from the settings when the app starts (lifespan).
+        self.guard = RequestGuard(
+            self._dispatch, reads_own_body=lambda scope: append_chain(scope) is not None
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.guard(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         chain = append_chain(scope)
         if chain is None:
             await super().__call__(scope, receive, send)

@@ -26,13 +26,28 @@ def async_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
-def create_engine(url: str, *, role: str | None, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    role: str | None,
+    pool_size: int = 10,
+    lock_timeout_seconds: float | None = None,
+) -> AsyncEngine:
+    server_settings = {"application_name": "audit-trail"}
+    if lock_timeout_seconds is not None:
+        # No request waits on a row lock for longer than this: a chain head held by a stuck
+        # transaction makes appends fail with SQLSTATE 55P03, answered 503, instead of queueing
+        # them for as long as it lasts (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-LOCK-TIMEOUT).
+        server_settings["lock_timeout"] = f"{int(lock_timeout_seconds * 1000)}ms"
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "audit-trail"}},
+        # A checkout that waits longer than this for a pooled connection is answered 503 (the
+        # default of 30 s would hold the request that long).
+        pool_timeout=5,
+        connect_args={"server_settings": server_settings},
     )
     if role:
 

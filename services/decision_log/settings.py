@@ -40,14 +40,34 @@ class Settings(BaseSettings):
         "where `audit-trail projections follow` runs as a process of its own",
     )
     pool_size: int = 10
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, description="The largest append body (one event or a batch)"
+    )
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024,
+        description="The largest body of any other request, refused before it is read",
+    )
     max_event_bytes: int = 256 * 1024
     max_batch_events: int = 5000
     max_json_depth: int = 32
     group_max_events: int = 5000
-    max_pending_events: int = 50_000
+    max_pending_events: int = Field(
+        default=50_000,
+        description="Events one worker holds waiting for their commit; beyond it, 503",
+    )
+    max_inflight_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="Bytes of append bodies one worker holds at once (reserved from "
+        "Content-Length before the body is read); beyond it, 503. Each tenant may hold a "
+        "fair share of this and of max_pending_events while others append",
+    )
     retry_after_seconds: int = 1
     queue_timeout_seconds: float = Field(
-        default=10.0, description="An append still queued after this long is refused (503)"
+        default=2.0, description="An append still queued after this long is refused (503)"
+    )
+    lock_timeout_seconds: float = Field(
+        default=5.0,
+        description="The longest any statement of the service waits for a row lock; a "
+        "request whose lock is held longer is answered 503",
     )
     checkpoint_interval_seconds: float = 0.5

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI
+from http_edge.guard import RequestGuard
 from ledger.keys import read_private_key
 from ledger.note import ALG_ED25519, NoteVerifier
 
@@ -101,6 +102,7 @@ def create_app(
         title="audit-trail verifier", version=VERSION, description=DESCRIPTION, lifespan=lifespan
     )
     install_problem_handlers(app)
+    app.add_middleware(RequestGuard)
     app.include_router(endpoints.router)
     app.include_router(endpoints.public)
     return app

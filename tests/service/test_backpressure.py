@@ -68,8 +68,10 @@ async def test_full_queue_answers_503_and_loses_nothing(
     finally:
         await lock.execute("ROLLBACK")
         await lock.close()
-    # Ten fit the bound; the rest were refused at once, while the database was stuck.
-    assert len(refused) == 15
+    # A tenant alone may hold half of the worker's budget of ten events (the other half stays
+    # free for other tenants): five fit, the rest were refused at once, while the database
+    # was stuck.
+    assert len(refused) == 20
     for response in refused:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
@@ -82,7 +84,7 @@ async def test_full_queue_answers_503_and_loses_nothing(
         for event, answer in zip(events, answers, strict=True)
         if answer.status_code == 201
     }
-    assert len(acknowledged) == 10
+    assert len(acknowledged) == 5
     stored = {
         orjson.loads(base64.b64decode(e["leaf"]))["event"]["id"]: e["index"]
         for e in await all_entries(client, tenant.auditor, tenant.chain)

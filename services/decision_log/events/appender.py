@@ -13,8 +13,8 @@ so each group starts from the size the previous group committed: no gap, no fork
 index (the primary key on (chain_id, idx) would reject one anyway). The idempotency lookup runs
 after the lock is held, so it sees every entry committed before, whichever process wrote it.
 
-The queue is bounded: when ``max_pending_events`` events are accepted and not yet answered
-(queued or being committed), a further append is refused with ``Overloaded`` (503 + Retry-After)
+The queue is bounded: events are admitted against the worker's budget (``admission``, shared
+fairly by tenants) and a further append is refused with ``Overloaded`` (503 + Retry-After)
 instead of growing memory; a request that waited longer than ``queue_timeout`` for its group is
 refused before anything of it is written.
 """
@@ -29,14 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from http_edge.outages import DatabaseFault, classify, sqlstate_of
 from ledger.leaf import LeafPrefix, format_received_at
 from ledger.merkle import MerkleFrontier, leaf_hash
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log.db import driver_connection
+from decision_log.events.admission import Admission, Ticket
 from decision_log.events.cloudevents import PreparedEvent
 from decision_log.problems import (
     IdempotencyConflict,
+    InternalError,
+    InvalidInput,
     Overloaded,
     Problem,
     Unauthenticated,
@@ -147,25 +151,20 @@ class GroupCommitter:
         engine: AsyncEngine,
         clock: Clock,
         on_commit: Callable[[int], None],
+        admission: Admission,
         group_max_events: int,
-        max_pending_events: int,
         retry_after_seconds: int,
-        queue_timeout_seconds: float = 10.0,
+        queue_timeout_seconds: float,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._on_commit = on_commit
+        self.admission = admission
         self._group_max_events = group_max_events
-        self._max_pending_events = max_pending_events
         self._retry_after = retry_after_seconds
         self._queue_timeout = queue_timeout_seconds
         self._queues: dict[int, deque[_Pending]] = {}
         self._writers: dict[int, asyncio.Task[None]] = {}
-        self._pending_events = 0
-
-    @property
-    def pending_events(self) -> int:
-        return self._pending_events
 
     async def append(
         self,
@@ -174,33 +173,35 @@ class GroupCommitter:
         *,
         batch: bool,
         key_id: str | None = None,
+        ticket: Ticket | None = None,
     ) -> list[Receipt]:
         """Append events atomically (all or none); returns once they are committed.
 
         ``key_id``: the API key the producer used; checked again under the chain lock. None for
-        events the log records itself (erasure, holds, access)."""
-        if self._pending_events + len(events) > self._max_pending_events:
-            raise Overloaded(
-                f"{self._pending_events} events are waiting to be committed; retry shortly",
-                retry_after=self._retry_after,
+        events the log records itself (erasure, holds, access). ``ticket``: what the request
+        already holds of the admission budgets (its body); the events are added to it here and
+        given back once answered."""
+        ticket = ticket or Ticket(chain.tenant)
+        self.admission.reserve(ticket, "events", len(events))
+        try:
+            future: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
+            self._queues.setdefault(chain.chain_id, deque()).append(
+                _Pending(
+                    chain=chain,
+                    events=events,
+                    batch=batch,
+                    key_id=key_id,
+                    enqueued_at=time.monotonic(),
+                    future=future,
+                )
             )
-        future: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(chain.chain_id, deque()).append(
-            _Pending(
-                chain=chain,
-                events=events,
-                batch=batch,
-                key_id=key_id,
-                enqueued_at=time.monotonic(),
-                future=future,
-            )
-        )
-        self._pending_events += len(events)
-        if chain.chain_id not in self._writers:
-            self._writers[chain.chain_id] = asyncio.create_task(
-                self._drain(chain.chain_id), name=f"append-chain-{chain.chain_id}"
-            )
-        return await future
+            if chain.chain_id not in self._writers:
+                self._writers[chain.chain_id] = asyncio.create_task(
+                    self._drain(chain.chain_id), name=f"append-chain-{chain.chain_id}"
+                )
+            return await future
+        finally:
+            self.admission.release(ticket, "events")
 
     async def close(self) -> None:
         for task in list(self._writers.values()):
@@ -225,10 +226,8 @@ class GroupCommitter:
         while queue and (not group or count + len(queue[0].events) <= self._group_max_events):
             pending = queue.popleft()
             if pending.future.done():  # the client went away before anything was written
-                self._pending_events -= len(pending.events)
                 continue
             if pending.enqueued_at < deadline:
-                self._pending_events -= len(pending.events)
                 pending.future.set_exception(
                     Overloaded(
                         "the append waited too long for its turn and was not written; retry",
@@ -241,21 +240,27 @@ class GroupCommitter:
         return group
 
     async def _commit_and_answer(self, group: list[_Pending]) -> None:
-        try:
-            await self._commit_group_and_answer(group)
-        finally:
-            self._pending_events -= sum(len(pending.events) for pending in group)
-
-    async def _commit_group_and_answer(self, group: list[_Pending]) -> None:
+        """Commit a group and answer its requests. One request's data can fail the group's
+        transaction only through a check that slipped past validation; then each request is
+        committed apart, so only the one at fault fails (invariant 8). A database that is
+        unreachable fails every request at once with 503, and nothing is retried behind the
+        callers' backs."""
         try:
             results = await self._commit_group(group)
         except Exception as error:
-            log.exception("group commit failed for chain %s", group[0].chain.chain_id)
-            problem = (
-                error
-                if isinstance(error, Problem)
-                else Unavailable("the log could not commit the events; nothing was written")
-            )
+            fault = classify(error)
+            if fault is DatabaseFault.BAD_DATA and len(group) > 1:
+                log.warning(
+                    "group commit of chain %s refused by the database (%s); committing its "
+                    "%d requests apart",
+                    group[0].chain.chain_id,
+                    sqlstate_of(error),
+                    len(group),
+                )
+                for pending in group:
+                    await self._commit_and_answer([pending])
+                return
+            problem = self._problem_for(error, fault, group[0].chain)
             for pending in group:
                 if not pending.future.done():
                     pending.future.set_exception(problem)
@@ -268,6 +273,28 @@ class GroupCommitter:
                 pending.future.set_exception(result)
             else:
                 pending.future.set_result(result)
+
+    def _problem_for(self, error: Exception, fault: DatabaseFault, chain: ChainRef) -> Problem:
+        if isinstance(error, Problem):
+            return error
+        if fault is DatabaseFault.UNAVAILABLE:
+            log.warning(
+                "group commit of chain %s: database unavailable (%s)",
+                chain.chain_id,
+                type(error).__name__,
+            )
+            return Unavailable(
+                "the database is unreachable; nothing was written, retry shortly",
+                retry_after=self._retry_after,
+            )
+        if fault is DatabaseFault.BAD_DATA:
+            return InvalidInput(
+                f"the database refused a value of this request ({sqlstate_of(error)}); "
+                "nothing of it was written",
+                pointer="",
+            )
+        log.error("group commit of chain %s failed", chain.chain_id, exc_info=error)
+        return InternalError()
 
     async def _commit_group(self, group: list[_Pending]) -> list[list[Receipt] | Problem]:
         chain = group[0].chain

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.canonical import canonicalize, parse_json
@@ -19,6 +20,7 @@ from ledger.errors import CanonicalJSONError
 from ledger.sealing import content_digest
 
 from decision_log.decisions.event_types import check_event_data
+from decision_log.limits import ATTRIBUTE_MAX_CHARS, MAX_YEAR_UTC, MIN_YEAR_UTC
 from decision_log.problems import InvalidEvent, InvalidInput, InvalidJSON, PayloadTooLarge
 
 STRUCTURED = "application/cloudevents+json"
@@ -40,6 +42,10 @@ WELL_FORMED_NAMES = frozenset(
 ATTRIBUTE_VALUE_TYPES_REFUSED = (dict, list, float)
 # RFC 3339 date-time, as the spec requires of "time".
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
+
+
+FRACTION_BEYOND_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
+LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +115,17 @@ def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
             raise InvalidEvent(
                 f"{name} is required and must be a non-empty string", pointer=f"{pointer}/{name}"
             )
+        _check_stored(name, field, pointer=pointer)
     for name in OPTIONAL_STRINGS:
         field = value.get(name)
         if field is not None and (not isinstance(field, str) or not field):
             raise InvalidEvent(f"{name} must be a non-empty string", pointer=f"{pointer}/{name}")
+    subject = value.get("subject")
+    if subject is not None:
+        _check_stored("subject", subject, pointer=pointer)
     time = value.get("time")
-    if time is not None and not RFC3339.fullmatch(time):
-        raise InvalidEvent("time must be an RFC 3339 timestamp", pointer=f"{pointer}/time")
+    if time is not None:
+        check_time(time, pointer=f"{pointer}/time")
     if "data" in value and "data_base64" in value:
         raise InvalidEvent(
             "an event carries data or data_base64, not both", pointer=f"{pointer}/data_base64"
@@ -145,6 +155,39 @@ def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
             )
     check_event_data(value, pointer=pointer)
     return value
+
+
+def _check_stored(name: str, field: str, *, pointer: str) -> None:
+    """Attributes the log keeps in indexed columns: no NUL (PostgreSQL text cannot hold one),
+    and no longer than an index row can hold (``decision_log.limits``)."""
+    limit = ATTRIBUTE_MAX_CHARS[name]
+    if len(field) > limit:
+        raise InvalidEvent(
+            f"{name} is {len(field)} characters long; at most {limit} are accepted",
+            pointer=f"{pointer}/{name}",
+        )
+    if "\x00" in field:
+        raise InvalidEvent(f"{name} must not contain NUL (U+0000)", pointer=f"{pointer}/{name}")
+
+
+def check_time(time: str, *, pointer: str) -> None:
+    """An RFC 3339 timestamp of a real moment within years 1 to 9999 in UTC (what PostgreSQL
+    and Python both hold). A leap second (``:60``) is RFC 3339 and accepted."""
+    if not RFC3339.fullmatch(time):
+        raise InvalidEvent("time must be an RFC 3339 timestamp", pointer=pointer)
+    # Python reads at most microseconds and no leap second; neither changes the date checks.
+    readable = LEAP_SECOND.sub(r"\1:59", FRACTION_BEYOND_MICROSECONDS.sub(r"\1", time.upper()))
+    try:
+        moment = datetime.fromisoformat(readable).astimezone(UTC)
+    except ValueError as error:
+        raise InvalidEvent(f"time is not a real moment: {error}", pointer=pointer) from None
+    except OverflowError:
+        moment = None
+    if moment is None or not MIN_YEAR_UTC <= moment.year <= MAX_YEAR_UTC:
+        raise InvalidEvent(
+            f"time must fall within the years {MIN_YEAR_UTC} to {MAX_YEAR_UTC} in UTC",
+            pointer=pointer,
+        )
 
 
 def canonical_event(value: dict[str, Any], *, pointer: str) -> bytes:

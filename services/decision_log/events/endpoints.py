@@ -17,6 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from decision_log.auth import tenant_caller
 from decision_log.events import service
+from decision_log.events.admission import Ticket
 from decision_log.events.cloudevents import BATCH, STRUCTURED
 from decision_log.events.schemas import AppendBatchResponse, AppendResponse, CloudEvent
 from decision_log.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge, Problem, Unauthenticated
@@ -56,11 +57,25 @@ async def serve_append(
             raise PayloadTooLarge(
                 f"the body is {content_length} bytes; at most {limit} are accepted"
             )
-        body = await read_body(receive, limit=limit)
-        media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
-        status, answer = await service.append_events(
-            state, principal, chain=chain, media_type=media_type, body=body
-        )
+        # The body's bytes are reserved before one is read: a flood of large batches is
+        # refused here, not buffered (events.admission).
+        admission = state.committer.admission
+        ticket = Ticket(principal.tenant)
+        admission.reserve(ticket, "bytes", limit if content_length < 0 else content_length)
+        try:
+            body = await read_body(receive, limit=limit)
+            admission.release(ticket, "bytes", ticket.held["bytes"] - len(body))
+            media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+            status, answer = await service.append_events(
+                state,
+                principal,
+                chain=chain,
+                media_type=media_type,
+                body=body,
+                ticket=ticket,
+            )
+        finally:
+            admission.release(ticket, "bytes")
         await respond(send, status, b"application/json", answer, {})
     except Problem as problem:
         await respond(

@@ -9,6 +9,7 @@ from ledger.canonical import canonicalize
 
 from decision_log.auth import require_chain, require_role
 from decision_log.decisions.access import refuse_producer_append
+from decision_log.events.admission import Ticket
 from decision_log.events.appender import Receipt
 from decision_log.events.cloudevents import BATCH, STRUCTURED, parse_events
 from decision_log.keys.service import Principal
@@ -17,9 +18,16 @@ from decision_log.state import AppState
 
 
 async def append_events(
-    state: AppState, principal: Principal, *, chain: str, media_type: str, body: bytes
+    state: AppState,
+    principal: Principal,
+    *,
+    chain: str,
+    media_type: str,
+    body: bytes,
+    ticket: Ticket | None = None,
 ) -> tuple[int, bytes]:
-    """Append the events of one request; returns (HTTP status, JSON answer)."""
+    """Append the events of one request; returns (HTTP status, JSON answer). ``ticket`` is
+    what the request holds of the worker's admission budgets (``events.admission``)."""
     require_role(principal, "producer")
     require_chain(principal, chain)
     refuse_producer_append(chain)
@@ -39,7 +47,9 @@ async def append_events(
     events = await state.personal_data.prepare(
         ref, principal.tenant_id, checked, max_event_bytes=settings.max_event_bytes
     )
-    receipts = await state.committer.append(ref, events, batch=batch, key_id=principal.key_id)
+    receipts = await state.committer.append(
+        ref, events, batch=batch, key_id=principal.key_id, ticket=ticket
+    )
     appended = sum(1 for receipt in receipts if not receipt.replayed)
     # One signature per request, made after the commit: it never holds up the chain's lock.
     envelope = await state.receipts.sign(receipts_payload(state.signer.origin, receipts))

@@ -1,0 +1,78 @@
+"""Admission of appends: what one worker holds at once is bounded, and shared fairly by tenants.
+
+Two budgets bound an append from the moment it is authenticated until it is answered: the
+bytes of its body (reserved from ``Content-Length`` before one byte is read, so a flood of large
+batches is refused before it is buffered) and its events (reserved once parsed, until the group
+commit answers). A request that does not fit is refused at once with 503 + Retry-After, which
+costs the worker almost nothing, instead of waiting in memory (DESIGN.md, invariant 8).
+
+Fairness: a tenant may hold at most its share of each budget, ``limit / (n + 1)`` where ``n`` is
+the number of tenants holding something (itself included). The ``+ 1`` keeps room for a tenant
+that has nothing in flight yet, so one tenant's flood never locks another out; a tenant holding
+nothing is always let in while the budget has room for its request, however large (a batch may
+be bigger than a share). Time waited is bounded separately, by the group commit's
+``queue_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from decision_log.problems import Overloaded
+
+BUDGETS = ("bytes", "events")
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What one request holds of each budget."""
+
+    tenant: str
+    held: Counter[str] = field(default_factory=Counter)
+
+
+class Admission:
+    def __init__(
+        self, *, max_inflight_bytes: int, max_pending_events: int, retry_after_seconds: int
+    ) -> None:
+        self._limits = {"bytes": max_inflight_bytes, "events": max_pending_events}
+        self._retry_after = retry_after_seconds
+        self._by_tenant: dict[str, Counter[str]] = {budget: Counter() for budget in BUDGETS}
+        self._total: Counter[str] = Counter()
+
+    def held(self, budget: str) -> int:
+        """What every request of this worker holds of a budget now."""
+        return self._total[budget]
+
+    def reserve(self, ticket: Ticket, budget: str, amount: int) -> None:
+        """Hold ``amount`` more of a budget for the ticket's request, or refuse (Overloaded)."""
+        limit = self._limits[budget]
+        by_tenant = self._by_tenant[budget]
+        total = self._total[budget]
+        mine = by_tenant[ticket.tenant]
+        holders = len(by_tenant) + (0 if mine else 1)
+        share = limit // (holders + 1)
+        if total + amount > limit or (mine and mine + amount > share):
+            raise Overloaded(
+                f"this worker holds {total} {budget} of appends, {mine} of them this tenant's; "
+                "retry shortly",
+                retry_after=self._retry_after,
+            )
+        by_tenant[ticket.tenant] = mine + amount
+        self._total[budget] = total + amount
+        ticket.held[budget] += amount
+
+    def release(self, ticket: Ticket, budget: str, amount: int | None = None) -> None:
+        """Give back ``amount`` of a budget (all the ticket holds of it by default)."""
+        amount = ticket.held[budget] if amount is None else min(amount, ticket.held[budget])
+        if amount <= 0:
+            return
+        by_tenant = self._by_tenant[budget]
+        left = by_tenant[ticket.tenant] - amount
+        if left > 0:
+            by_tenant[ticket.tenant] = left
+        else:
+            del by_tenant[ticket.tenant]
+        self._total[budget] -= amount
+        ticket.held[budget] -= amount
