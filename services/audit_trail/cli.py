@@ -342,6 +342,7 @@ def keys_expire(
             tenant_id=await admin.tenant_id(connection, tenant),
             key_id=key_id,
             expires_at=at,
+            now=utc_now(),
         )
 
     with database(data_dir) as url:

@@ -21,6 +21,7 @@ from decision_log.chains.service import ChainDirectory
 from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.projector import Projector
+from decision_log.events import endpoints as events
 from decision_log.events.admission import Admission
 from decision_log.events.appender import GroupCommitter
 from decision_log.events.endpoints import append_chain, document_append, serve_append
@@ -135,6 +136,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.include_router(events.router)
     app.include_router(chains.router)
     app.include_router(chains.public)
     app.include_router(keys.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import text
 
 from verifier import repository
@@ -25,6 +25,19 @@ from verifier.schemas import (
     VerifierKeys,
 )
 from verifier.state import AppState, AuditorCaller, State
+
+# A chain's name as the log gives it: a lowercase slug (a-z, 0-9, '-', 1 to 64 characters).
+ChainSlug = Annotated[
+    str,
+    Path(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$",
+        min_length=1,
+        max_length=64,
+        description="The chain's name, a lowercase slug",
+    ),
+]
+# Indexes, sizes and ids are PostgreSQL bigints on both sides.
+MAX_BIGINT = 2**63 - 1
 
 router = APIRouter(prefix="/v1/chains", tags=["verification"])
 public = APIRouter(tags=["verifier"])
@@ -98,7 +111,7 @@ async def list_statuses(state: State, caller: AuditorCaller) -> ChainStatusList:
 
 
 @router.get("/{chain}", response_model=ChainStatus, summary="Verified size, root, findings")
-async def get_status(chain: str, state: State, caller: AuditorCaller) -> ChainStatus:
+async def get_status(chain: ChainSlug, state: State, caller: AuditorCaller) -> ChainStatus:
     return await chain_status(state, ChainName(caller.require_chain(chain), chain))
 
 
@@ -108,7 +121,7 @@ async def get_status(chain: str, state: State, caller: AuditorCaller) -> ChainSt
     summary="Verify now (and re-read every entry with full=true), then attest",
 )
 async def verify_now(
-    chain: str,
+    chain: ChainSlug,
     state: State,
     caller: AuditorCaller,
     full: Annotated[bool, Query(description="Also re-read every entry verified before")] = False,
@@ -128,11 +141,13 @@ async def verify_now(
     summary="Attestations, newest first",
 )
 async def list_attestations(
-    chain: str,
+    chain: ChainSlug,
     state: State,
     caller: AuditorCaller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="Only ids below this")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_BIGINT, description="Only ids below this")
+    ] = None,
 ) -> AttestationList:
     row = await state.verifier.state(ChainName(caller.require_chain(chain), chain))
     async with state.engine.connect() as connection:
@@ -145,7 +160,7 @@ async def list_attestations(
 @router.get(
     "/{chain}/attestations/latest", response_model=Attestation, summary="The latest attestation"
 )
-async def latest_attestation(chain: str, state: State, caller: AuditorCaller) -> Attestation:
+async def latest_attestation(chain: ChainSlug, state: State, caller: AuditorCaller) -> Attestation:
     row = await state.verifier.state(ChainName(caller.require_chain(chain), chain))
     async with state.engine.connect() as connection:
         latest = await repository.last_attestation(connection, chain_id=row.id)
@@ -159,7 +174,12 @@ async def latest_attestation(chain: str, state: State, caller: AuditorCaller) ->
     response_model=Coverage,
     summary="Whether a checkpoint this verifier cosigned covers the entry, with the proof",
 )
-async def entry_coverage(chain: str, index: int, state: State, caller: AuditorCaller) -> Coverage:
+async def entry_coverage(
+    chain: ChainSlug,
+    index: Annotated[int, Path(ge=0, le=MAX_BIGINT - 1)],
+    state: State,
+    caller: AuditorCaller,
+) -> Coverage:
     name = ChainName(caller.require_chain(chain), chain)
     return Coverage.model_validate(await state.verifier.coverage(name, index=index))
 

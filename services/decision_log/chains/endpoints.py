@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from ledger.leaf import LEAF_FRAMES
 
 from decision_log.auth import require_chain, require_role
+from decision_log.boundary import ChainSlug, EntryIndex
 from decision_log.chains import service
 from decision_log.chains.schemas import (
     ChainCreate,
@@ -22,6 +23,8 @@ from decision_log.chains.schemas import (
     LogKeys,
 )
 from decision_log.keys.service import Principal
+from decision_log.limits import MAX_BIGINT
+from decision_log.problems import InvalidInput
 from decision_log.state import AppState, Caller, State
 
 NDJSON = "application/x-ndjson"
@@ -78,7 +81,7 @@ async def create_chain(body: ChainCreate, state: State, principal: Caller) -> Ch
 
 
 @router.get("/v1/chains/{chain}", response_model=ChainInfo, summary="One chain's head")
-async def get_chain(chain: str, state: State, principal: Caller) -> ChainInfo:
+async def get_chain(chain: ChainSlug, state: State, principal: Caller) -> ChainInfo:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
@@ -91,7 +94,7 @@ async def get_chain(chain: str, state: State, principal: Caller) -> ChainInfo:
     summary="The latest checkpoint: a C2SP tlog-checkpoint in a C2SP signed note",
     responses={200: {"content": {"text/plain": {}}}},
 )
-async def get_checkpoint(chain: str, state: State, principal: Caller) -> PlainTextResponse:
+async def get_checkpoint(chain: ChainSlug, state: State, principal: Caller) -> PlainTextResponse:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
@@ -105,10 +108,10 @@ async def get_checkpoint(chain: str, state: State, principal: Caller) -> PlainTe
     summary="Entries with their exact leaf bytes, in index order",
 )
 async def list_entries(
-    chain: str,
+    chain: ChainSlug,
     state: State,
     principal: Caller,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
 ) -> EntryPage:
     _reader(principal, chain)
@@ -125,12 +128,14 @@ async def list_entries(
     responses=STREAM_RESPONSES,
 )
 async def stream_entries(
-    chain: str,
+    chain: ChainSlug,
     request: Request,
     state: State,
     principal: Caller,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=0, description="Default: the committed size")] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    end: Annotated[
+        int | None, Query(ge=0, le=MAX_BIGINT, description="Default: the committed size")
+    ] = None,
 ) -> StreamingResponse:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
@@ -142,6 +147,8 @@ def entries_stream(
     state: AppState, row: Any, *, start: int, end: int | None, accept: str | None
 ) -> StreamingResponse:
     """NDJSON by default; leaf frames for a client that asks for them (`Accept`)."""
+    if end is not None and start > end:
+        raise InvalidInput(f"start ({start}) must not be after end ({end})", parameter="start")
     stop = int(row.size) if end is None else min(end, int(row.size))
     frames = LEAF_FRAMES in (accept or "")
     return StreamingResponse(
@@ -154,7 +161,7 @@ def entries_stream(
 
 
 @router.get("/v1/chains/{chain}/entries/{index}", response_model=Entry, summary="One entry")
-async def get_entry(chain: str, index: int, state: State, principal: Caller) -> Entry:
+async def get_entry(chain: ChainSlug, index: EntryIndex, state: State, principal: Caller) -> Entry:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
@@ -167,11 +174,13 @@ async def get_entry(chain: str, index: int, state: State, principal: Caller) -> 
     summary="RFC 6962 inclusion proof of one entry in a tree of a checkpointed size",
 )
 async def get_inclusion_proof(
-    chain: str,
+    chain: ChainSlug,
     state: State,
     principal: Caller,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int | None, Query(ge=1, description="Default: latest checkpoint")] = None,
+    index: Annotated[int, Query(ge=0, le=MAX_BIGINT - 1)],
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=MAX_BIGINT, description="Default: latest checkpoint")
+    ] = None,
 ) -> InclusionProof:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
@@ -185,11 +194,13 @@ async def get_inclusion_proof(
     summary="RFC 6962 consistency proof between two checkpointed tree sizes",
 )
 async def get_consistency_proof(
-    chain: str,
+    chain: ChainSlug,
     state: State,
     principal: Caller,
-    from_size: Annotated[int, Query(alias="from", ge=1)],
-    to_size: Annotated[int | None, Query(alias="to", ge=1, description="Default: latest")] = None,
+    from_size: Annotated[int, Query(alias="from", ge=1, le=MAX_BIGINT)],
+    to_size: Annotated[
+        int | None, Query(alias="to", ge=1, le=MAX_BIGINT, description="Default: latest")
+    ] = None,
 ) -> ConsistencyProof:
     _reader(principal, chain)
     async with state.engine.connect() as connection:

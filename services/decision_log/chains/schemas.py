@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from decision_log.boundary import SLUG_PATTERN
 
 
 class ChainCreate(BaseModel):
-    chain: str = Field(description="Lowercase slug, unique within the tenant")
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = Field(
+        pattern=SLUG_PATTERN,
+        min_length=1,
+        max_length=64,
+        description="Lowercase slug (a-z, 0-9, '-'), unique within the tenant",
+    )
     description: str = Field(default="", max_length=1000)
 
 

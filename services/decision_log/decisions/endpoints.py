@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +9,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from decision_log.auth import require_role
+from decision_log.boundary import ChainFilter, ChainSlug, DecisionId, IndexedText, StoredTime
 from decision_log.decisions import service
 from decision_log.decisions.event_types import (
     EVENT_DATA_MODELS,
@@ -44,21 +44,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def search_decisions(
     state: State,
     principal: Caller,
-    chain: Annotated[str | None, Query(description="One chain (AI system)")] = None,
-    model_name: str | None = None,
-    model_version: str | None = None,
-    policy_version: str | None = None,
-    decision: Annotated[str | None, Query(description="The decision as recorded")] = None,
-    data_subject_ref: Annotated[str | None, Query(description="Pseudonymous reference")] = None,
-    score_min: float | None = None,
-    score_max: float | None = None,
-    decided_from: Annotated[datetime | None, Query(description="RFC 3339, inclusive")] = None,
-    decided_before: Annotated[datetime | None, Query(description="RFC 3339, exclusive")] = None,
+    chain: ChainFilter = None,
+    model_name: IndexedText = None,
+    model_version: IndexedText = None,
+    policy_version: IndexedText = None,
+    decision: Annotated[IndexedText, Query(description="The decision as recorded")] = None,
+    data_subject_ref: Annotated[IndexedText, Query(description="Pseudonymous reference")] = None,
+    score_min: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    score_max: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    decided_from: Annotated[StoredTime | None, Query(description="RFC 3339, inclusive")] = None,
+    decided_before: Annotated[StoredTime | None, Query(description="RFC 3339, exclusive")] = None,
     reviewed: bool | None = None,
     overridden: bool | None = None,
     contested: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(min_length=1, max_length=1000, description="next_cursor of the previous page"),
+    ] = None,
 ) -> DecisionPage:
     require_role(principal, "auditor")
     filters = service.SearchFilters(
@@ -88,8 +91,8 @@ async def search_decisions(
     responses={**_ERRORS, 404: {"description": "No such decision for this key"}},
 )
 async def get_decision(
-    chain: str,
-    decision_id: str,
+    chain: ChainSlug,
+    decision_id: DecisionId,
     state: State,
     principal: Caller,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.types import Message, Receive, Scope, Send
 
 from decision_log.auth import tenant_caller
@@ -20,10 +21,25 @@ from decision_log.events import service
 from decision_log.events.admission import Ticket
 from decision_log.events.cloudevents import BATCH, STRUCTURED
 from decision_log.events.schemas import AppendBatchResponse, AppendResponse, CloudEvent
-from decision_log.problems import PROBLEM_MEDIA_TYPE, PayloadTooLarge, Problem, Unauthenticated
+from decision_log.problems import (
+    PROBLEM_MEDIA_TYPE,
+    InternalError,
+    PayloadTooLarge,
+    Problem,
+    Unauthenticated,
+)
 from decision_log.state import AppState
 
 APPEND_PATH = re.compile(r"^/v1/chains/([^/]+)/events$")
+
+# The append route as FastAPI knows it: never reached (DecisionLogApp serves POST before
+# routing), it makes other methods on the path a 405 with Allow: POST rather than a 404.
+router = APIRouter()
+
+
+@router.post("/v1/chains/{chain}/events", include_in_schema=False)
+async def append_served_before_routing() -> None:
+    raise InternalError()
 
 
 def append_chain(scope: Scope) -> str | None:

@@ -13,7 +13,8 @@ from decision_log.events.admission import Ticket
 from decision_log.events.appender import Receipt
 from decision_log.events.cloudevents import BATCH, STRUCTURED, parse_events
 from decision_log.keys.service import Principal
-from decision_log.problems import UnsupportedMediaType
+from decision_log.problems import InvalidInput, UnsupportedMediaType
+from decision_log.slugs import SLUG
 from decision_log.state import AppState
 
 
@@ -29,6 +30,8 @@ async def append_events(
     """Append the events of one request; returns (HTTP status, JSON answer). ``ticket`` is
     what the request holds of the worker's admission budgets (``events.admission``)."""
     require_role(principal, "producer")
+    if not SLUG.fullmatch(chain):
+        raise InvalidInput("chain must be a lowercase slug (a-z, 0-9, '-')", parameter="chain")
     require_chain(principal, chain)
     refuse_producer_append(chain)
     if media_type not in (STRUCTURED, BATCH):

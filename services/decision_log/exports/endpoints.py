@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
+from decision_log.boundary import ChainSlug, ExportId
 from decision_log.decisions.access import record_access
 from decision_log.exports import repository, service
 from decision_log.exports.schemas import ExportJob, ExportList, ExportRequest
@@ -33,7 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={**_ERRORS, 202: {"model": ExportJob, "description": "Building; poll the job"}},
 )
 async def create_export(
-    chain: str,
+    chain: ChainSlug,
     request: ExportRequest,
     state: State,
     principal: Caller,
@@ -61,7 +63,7 @@ async def list_exports(state: State, principal: Caller) -> ExportList:
 @router.get(
     "/v1/exports/{export_id}", response_model=ExportJob, summary="One export: status, progress"
 )
-async def get_export(export_id: str, state: State, principal: Caller) -> ExportJob:
+async def get_export(export_id: ExportId, state: State, principal: Caller) -> ExportJob:
     return await service.get_export(state, principal, export_id=export_id)
 
 
@@ -75,7 +77,9 @@ async def get_export(export_id: str, state: State, principal: Caller) -> ExportJ
         409: {"description": "The export is not ready (still building, or failed)"},
     },
 )
-async def download_bundle(export_id: str, state: State, principal: Caller) -> StreamingResponse:
+async def download_bundle(
+    export_id: ExportId, state: State, principal: Caller
+) -> StreamingResponse:
     export = await service.get_export(state, principal, export_id=export_id)
     if export.status != "ready":
         raise Conflict(f"export {export_id!r} is {export.status}, not ready")
@@ -90,12 +94,14 @@ async def download_bundle(export_id: str, state: State, principal: Caller) -> St
             async with state.engine.connect() as connection:
                 yield await repository.chunk(connection, export_id=export_id, seq=seq)
 
+    digest = base64.b64encode(bytes.fromhex(export.sha256 or "")).decode()
     return StreamingResponse(
         chunks(),
         media_type="application/zip",
         headers={
             "Content-Length": str(export.bytes),
             "Content-Disposition": f'attachment; filename="{export.chain}-{export_id}.zip"',
-            "Digest": f"sha-256={export.sha256}",
+            # RFC 9530: the digest of the whole bundle as a structured field (base64).
+            "Repr-Digest": f"sha-256=:{digest}:",
         },
     )

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from decision_log.boundary import StoredTime
+from decision_log.limits import MAX_BIGINT, MAX_SUBJECT_CHARS
+
 MAX_DECISIONS = 1000
 MAX_CONSISTENCY_SIZES = 32
+
+DecisionIdField = Annotated[str, Field(min_length=1, max_length=MAX_SUBJECT_CHARS)]
+CheckpointSize = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 
 
 class ExportRequest(BaseModel):
@@ -20,18 +26,21 @@ class ExportRequest(BaseModel):
         description="range: entries [start, end); time: entries received in [since, until); "
         "decisions: only the events of the listed decisions (selective disclosure)"
     )
-    start: int | None = Field(default=None, ge=0, description="range: first index (default 0)")
+    start: int | None = Field(
+        default=None, ge=0, le=MAX_BIGINT, description="range: first index (default 0)"
+    )
     end: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_BIGINT,
         description="range: one past the last index (default: the checkpoint's size)",
     )
-    since: datetime | None = Field(default=None, description="time: first receipt time")
-    until: datetime | None = Field(default=None, description="time: receipt times before this")
-    decision_ids: list[str] | None = Field(
+    since: StoredTime | None = Field(default=None, description="time: first receipt time")
+    until: StoredTime | None = Field(default=None, description="time: receipt times before this")
+    decision_ids: list[DecisionIdField] | None = Field(
         default=None, min_length=1, max_length=MAX_DECISIONS, description="decisions: their ids"
     )
-    consistency_from: list[int] = Field(
+    consistency_from: list[CheckpointSize] = Field(
         default_factory=list,
         max_length=MAX_CONSISTENCY_SIZES,
         description="Sizes of earlier checkpoints the recipient holds; the bundle proves that "
@@ -52,9 +61,8 @@ class ExportRequest(BaseModel):
             raise ValueError("an export of kind 'decisions' needs decision_ids")
         if self.kind == "time" and self.since is None and self.until is None:
             raise ValueError("an export of kind 'time' needs since, until or both")
-        for moment in (self.since, self.until):
-            if moment is not None and moment.tzinfo is None:
-                raise ValueError("since and until need a time zone (RFC 3339)")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
         return self
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from decision_log.auth import require_role
+from decision_log.boundary import KeyId
 from decision_log.keys import service
 from decision_log.keys.schemas import KeyCreate, KeyCreated, KeyInfo, KeyUpdate
 from decision_log.state import Caller, State
@@ -28,7 +29,9 @@ async def list_keys(state: State, principal: Caller) -> list[KeyInfo]:
 async def create_key(body: KeyCreate, state: State, principal: Caller) -> KeyCreated:
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
-        return await service.create_key(connection, tenant_id=principal.tenant_id, request=body)
+        return await service.create_key(
+            connection, tenant_id=principal.tenant_id, request=body, now=state.clock()
+        )
 
 
 @router.post(
@@ -36,18 +39,27 @@ async def create_key(body: KeyCreate, state: State, principal: Caller) -> KeyCre
     response_model=KeyInfo,
     summary="Revoke an API key at once, in every worker (admin)",
 )
-async def revoke_key(key_id: str, state: State, principal: Caller) -> KeyInfo:
+async def revoke_key(key_id: KeyId, state: State, principal: Caller) -> KeyInfo:
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
         return await service.revoke_key(
-            connection, tenant_id=principal.tenant_id, key_id=key_id, now=state.clock()
+            connection,
+            tenant_id=principal.tenant_id,
+            key_id=key_id,
+            now=state.clock(),
+            caller_key_id=principal.key_id,
         )
 
 
 @router.patch("/v1/keys/{key_id}", response_model=KeyInfo, summary="Set a key's expiry (admin)")
-async def update_key(key_id: str, body: KeyUpdate, state: State, principal: Caller) -> KeyInfo:
+async def update_key(key_id: KeyId, body: KeyUpdate, state: State, principal: Caller) -> KeyInfo:
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
         return await service.set_key_expiry(
-            connection, tenant_id=principal.tenant_id, key_id=key_id, expires_at=body.expires_at
+            connection,
+            tenant_id=principal.tenant_id,
+            key_id=key_id,
+            expires_at=body.expires_at,
+            now=state.clock(),
+            caller_key_id=principal.key_id,
         )

@@ -105,3 +105,23 @@ async def update_key(
         {"channel": KEYS_CHANGED_CHANNEL, "key_id": key_id},
     )
     return True
+
+
+async def lock_unlimited_admin_keys(
+    connection: AsyncConnection, *, tenant_id: int, now: datetime
+) -> list[str]:
+    """Ids of the tenant's working admin keys limited to no chain, locked until commit, so that
+    two revocations racing cannot each leave the other as the last one."""
+    result = await connection.execute(
+        text(
+            """
+            SELECT key_id FROM api_keys
+             WHERE tenant_id = :tenant_id AND 'admin' = ANY(roles) AND chains IS NULL
+               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)
+             ORDER BY key_id
+               FOR UPDATE
+            """
+        ),
+        {"tenant_id": tenant_id, "now": now},
+    )
+    return [str(row.key_id) for row in result]

@@ -5,22 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from decision_log.boundary import SlugField, StoredTime
 
 Role = Literal["producer", "auditor", "admin", "personal-data"]
 
 
 class KeyCreate(BaseModel):
-    roles: list[Role] = Field(min_length=1, description="What the key may do")
-    chains: list[str] | None = Field(
-        default=None, description="Limit the key to these chains; omit for every chain"
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Role] = Field(min_length=1, max_length=4, description="What the key may do")
+    chains: list[SlugField] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Limit the key to these chains; omit for every chain",
     )
     label: str = Field(default="", max_length=200)
-    expires_at: datetime | None = None
+    expires_at: StoredTime | None = Field(
+        default=None, description="When the key stops working; in the future"
+    )
 
 
 class KeyUpdate(BaseModel):
-    expires_at: datetime = Field(description="When the key stops working")
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: StoredTime = Field(description="When the key stops working")
 
 
 class KeyInfo(BaseModel):

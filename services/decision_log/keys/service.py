@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from decision_log.keys import repository
 from decision_log.keys.schemas import KeyCreate, KeyCreated, KeyInfo
-from decision_log.problems import InvalidInput, NotFound
+from decision_log.problems import Conflict, InvalidInput, NotFound
 from decision_log.slugs import check_slug
 
 KEY_PREFIX = "atk_"
@@ -107,8 +107,15 @@ def key_info(row: Any) -> KeyInfo:
 
 
 async def create_key(
-    connection: AsyncConnection, *, tenant_id: int, request: KeyCreate
+    connection: AsyncConnection,
+    *,
+    tenant_id: int,
+    request: KeyCreate,
+    now: datetime | None = None,
 ) -> KeyCreated:
+    """Create a key; ``now``, when given, refuses an expiry that has already passed."""
+    if now is not None and request.expires_at is not None and request.expires_at <= now:
+        raise InvalidInput("expires_at must be in the future", pointer="/expires_at")
     if request.chains is not None:
         for chain in request.chains:
             check_slug(chain, field="chains")
@@ -134,8 +141,17 @@ async def list_keys(connection: AsyncConnection, *, tenant_id: int) -> list[KeyI
 
 
 async def revoke_key(
-    connection: AsyncConnection, *, tenant_id: int, key_id: str, now: datetime
+    connection: AsyncConnection,
+    *,
+    tenant_id: int,
+    key_id: str,
+    now: datetime,
+    caller_key_id: str | None = None,
 ) -> KeyInfo:
+    """Revoke a key. ``caller_key_id``: the admin key asking (None for the operator's CLI)."""
+    await _keep_an_unlimited_admin(
+        connection, tenant_id=tenant_id, key_id=key_id, now=now, caller_key_id=caller_key_id
+    )
     if not await repository.update_key(
         connection, tenant_id=tenant_id, key_id=key_id, revoked_at=now
     ):
@@ -144,12 +160,41 @@ async def revoke_key(
 
 
 async def set_key_expiry(
-    connection: AsyncConnection, *, tenant_id: int, key_id: str, expires_at: datetime
+    connection: AsyncConnection,
+    *,
+    tenant_id: int,
+    key_id: str,
+    expires_at: datetime,
+    now: datetime,
+    caller_key_id: str | None = None,
 ) -> KeyInfo:
+    """Set when a key stops working (a past time stops it at once)."""
     if expires_at.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone", pointer="/expires_at")
+    await _keep_an_unlimited_admin(
+        connection, tenant_id=tenant_id, key_id=key_id, now=now, caller_key_id=caller_key_id
+    )
     if not await repository.update_key(
         connection, tenant_id=tenant_id, key_id=key_id, expires_at=expires_at
     ):
         raise NotFound(f"no key {key_id!r}")
     return key_info(await repository.key_by_id(connection, key_id=key_id))
+
+
+async def _keep_an_unlimited_admin(
+    connection: AsyncConnection,
+    *,
+    tenant_id: int,
+    key_id: str,
+    now: datetime,
+    caller_key_id: str | None,
+) -> None:
+    """A tenant keeps a working admin key limited to no chain: its last one may be revoked or
+    given an end only by itself (or by the operator, on the command line), never by another
+    key, which could otherwise lock the tenant's administrators out."""
+    admins = await repository.lock_unlimited_admin_keys(connection, tenant_id=tenant_id, now=now)
+    if admins == [key_id] and caller_key_id not in (None, key_id):
+        raise Conflict(
+            f"key {key_id!r} is the tenant's last admin key limited to no chain; create "
+            "another before revoking or expiring it"
+        )

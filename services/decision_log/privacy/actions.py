@@ -27,6 +27,7 @@ from decision_log.privacy.service import (
     RetentionFloor,
     log_event,
     plan_erasure,
+    retained_until,
 )
 from decision_log.problems import NotFound
 from decision_log.state import AppState
@@ -115,7 +116,7 @@ async def dispose(
                 raise RetentionFloor(
                     f"records after {floor.isoformat()} are inside the retention period of "
                     f"{retention.retention_days} days; dispose before that, or override",
-                    until=(before + timedelta(days=retention.retention_days)).isoformat(),
+                    until=retained_until(before, retention.retention_days).isoformat(),
                     chains=[chain],
                 )
         subjects = await repository.subjects_last_seen_before(

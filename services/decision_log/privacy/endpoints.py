@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from decision_log.auth import require_chain, require_role
+from decision_log.boundary import ChainSlug, EntryIndex, HoldId
 from decision_log.privacy import actions
 from decision_log.privacy.schemas import (
     DisposalIn,
@@ -55,7 +56,7 @@ async def erase(body: ErasureIn, state: State, principal: Caller) -> ErasureOut:
     summary="Set a chain's retention period, at least 183 days (admin)",
 )
 async def set_retention(
-    chain: str, body: RetentionIn, state: State, principal: Caller
+    chain: ChainSlug, body: RetentionIn, state: State, principal: Caller
 ) -> RetentionOut:
     require_role(principal, "admin")
     require_chain(principal, chain)
@@ -69,14 +70,16 @@ async def set_retention(
     summary="Dispose of expired records' personal content by destroying keys (admin)",
     responses={409: {"description": "Refused: retention floor or legal hold (says until when)"}},
 )
-async def dispose(chain: str, body: DisposalIn, state: State, principal: Caller) -> DisposalOut:
+async def dispose(
+    chain: ChainSlug, body: DisposalIn, state: State, principal: Caller
+) -> DisposalOut:
     require_role(principal, "admin")
     require_chain(principal, chain)
     return await actions.dispose(state, principal, chain, body)
 
 
 @router.get("/v1/chains/{chain}/legal-holds", response_model=list[Hold], summary="Legal holds")
-async def list_holds(chain: str, state: State, principal: Caller) -> list[Hold]:
+async def list_holds(chain: ChainSlug, state: State, principal: Caller) -> list[Hold]:
     if not principal.roles & {"auditor", "admin"}:
         raise Forbidden("this operation needs an auditor or admin key")
     require_chain(principal, chain)
@@ -89,7 +92,7 @@ async def list_holds(chain: str, state: State, principal: Caller) -> list[Hold]:
     status_code=201,
     summary="Put a chain under a legal hold (admin)",
 )
-async def set_hold(chain: str, body: HoldIn, state: State, principal: Caller) -> Hold:
+async def set_hold(chain: ChainSlug, body: HoldIn, state: State, principal: Caller) -> Hold:
     require_role(principal, "admin")
     require_chain(principal, chain)
     return await actions.set_hold(state, principal, chain, body.reason)
@@ -101,7 +104,7 @@ async def set_hold(chain: str, body: HoldIn, state: State, principal: Caller) ->
     summary="Lift a legal hold (admin)",
 )
 async def lift_hold(
-    chain: str, hold_id: int, body: HoldIn, state: State, principal: Caller
+    chain: ChainSlug, hold_id: HoldId, body: HoldIn, state: State, principal: Caller
 ) -> Hold:
     require_role(principal, "admin")
     require_chain(principal, chain)
@@ -113,7 +116,9 @@ async def lift_hold(
     response_model=RevealedEvent,
     summary="One entry's event with personal fields opened for keys with the personal-data role",
 )
-async def revealed_event(chain: str, index: int, state: State, principal: Caller) -> RevealedEvent:
+async def revealed_event(
+    chain: ChainSlug, index: EntryIndex, state: State, principal: Caller
+) -> RevealedEvent:
     require_role(principal, "auditor")
     require_chain(principal, chain)
     return await actions.reveal_entry(state, principal, chain, index)

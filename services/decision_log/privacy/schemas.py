@@ -5,11 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from ledger.sealing import PSEUDONYM_PREFIX
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from decision_log.boundary import StoredTime
+from decision_log.limits import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+
+PSEUDONYM_PATTERN = f"^{PSEUDONYM_PREFIX}[0-9a-f]{{64}}$"
+MAX_SUBJECT_IDENTIFIER_CHARS = 1000
 
 
 class SubjectIn(BaseModel):
-    subject: str = Field(min_length=1, description="The data subject's identifier (not stored)")
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(
+        min_length=1,
+        max_length=MAX_SUBJECT_IDENTIFIER_CHARS,
+        description="The data subject's identifier (not stored)",
+    )
 
 
 class PseudonymOut(BaseModel):
@@ -17,8 +30,17 @@ class PseudonymOut(BaseModel):
 
 
 class ErasureIn(BaseModel):
-    subject: str | None = Field(default=None, description="The identifier, or ...")
-    pseudonym: str | None = Field(default=None, description="... its pseudonym")
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SUBJECT_IDENTIFIER_CHARS,
+        description="The identifier, or ...",
+    )
+    pseudonym: str | None = Field(
+        default=None, pattern=PSEUDONYM_PATTERN, description="... its pseudonym"
+    )
     reason: str = Field(min_length=1, max_length=2000)
     override_reason: str | None = Field(
         default=None,
@@ -41,7 +63,9 @@ class ErasureOut(BaseModel):
 
 
 class DisposalIn(BaseModel):
-    before: datetime = Field(description="Dispose of subjects whose last record is older")
+    model_config = ConfigDict(extra="forbid")
+
+    before: StoredTime = Field(description="Dispose of subjects whose last record is older")
     reason: str = Field(min_length=1, max_length=2000)
     override_reason: str | None = Field(
         default=None,
@@ -58,7 +82,13 @@ class DisposalOut(BaseModel):
 
 
 class RetentionIn(BaseModel):
-    days: int = Field(ge=183, description="At least 183 days (AI Act Art. 19(1), 26(6))")
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(
+        ge=MIN_RETENTION_DAYS,
+        le=MAX_RETENTION_DAYS,
+        description="At least 183 days (AI Act Art. 19(1), 26(6)), at most a century",
+    )
 
 
 class RetentionOut(BaseModel):
@@ -67,6 +97,8 @@ class RetentionOut(BaseModel):
 
 
 class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=1, max_length=2000)
 
 

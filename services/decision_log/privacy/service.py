@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.errors import LedgerError
@@ -267,11 +267,8 @@ async def plan_erasure(
             f"chains {', '.join(held)} are under a legal hold; lift it, or override with a reason",
             chains=held,
         )
-    young = [
-        (row.slug, row.newest + timedelta(days=row.retention_days))
-        for row in chains
-        if row.newest + timedelta(days=row.retention_days) > now
-    ]
+    kept_until = [(row.slug, retained_until(row.newest, row.retention_days)) for row in chains]
+    young = [(slug, until) for slug, until in kept_until if until > now]
     if young:
         until = max(moment for _, moment in young)
         raise RetentionFloor(
@@ -281,6 +278,15 @@ async def plan_erasure(
             chains=[slug for slug, _ in young],
         )
     return chains
+
+
+def retained_until(moment: datetime, days: int) -> datetime:
+    """``moment`` plus a retention period; the end of time for one beyond the calendar (a
+    retention set before its upper bound existed)."""
+    try:
+        return moment + timedelta(days=days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 class LegalHold(Conflict):

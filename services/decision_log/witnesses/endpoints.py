@@ -11,9 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from decision_log.boundary import ChainSlug, TenantSlug
 from decision_log.chains import service as chains
 from decision_log.chains.endpoints import STREAM_RESPONSES, entries_stream
 from decision_log.chains.schemas import ChainList, ConsistencyProof, InclusionProof
+from decision_log.limits import MAX_BIGINT
 from decision_log.state import State, WitnessCaller
 from decision_log.witnesses import service
 from decision_log.witnesses.schemas import CosignatureAccepted, CosignatureIn
@@ -35,7 +37,7 @@ async def list_chains(state: State, witness: WitnessCaller) -> ChainList:
     responses={200: {"content": {"text/plain": {}}}},
 )
 async def get_checkpoint(
-    tenant: str, chain: str, state: State, witness: WitnessCaller
+    tenant: TenantSlug, chain: ChainSlug, state: State, witness: WitnessCaller
 ) -> PlainTextResponse:
     async with state.engine.connect() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
@@ -50,13 +52,13 @@ async def get_checkpoint(
     responses=STREAM_RESPONSES,
 )
 async def stream_entries(
-    tenant: str,
-    chain: str,
+    tenant: TenantSlug,
+    chain: ChainSlug,
     request: Request,
     state: State,
     witness: WitnessCaller,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    end: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
 ) -> StreamingResponse:
     async with state.engine.connect() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
@@ -69,12 +71,12 @@ async def stream_entries(
     summary="RFC 6962 consistency proof between two checkpointed sizes",
 )
 async def get_consistency_proof(
-    tenant: str,
-    chain: str,
+    tenant: TenantSlug,
+    chain: ChainSlug,
     state: State,
     witness: WitnessCaller,
-    from_size: Annotated[int, Query(alias="from", ge=1)],
-    to_size: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    from_size: Annotated[int, Query(alias="from", ge=1, le=MAX_BIGINT)],
+    to_size: Annotated[int | None, Query(alias="to", ge=1, le=MAX_BIGINT)] = None,
 ) -> ConsistencyProof:
     async with state.engine.connect() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
@@ -89,12 +91,12 @@ async def get_consistency_proof(
     summary="RFC 6962 inclusion proof",
 )
 async def get_inclusion_proof(
-    tenant: str,
-    chain: str,
+    tenant: TenantSlug,
+    chain: ChainSlug,
     state: State,
     witness: WitnessCaller,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    index: Annotated[int, Query(ge=0, le=MAX_BIGINT - 1)],
+    tree_size: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
 ) -> InclusionProof:
     async with state.engine.connect() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
@@ -108,7 +110,7 @@ async def get_inclusion_proof(
     summary="Post a cosignature (C2SP tlog-cosignature) of one of the chain's checkpoints",
 )
 async def post_cosignature(
-    tenant: str, chain: str, body: CosignatureIn, state: State, witness: WitnessCaller
+    tenant: TenantSlug, chain: ChainSlug, body: CosignatureIn, state: State, witness: WitnessCaller
 ) -> CosignatureAccepted:
     async with state.engine.begin() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from decision_log.limits import MAX_BIGINT
 
 
 class CosignatureIn(BaseModel):
-    size: int = Field(ge=0, description="Size of the checkpoint this cosigns")
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=0, le=MAX_BIGINT, description="Size of the checkpoint this cosigns")
     signature: str = Field(
-        description="The C2SP tlog-cosignature line: '— <name> base64(keyid || time || sig)'"
+        min_length=1,
+        max_length=1000,
+        description="The C2SP tlog-cosignature line: '— <name> base64(keyid || time || sig)'",
     )
 
 
