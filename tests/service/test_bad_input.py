@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
@@ -77,6 +78,47 @@ BAD_BODIES = [
     ),
     ("plain json", orjson.dumps(decision_event()), {"Content-Type": "application/json"}, 415, None),
     ("no content type", orjson.dumps(decision_event()), {}, 415, None),
+    ("NUL in id", orjson.dumps(decision_event(id="a\u0000b")), STRUCTURED, 400, "/id"),
+    (
+        "NUL in source",
+        orjson.dumps(decision_event(source="urn:\u0000")),
+        STRUCTURED,
+        400,
+        "/source",
+    ),
+    ("NUL in type", orjson.dumps(decision_event(type="t\u0000.v1")), STRUCTURED, 400, "/type"),
+    (
+        "NUL in subject",
+        orjson.dumps(decision_event(subject="d\u0000")),
+        STRUCTURED,
+        400,
+        "/subject",
+    ),
+    ("8 KB id", orjson.dumps(decision_event(id="i" * 8192)), STRUCTURED, 400, "/id"),
+    ("8 KB source", orjson.dumps(decision_event(source="s" * 8192)), STRUCTURED, 400, "/source"),
+    ("8 KB subject", orjson.dumps(decision_event(subject="d" * 8192)), STRUCTURED, 400, "/subject"),
+    ("id of 201 characters", orjson.dumps(decision_event(id="é" * 201)), STRUCTURED, 400, "/id"),
+    (
+        "time past year 9999 in UTC",
+        orjson.dumps(decision_event(time="9999-12-31T23:59:59-14:00")),
+        STRUCTURED,
+        400,
+        "/time",
+    ),
+    (
+        "time before year 1 in UTC",
+        orjson.dumps(decision_event(time="0001-01-01T00:00:00+14:00")),
+        STRUCTURED,
+        400,
+        "/time",
+    ),
+    (
+        "time with month 13",
+        orjson.dumps(decision_event(time="2026-13-01T00:00:00Z")),
+        STRUCTURED,
+        400,
+        "/time",
+    ),
     (
         "oversized event",
         orjson.dumps(decision_event(type="com.example.other.v1", data={"x": "a" * 300_000})),
@@ -177,3 +219,45 @@ async def test_unknown_chain_and_other_tenants_chain_look_the_same(
         read = await client.get(f"/v1/chains/secret-system{path}", headers=headers(tenant.auditor))
         assert read.status_code == 404, path
     assert await chain_size(client, other.auditor, "secret-system") == 0
+
+
+@pytest.mark.parametrize(
+    ("attribute", "length"), [("id", 200), ("source", 300), ("type", 100), ("subject", 200)]
+)
+async def test_attributes_up_to_their_documented_length_are_kept(
+    client: httpx.AsyncClient, tenant: TenantKeys, attribute: str, length: int
+) -> None:
+    """The longest attribute the limits allow lands, even in 4-byte characters."""
+    event = decision_event(type="com.example.other.v1")
+    event[attribute] = "😀" * length
+    response = await client.post(
+        f"/v1/chains/{tenant.chain}/events",
+        content=orjson.dumps(event),
+        headers=headers(tenant.producer, STRUCTURED),
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_nul_inside_data_is_kept_byte_exact(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """NUL inside data is stored: the leaf is canonical JSON, which escapes it (docs/api.md)."""
+    event = decision_event(
+        data={
+            "model": {"name": "m\u0000", "version": "1"},
+            "output": {"decision": "declined"},
+            "note": "a\u0000",
+        }
+    )
+    response = await client.post(
+        f"/v1/chains/{tenant.chain}/events",
+        content=orjson.dumps(event),
+        headers=headers(tenant.producer, STRUCTURED),
+    )
+    assert response.status_code == 201, response.text
+    entry = await client.get(
+        f"/v1/chains/{tenant.chain}/entries/0", headers=headers(tenant.auditor)
+    )
+    leaf = base64.b64decode(entry.json()["leaf"])
+    assert b"\x00" not in leaf and b'"note":"a\\u0000"' in leaf
+    assert orjson.loads(leaf)["event"]["data"]["model"]["name"] == "m\u0000"
