@@ -20,6 +20,7 @@ with no connection to lend) count as outages too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from enum import Enum
 
@@ -91,3 +92,12 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending.extend(
             (orig if isinstance(orig, BaseException) else None, link.__cause__, link.__context__)
         )
+
+
+def log_failure(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """Log a failed piece of background work: one line for an outage (it passes, and a
+    traceback every second would bury everything else), the traceback for anything else."""
+    if classify(error) is DatabaseFault.UNAVAILABLE:
+        logger.warning("%s: database unavailable (%s)", what, type(error).__name__)
+    else:
+        logger.error("%s", what, exc_info=error)

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import time
 
+from http_edge.outages import log_failure
+
 from verifier.log_client import LogClient
 from verifier.problems import Problem
 from verifier.service import ChainVerifier
@@ -61,6 +63,6 @@ class Worker:
                 raise
             except Problem as problem:
                 log.warning("verifier pass failed: %s", problem.detail)
-            except Exception:
-                log.exception("verifier pass failed; retrying")
+            except Exception as error:
+                log_failure(log, "verifier pass failed; retrying", error)
             await asyncio.sleep(self._poll_interval)

@@ -14,6 +14,8 @@ from ledger.merkle import verify_inclusion
 from ledger.note import Checkpoint, CosignatureSigner, NoteVerifier, open_note
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import SSlibKey
+from verifier.app import create_app
+from verifier.settings import Settings
 
 from tests.service.conftest import make_tenant
 from tests.service.helpers import append, decision_event, headers, wait_for_checkpoint
@@ -134,3 +136,36 @@ async def test_a_finding_shows_in_the_status(
     (finding,) = body["status"]["findings"]
     assert (finding["kind"], finding["first_bad_index"]) == ("missing-entry", 2)
     assert body["attestation"]["result"] == "failed"
+
+
+async def test_an_unreachable_log_is_a_503_to_retry(verifier_settings: Settings) -> None:
+    """Nothing listens on the discard port: the verifier says "try later", not 502 or 500."""
+    app = create_app(
+        verifier_settings.model_copy(update={"log_url": "http://127.0.0.1:9"}), run_worker=False
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://verifier") as client:
+            response = await client.get(
+                "/v1/chains/credit", headers={"Authorization": "Bearer atk_0123456789abcdef_x"}
+            )
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_out_of_range_numbers_and_bad_names_are_400(
+    verifier_client: httpx.AsyncClient, database_url: str, signer: LogSigner
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    for path in (
+        f"/v1/chains/{keys.chain}/attestations?before={2**64}",
+        f"/v1/chains/{keys.chain}/entries/-1/coverage",
+        f"/v1/chains/{keys.chain}/entries/{2**63}/coverage",
+        "/v1/chains/Not%20a%20slug",
+        "/v1/chains/a%00b",
+    ):
+        response = await verifier_client.get(path, headers=headers(keys.auditor))
+        assert response.status_code == 400, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"

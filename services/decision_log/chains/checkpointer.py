@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from http_edge.outages import log_failure
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log.background import BackgroundLoop
@@ -77,6 +78,6 @@ class Checkpointer(BackgroundLoop):
                 await asyncio.sleep(self._interval)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("checkpoint signing failed; retrying")
+            except Exception as error:
+                log_failure(log, "checkpoint signing failed; retrying", error)
                 await asyncio.sleep(self._interval)
