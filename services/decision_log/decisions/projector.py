@@ -2,7 +2,7 @@
 
 It runs beside the appenders, never inside their transactions: an append commits, wakes the
 projector (``mark_grown``), and the projector reads the new entries in index order, folds them
-(``projection.project_entry``) and commits the rows it changed together with its new position.
+(``projection.fold_batch``) and commits the rows it changed together with its new position.
 A poll picks up chains that grew in other processes. Any number of projectors may run (one per
 worker or replica): the position row lock gives each chain to one of them at a time.
 
@@ -25,9 +25,8 @@ from decision_log.decisions.event_types import DECISION_EVENT_TYPES, MODEL_DEPLO
 from decision_log.decisions.projection import (
     DecisionRow,
     ProjectedEntry,
-    deployed_model,
-    project_entry,
-    timeline_subject,
+    decisions_touched,
+    fold_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -121,11 +120,7 @@ class Projector(BackgroundLoop):
                 )
                 for record in records
             ]
-            touched = {
-                entry.subject
-                for entry in entries
-                if entry.subject is not None and entry.event_type in DECISION_EVENT_TYPES
-            }
+            touched = decisions_touched(entries)
             rows: dict[str, DecisionRow | None] = dict.fromkeys(touched)
             if touched:
                 rows.update(
@@ -133,26 +128,17 @@ class Projector(BackgroundLoop):
                         connection, chain_id=chain_id, decision_ids=touched
                     )
                 )
-            timeline: list[tuple[int, str, int, str]] = []
-            deployments: list[tuple[int, str, str, int]] = []
-            for entry in entries:
-                subject = timeline_subject(entry)
-                if subject is not None:
-                    timeline.append((chain_id, subject, entry.idx, entry.event_type))
-                if subject in rows:
-                    rows[subject] = project_entry(
-                        rows[subject], entry, chain_id=chain_id, tenant_id=tenant_id
-                    )
-                model = deployed_model(entry)
-                if model is not None:
-                    deployments.append((chain_id, model[0], model[1], entry.idx))
+            batch = fold_batch(entries, rows, chain_id=chain_id, tenant_id=tenant_id)
             await repository.upsert_decisions(
-                connection, [row for row in rows.values() if row is not None]
+                connection, [row for row in batch.decisions.values() if row is not None]
             )
-            await repository.insert_timeline(connection, timeline)
-            await repository.insert_deployments(connection, deployments)
+            await repository.insert_timeline(connection, batch.timeline)
+            await repository.insert_deployments(connection, batch.deployments)
             await repository.set_position(
-                connection, chain_id=chain_id, next_idx=entries[-1].idx + 1
+                connection,
+                chain_id=chain_id,
+                next_idx=entries[-1].idx + 1,
+                unprojectable=batch.unprojectable,
             )
             return len(entries)
 

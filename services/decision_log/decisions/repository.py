@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from decision_log.decisions.projection import DECISION_COLUMNS, DecisionRow
+from decision_log.decisions.projection import DECISION_COLUMNS, DecisionRow, row_values
 
 READ_MODEL_TABLES = ("decisions", "decision_events", "model_deployments", "projection_positions")
 
@@ -84,18 +84,35 @@ async def decisions_by_ids(
         chain_id,
         list(decision_ids),
     )
-    return {row["decision_id"]: DecisionRow(*row.values()) for row in rows}
+    # unprojectable, the last column, comes back as a list; the row holds a tuple.
+    decisions = {}
+    for row in rows:
+        values = list(row.values())
+        values[-1] = tuple(values[-1])
+        decisions[row["decision_id"]] = DecisionRow(*values)
+    return decisions
 
 
-_PG_TYPES = {"int": "bigint", "str": "text", "datetime": "timestamptz", "float": "float8"}
-_PG_TYPES["bool"] = "bool"
-# Array types for unnest, from DecisionRow's annotations ("int | None" -> bigint).
-_COLUMN_TYPES = [_PG_TYPES[str(field.type).split(" | ")[0]] for field in fields(DecisionRow)]
-assert len(_COLUMN_TYPES) == len(DECISION_COLUMNS)
+# Array types for unnest, from DecisionRow's annotations ("int | None" -> bigint). A text[]
+# column cannot be unnested from a two-dimensional array (its rows would differ in length), so
+# unprojectable travels as one comma-separated text per row (column names hold no comma).
+_PG_TYPES = {
+    "int": "bigint",
+    "str": "text",
+    "datetime": "timestamptz",
+    "float": "float8",
+    "bool": "bool",
+    "tuple[str, ...]": "text",
+}
+_COLUMN_TYPES = [_PG_TYPES[str(column.type).split(" | ")[0]] for column in fields(DecisionRow)]
+assert len(_COLUMN_TYPES) == len(DECISION_COLUMNS) and DECISION_COLUMNS[-1] == "unprojectable"
 _UPSERT_DECISIONS = (
-    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
+    f"SELECT {', '.join(DECISION_COLUMNS[:-1])}, string_to_array(unprojectable, ',') "
+    "FROM unnest("
     + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COLUMN_TYPES, start=1))
-    + ") ON CONFLICT (chain_id, decision_id) DO UPDATE SET "
+    + f") AS row_values({', '.join(DECISION_COLUMNS)}) "
+    "ON CONFLICT (chain_id, decision_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in DECISION_COLUMNS[2:])
 )
 
@@ -103,8 +120,9 @@ _UPSERT_DECISIONS = (
 async def upsert_decisions(connection: asyncpg.Connection, rows: Sequence[DecisionRow]) -> None:
     if not rows:
         return
-    columns = list(zip(*(astuple(row) for row in rows), strict=True))
-    await connection.execute(_UPSERT_DECISIONS, *(list(column) for column in columns))
+    columns = [list(column) for column in zip(*map(row_values, rows), strict=True)]
+    columns[-1] = [",".join(names) for names in columns[-1]]
+    await connection.execute(_UPSERT_DECISIONS, *columns)
 
 
 async def insert_timeline(
@@ -129,9 +147,19 @@ async def insert_deployments(
         )
 
 
-async def set_position(connection: asyncpg.Connection, *, chain_id: int, next_idx: int) -> None:
+async def set_position(
+    connection: asyncpg.Connection, *, chain_id: int, next_idx: int, unprojectable: Sequence[int]
+) -> None:
+    """Move the chain's position past the entries just projected, counting those left out as
+    unprojectable."""
     await connection.execute(
-        "UPDATE projection_positions SET next_idx = $2 WHERE chain_id = $1", chain_id, next_idx
+        "UPDATE projection_positions SET next_idx = $2, "
+        "unprojectable_entries = unprojectable_entries + $3, "
+        "last_unprojectable_idx = coalesce($4, last_unprojectable_idx) WHERE chain_id = $1",
+        chain_id,
+        next_idx,
+        len(unprojectable),
+        max(unprojectable, default=None),
     )
 
 
