@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -18,35 +18,58 @@ READ_MODEL_TABLES = ("decisions", "decision_events", "model_deployments", "proje
 # ---------------------------------------------------------------- projector (asyncpg, batched)
 
 
-async def chains_behind(
-    connection: asyncpg.Connection, *, skip_slug: str
-) -> list[tuple[int, int, int]]:
-    """(chain id, tenant id, size) of every chain with committed entries not yet projected."""
+@dataclass(frozen=True, slots=True)
+class ChainBehind:
+    chain_id: int
+    tenant_id: int
+    size: int
+
+
+async def chains_behind(connection: asyncpg.Connection, *, skip_slug: str) -> list[ChainBehind]:
+    """Every chain with committed entries not yet projected, but those whose projection failed
+    and whose retry time has not come (a failing chain is retried with backoff, not each pass)."""
     rows = await connection.fetch(
         "SELECT c.id, c.tenant_id, c.size FROM chains c "
         "LEFT JOIN projection_positions p ON p.chain_id = c.id "
-        "WHERE c.slug <> $1 AND c.size > coalesce(p.next_idx, 0) ORDER BY c.id",
+        "WHERE c.slug <> $1 AND c.size > coalesce(p.next_idx, 0) "
+        "AND (p.retry_at IS NULL OR p.retry_at <= now()) ORDER BY c.id",
         skip_slug,
     )
-    return [(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
+    return [ChainBehind(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
 
 
-async def lock_position(connection: asyncpg.Connection, *, chain_id: int) -> int | None:
+@dataclass(frozen=True, slots=True)
+class Position:
+    next_idx: int
+    attempts: int  # failed attempts since the chain last made progress; 0 when it is healthy
+
+
+async def lock_position(
+    connection: asyncpg.Connection, *, chain_id: int, lock_timeout_ms: int
+) -> Position | None:
     """The chain's projection position, locked for this transaction; None if another projector
     (another worker or replica, or a rebuild) holds it, so each chain has one projector at a time.
 
     ``FOR UPDATE SKIP LOCKED`` (https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE)
     makes the others move on instead of queueing behind it; the position and the rows it
     covers commit together, so an entry is projected exactly once whoever crashes.
+
+    Projectors never wait for each other's locks, so a lock wait means something else holds
+    rows of the read model (an operator's session, say): ``lock_timeout``
+    (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-LOCK-TIMEOUT), for
+    this transaction only, turns that wait into this chain's failure instead of a stall of
+    every chain behind it.
     """
+    await connection.execute("SELECT set_config('lock_timeout', $1, true)", f"{lock_timeout_ms}ms")
     await connection.execute(
         "INSERT INTO projection_positions (chain_id) VALUES ($1) ON CONFLICT DO NOTHING", chain_id
     )
-    position = await connection.fetchval(
-        "SELECT next_idx FROM projection_positions WHERE chain_id = $1 FOR UPDATE SKIP LOCKED",
+    row = await connection.fetchrow(
+        "SELECT next_idx, attempts FROM projection_positions WHERE chain_id = $1 "
+        "FOR UPDATE SKIP LOCKED",
         chain_id,
     )
-    return None if position is None else int(position)
+    return None if row is None else Position(int(row["next_idx"]), int(row["attempts"]))
 
 
 async def entries_from(
@@ -151,15 +174,31 @@ async def set_position(
     connection: asyncpg.Connection, *, chain_id: int, next_idx: int, unprojectable: Sequence[int]
 ) -> None:
     """Move the chain's position past the entries just projected, counting those left out as
-    unprojectable."""
+    unprojectable, and clear any failure: the chain makes progress again."""
     await connection.execute(
         "UPDATE projection_positions SET next_idx = $2, "
         "unprojectable_entries = unprojectable_entries + $3, "
-        "last_unprojectable_idx = coalesce($4, last_unprojectable_idx) WHERE chain_id = $1",
+        "last_unprojectable_idx = coalesce($4, last_unprojectable_idx), "
+        "error = NULL, attempts = 0, first_failed_at = NULL, last_failed_at = NULL, "
+        "retry_at = NULL WHERE chain_id = $1",
         chain_id,
         next_idx,
         len(unprojectable),
         max(unprojectable, default=None),
+    )
+
+
+async def record_failure(
+    connection: asyncpg.Connection, *, chain_id: int, error: str, retry_seconds: float
+) -> None:
+    """Note why the chain's projection stopped at its position, and when to try again."""
+    await connection.execute(
+        "UPDATE projection_positions SET error = $2, attempts = attempts + 1, "
+        "first_failed_at = coalesce(first_failed_at, now()), last_failed_at = now(), "
+        "retry_at = now() + make_interval(secs => $3) WHERE chain_id = $1",
+        chain_id,
+        error,
+        retry_seconds,
     )
 
 
