@@ -209,6 +209,27 @@ async def truncate_read_model(connection: asyncpg.Connection) -> None:
 # ---------------------------------------------------------------- reads (SQLAlchemy Core)
 
 
+async def projection_status(connection: AsyncConnection, *, chain_id: int) -> Any:
+    """How far the read model covers one chain: its size, its position, its failure if any."""
+    result = await connection.execute(
+        text(
+            "SELECT c.size, coalesce(p.next_idx, 0) AS next_idx, p.error, "
+            "p.first_failed_at FROM chains c "
+            "LEFT JOIN projection_positions p ON p.chain_id = c.id WHERE c.id = :chain_id"
+        ),
+        {"chain_id": chain_id},
+    )
+    return result.one()
+
+
+async def failing_chain_count(connection: AsyncConnection) -> int:
+    """How many chains' projection is failing now (served to anyone: a count, no names)."""
+    result = await connection.execute(
+        text("SELECT count(*) FROM projection_positions WHERE error IS NOT NULL")
+    )
+    return int(result.scalar_one())
+
+
 async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[int, str]:
     result = await connection.execute(
         text("SELECT id, slug FROM chains WHERE tenant_id = :tenant_id"), {"tenant_id": tenant_id}
@@ -219,7 +240,7 @@ async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[
 _SUMMARY_COLUMNS = (
     "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
     "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
-    "reviewed, overridden, contested, current_decision, outcome, last_idx"
+    "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable"
 )
 
 
