@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy import text
 
+from decision_log.decisions import service as decisions
 from decision_log.migrations import head_revision
 from decision_log.problems import Unavailable
 from decision_log.state import State
@@ -17,16 +20,27 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and the schema is current")
-async def readyz(state: State) -> dict[str, str]:
+@router.get(
+    "/readyz",
+    summary="The database is reachable and the schema is current",
+    description=(
+        "Also says how many chains' decision projection is failing (projection.chains_failing);"
+        " that does not make the service unready: appends and proofs do not depend on it, and "
+        "each such chain says where and why in its status."
+    ),
+)
+async def readyz(state: State) -> dict[str, Any]:
     try:
         async with state.engine.connect() as connection:
             current = (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
             ).scalar()
+            expected = head_revision()
+            if current != expected:
+                raise Unavailable(f"the schema is at {current}, the service needs {expected}")
+            projection = await decisions.projection_health(connection)
+    except Unavailable:
+        raise
     except Exception:
         raise Unavailable("the database is not reachable") from None
-    expected = head_revision()
-    if current != expected:
-        raise Unavailable(f"the schema is at {current}, the service needs {expected}")
-    return {"status": "ready", "schema": expected}
+    return {"status": "ready", "schema": expected, "projection": projection}

@@ -101,6 +101,13 @@ async def test_invalid_data_of_a_known_type_names_the_field(
     del no_subject["subject"]
     response = await append(client, tenant.producer, tenant.chain, no_subject)
     assert response.json()["pointer"] == "/subject"
+
+    # Longer than the read model's indexes hold (limits.MAX_INDEXED_TEXT_CHARS).
+    too_long = recorded("d-1", model={"name": "m" * 129, "version": "4.2.0"})
+    response = await append(client, tenant.producer, tenant.chain, too_long)
+    assert response.status_code == 400
+    assert response.json()["pointer"] == "/data/model/name"
+    assert "model.name" in response.json()["detail"]
     # Nothing of the refused requests was written.
     assert await chain_size(client, tenant.auditor, tenant.chain) == 0
 

@@ -20,6 +20,7 @@ from decision_log.decisions.event_types import (
     RECORDS_ACCESSED,
     check_event_data,
 )
+from decision_log.limits import MAX_INDEXED_TEXT_CHARS
 from decision_log.problems import InvalidInput
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -139,3 +140,43 @@ def test_one_change_anywhere_is_judged_as_the_models_judge_it(
         # the place this test damaged, or into it.
         damaged = (*path[:-1], key) if action == "add" and path else path
         assert refused.value.pointer.startswith("/7/data" + pointer_to(damaged)), damaged
+
+
+# Every text member the read model keeps in a column (projection.py), by event type.
+READ_MODEL_TEXTS = [
+    (DECISION_RECORDED, ("system", "name")),
+    (DECISION_RECORDED, ("system", "deployment")),
+    (DECISION_RECORDED, ("model", "name")),
+    (DECISION_RECORDED, ("model", "version")),
+    (DECISION_RECORDED, ("policy", "id")),
+    (DECISION_RECORDED, ("policy", "version")),
+    (DECISION_RECORDED, ("output", "decision")),
+    (DECISION_RECORDED, ("data_subject_ref",)),
+    (DECISION_REVIEWED, ("new_decision",)),
+    (DECISION_OVERRIDDEN, ("new_decision",)),
+    (OUTCOME_OBSERVED, ("outcome",)),
+    (MODEL_DEPLOYED, ("model", "name")),
+    (MODEL_DEPLOYED, ("model", "version")),
+]
+
+
+@pytest.mark.parametrize(("event_type", "path"), READ_MODEL_TEXTS)
+def test_texts_the_read_model_keeps_are_held_to_what_its_indexes_hold(
+    event_type: str, path: tuple[str, ...]
+) -> None:
+    for length in (MAX_INDEXED_TEXT_CHARS, MAX_INDEXED_TEXT_CHARS + 1):
+        data = copy.deepcopy(VALID_DATA[event_type])
+        holder = data
+        for part in path[:-1]:
+            holder = holder[part]
+        holder[path[-1]] = "é" * length  # characters, not bytes, as JSON Schema counts
+        oracle = pydantic_error(event_type, data)
+        assert schema_accepts(event_type, data) == (oracle is None)
+        event = {"type": event_type, "subject": "d-1", "data": data}
+        if length == MAX_INDEXED_TEXT_CHARS:
+            assert oracle is None
+            check_event_data(event, pointer="")
+        else:
+            with pytest.raises(InvalidInput) as refused:
+                check_event_data(event, pointer="")
+            assert refused.value.pointer == "/data" + pointer_to(path)

@@ -30,13 +30,19 @@ async def insert_chain(
 _CHAIN_COLUMNS = """
     c.id, c.slug, t.slug AS tenant, c.description, c.created_at, c.size, c.root_hash,
     k.size AS checkpoint_size, k.root_hash AS checkpoint_root, k.note AS checkpoint_note,
-    k.signed_at AS checkpoint_signed_at
+    k.signed_at AS checkpoint_signed_at,
+    coalesce(p.next_idx, 0) AS projected_to, p.error AS projection_error,
+    p.first_failed_at AS projection_failing_since, p.last_failed_at AS projection_last_failed_at,
+    coalesce(p.attempts, 0) AS projection_attempts, p.retry_at AS projection_retry_at,
+    coalesce(p.unprojectable_entries, 0) AS unprojectable_entries, p.last_unprojectable_idx
 """
-_LATEST_CHECKPOINT = """
+# The latest checkpoint, and the decision projector's position and status (decisions/).
+_CHAIN_JOINS = """
     LEFT JOIN LATERAL (
         SELECT size, root_hash, note, signed_at FROM checkpoints
         WHERE chain_id = c.id ORDER BY size DESC LIMIT 1
     ) k ON true
+    LEFT JOIN projection_positions p ON p.chain_id = c.id
 """
 
 
@@ -44,7 +50,7 @@ async def chain_by_slug(connection: AsyncConnection, *, tenant_id: int, slug: st
     result = await connection.execute(
         text(
             f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
-            f"{_LATEST_CHECKPOINT} WHERE c.tenant_id = :tenant_id AND c.slug = :slug"
+            f"{_CHAIN_JOINS} WHERE c.tenant_id = :tenant_id AND c.slug = :slug"
         ),
         {"tenant_id": tenant_id, "slug": slug},
     )
@@ -55,7 +61,7 @@ async def chains_of_tenant(connection: AsyncConnection, *, tenant_id: int) -> li
     result = await connection.execute(
         text(
             f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
-            f"{_LATEST_CHECKPOINT} WHERE c.tenant_id = :tenant_id ORDER BY c.slug"
+            f"{_CHAIN_JOINS} WHERE c.tenant_id = :tenant_id ORDER BY c.slug"
         ),
         {"tenant_id": tenant_id},
     )
@@ -67,7 +73,7 @@ async def all_chains(connection: AsyncConnection) -> list[Any]:
     result = await connection.execute(
         text(
             f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
-            f"{_LATEST_CHECKPOINT} ORDER BY t.slug, c.slug"
+            f"{_CHAIN_JOINS} ORDER BY t.slug, c.slug"
         )
     )
     return list(result)
@@ -77,7 +83,7 @@ async def chain_by_names(connection: AsyncConnection, *, tenant: str, chain: str
     result = await connection.execute(
         text(
             f"SELECT {_CHAIN_COLUMNS} FROM chains c JOIN tenants t ON t.id = c.tenant_id "
-            f"{_LATEST_CHECKPOINT} WHERE t.slug = :tenant AND c.slug = :slug"
+            f"{_CHAIN_JOINS} WHERE t.slug = :tenant AND c.slug = :slug"
         ),
         {"tenant": tenant, "slug": chain},
     )

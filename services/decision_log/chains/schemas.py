@@ -28,6 +28,30 @@ class CheckpointInfo(BaseModel):
     signed_at: datetime
 
 
+class ChainProjection(BaseModel):
+    """How far the decision read model (search and decision views) covers the chain."""
+
+    next_index: int = Field(
+        description="Entries below this index are in the read model; projection goes on from it"
+    )
+    behind: int = Field(description="Committed entries not in the read model yet")
+    error: str | None = Field(
+        description="Why projection stopped at next_index, while it fails; null when it does not"
+    )
+    failing_since: datetime | None = Field(description="When it first failed at next_index")
+    last_failed_at: datetime | None
+    attempts: int = Field(
+        description="Failed attempts since failing_since; retried with growing delays, at most "
+        "a minute apart, and the failure is cleared once an attempt makes progress"
+    )
+    retry_at: datetime | None = Field(description="When the next attempt is due")
+    unprojectable_entries: int = Field(
+        description="Entries left out of the read model because no column can take their "
+        "decision id (subject) or deployed model name or version; they stay in the log"
+    )
+    last_unprojectable_index: int | None
+
+
 class ChainInfo(BaseModel):
     tenant: str
     chain: str
@@ -37,6 +61,9 @@ class ChainInfo(BaseModel):
     size: int = Field(description="Entries committed so far")
     root_hash: str = Field(description="Merkle root at that size, hex")
     checkpoint: CheckpointInfo | None
+    projection: ChainProjection | None = Field(
+        default=None, description="The decision read model's coverage; null for the access log"
+    )
 
 
 class ChainList(BaseModel):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from decision_log.chains import repository
 from decision_log.chains.schemas import (
     ChainInfo,
+    ChainProjection,
     CheckpointInfo,
     ConsistencyProof,
     Entry,
@@ -30,6 +31,7 @@ from decision_log.chains.schemas import (
     InclusionProof,
 )
 from decision_log.db import driver_connection
+from decision_log.decisions.projector import ACCESS_CHAIN
 from decision_log.events.appender import ChainRef
 from decision_log.problems import Conflict, InvalidInput, NotFound
 from decision_log.signing import LogSigner
@@ -148,6 +150,19 @@ def chain_info(row: Any, *, signer: LogSigner) -> ChainInfo:
             note=row.checkpoint_note,
             signed_at=row.checkpoint_signed_at,
         )
+    projection = None
+    if row.slug != ACCESS_CHAIN:
+        projection = ChainProjection(
+            next_index=row.projected_to,
+            behind=max(0, row.size - row.projected_to),
+            error=row.projection_error,
+            failing_since=row.projection_failing_since,
+            last_failed_at=row.projection_last_failed_at,
+            attempts=row.projection_attempts,
+            retry_at=row.projection_retry_at,
+            unprojectable_entries=row.unprojectable_entries,
+            last_unprojectable_index=row.last_unprojectable_idx,
+        )
     return ChainInfo(
         tenant=row.tenant,
         chain=row.slug,
@@ -157,6 +172,7 @@ def chain_info(row: Any, *, signer: LogSigner) -> ChainInfo:
         size=row.size,
         root_hash=bytes(row.root_hash).hex(),
         checkpoint=checkpoint,
+        projection=projection,
     )
 
 

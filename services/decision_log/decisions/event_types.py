@@ -5,7 +5,10 @@ Type names are reverse-DNS CloudEvents ``type`` values ending in a major version
 meaning for ``.v1``. The CloudEvents ``subject`` of every decision event is the decision id.
 Members not named here are kept in the log as sent (the log is the log) and ignored by the read
 model, so producers can add fields without a new version; named members must have the named
-shape. The committed schema files under ``event_schemas/`` are generated from these models
+shape. Text members the decision read model keeps in its columns (names, versions, decision
+and outcome values, the data-subject reference) are held to ``limits.MAX_INDEXED_TEXT_CHARS``
+characters, which its indexes can hold. The committed schema files under
+``event_schemas/`` are generated from these models
 (``python -m decision_log.decisions.event_types``) and a test keeps them in step.
 
 Validation runs on the append path before the chain lock (``check_event_data``): it costs one
@@ -27,6 +30,7 @@ import jsonschema_rs
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from decision_log.limits import MAX_INDEXED_TEXT_CHARS
 from decision_log.problems import InvalidInput
 
 TYPE_PREFIX = "dev.audit-trail."
@@ -52,16 +56,24 @@ class _Open(BaseModel):
 
 
 class System(_Open):
-    name: str = Field(description="The AI system's name, e.g. credit-scoring")
+    name: str = Field(
+        max_length=MAX_INDEXED_TEXT_CHARS, description="The AI system's name, e.g. credit-scoring"
+    )
     deployment: str | None = Field(
-        default=None, description="The deployment that decided, e.g. eu-prod-3"
+        default=None,
+        max_length=MAX_INDEXED_TEXT_CHARS,
+        description="The deployment that decided, e.g. eu-prod-3",
     )
     environment: str | None = Field(default=None, description="e.g. production, shadow, test")
 
 
 class ModelRef(_Open):
-    name: str = Field(description="Model name as in the model registry")
-    version: str = Field(description="Model version as in the model registry")
+    name: str = Field(
+        max_length=MAX_INDEXED_TEXT_CHARS, description="Model name as in the model registry"
+    )
+    version: str = Field(
+        max_length=MAX_INDEXED_TEXT_CHARS, description="Model version as in the model registry"
+    )
     registry_uri: str | None = Field(
         default=None, description="Where the model is registered, e.g. models:/credit-gbm/4"
     )
@@ -73,8 +85,11 @@ class ModelRef(_Open):
 
 
 class PolicyRef(_Open):
-    id: str = Field(description="The decision policy (business rules) applied")
-    version: str = Field(description="The policy's version")
+    id: str = Field(
+        max_length=MAX_INDEXED_TEXT_CHARS,
+        description="The decision policy (business rules) applied",
+    )
+    version: str = Field(max_length=MAX_INDEXED_TEXT_CHARS, description="The policy's version")
     thresholds: dict[str, float] | None = Field(
         default=None, description="Named thresholds as applied, e.g. {'approve': 0.5}"
     )
@@ -93,7 +108,10 @@ class DecisionInput(_Open):
 
 
 class DecisionOutput(_Open):
-    decision: str = Field(description="The decision value, e.g. approved, declined, referred")
+    decision: str = Field(
+        max_length=MAX_INDEXED_TEXT_CHARS,
+        description="The decision value, e.g. approved, declined, referred",
+    )
     score: float | None = Field(default=None, description="The model score the policy compared")
     probabilities: dict[str, float] | None = Field(
         default=None, description="Class probabilities, e.g. {'default': 0.37}"
@@ -178,6 +196,7 @@ class DecisionRecorded(_Open):
     )
     data_subject_ref: str | None = Field(
         default=None,
+        max_length=MAX_INDEXED_TEXT_CHARS,
         description="The data subject's pseudonymous reference (a keyed-HMAC pseudonym)",
     )
     gen_ai: GenAI | None = Field(default=None, description="LLM systems: OpenTelemetry GenAI")
@@ -187,7 +206,9 @@ class _HumanOversight(_Open):
     reviewer_ref: str = Field(description="Pseudonymous reference of the human reviewer")
     role: str = Field(description="The reviewer's role, e.g. credit-officer")
     new_decision: str | None = Field(
-        default=None, description="The decision after this action, if it changed"
+        default=None,
+        max_length=MAX_INDEXED_TEXT_CHARS,
+        description="The decision after this action, if it changed",
     )
     reason: str | None = Field(default=None, description="Why, in the reviewer's words")
     at: str | None = Field(default=None, pattern=RFC3339, description="When, RFC 3339")
@@ -213,7 +234,10 @@ class DecisionOverridden(_HumanOversight):
 class OutcomeObserved(_Open):
     """What happened later (e.g. the loan was repaid), for post-market monitoring."""
 
-    outcome: str = Field(description="The observed outcome, e.g. repaid, defaulted")
+    outcome: str = Field(
+        max_length=MAX_INDEXED_TEXT_CHARS,
+        description="The observed outcome, e.g. repaid, defaulted",
+    )
     value: float | None = Field(default=None, description="A numeric outcome, if any")
     observed_at: str | None = Field(default=None, pattern=RFC3339, description="When, RFC 3339")
     source: str | None = Field(default=None, description="Where the observation comes from")

@@ -13,6 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import annotated_types
 from pydantic import BaseModel
 
 from decision_log.decisions.event_types import EVENT_DATA_MODELS, schema_id
@@ -32,6 +33,12 @@ Events of these types are validated before they are appended: invalid `data` is 
 fourth event of a batch). Members not listed are kept as sent and ignored by the read model, so
 producers may add their own. Events of other types are appended as they are, and listed in a
 decision's timeline with `known: false`. A breaking change to a type gets a new `.v2` name.
+
+The text members the read model keeps (names, versions, decision and outcome values, the
+data-subject reference) are held to the lengths given below, which its indexes can hold. A value
+the read model still cannot hold (a NUL character, or a value longer than that from before the
+limit) is kept in the log exactly as sent, and the decision's summary shows that field as null
+and names it in `unprojectable`; the events in the decision's timeline show the value recorded.
 
 Personal data: mark personal fields with the `personaldata` extension attribute and name the
 data subject in `datasubject` (see the privacy section of the README); the log keeps only the
@@ -75,9 +82,11 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         required = "yes" if field.is_required() else ""
-        rows.append(
-            f"| `{path}` | {_type_name(field.annotation)} | {required} | {field.description} |"
-        )
+        kind = _type_name(field.annotation)
+        for constraint in field.metadata:
+            if isinstance(constraint, annotated_types.MaxLen):
+                kind += f", at most {constraint.max_length} characters"
+        rows.append(f"| `{path}` | {kind} | {required} | {field.description} |")
         inner = _nested(field.annotation)
         if inner is not None:
             marker = "[]." if typing.get_origin(field.annotation) is list else "."

@@ -1,15 +1,37 @@
 """The decision read model as a pure fold over a chain's entries, in index order.
 
 ``project_entry`` takes the state of a decision (or None) and one entry and returns the new
-state; the projector feeds it entries from the database, the tests feed it lists. Everything it
-reads comes from the entry itself (the event as recorded and the receive time), so the read
-model is a function of the log alone and a rebuild yields exactly the same rows.
+state; ``fold_batch`` runs it over a batch of a chain's entries and adds their timeline and
+model deployment rows. The projector feeds it entries from the database, the tests feed it
+lists. Everything it reads comes from the entry itself (the event as recorded and the receive
+time), so the read model is a function of the log alone and a rebuild yields exactly the same
+rows.
+
+Values no column can take. Entries are never removed, so an entry the read model cannot hold as
+it is must not stop its chain: the fold projects what fits and says what did not.
+
+- A text member of ``data`` with a NUL character (PostgreSQL text cannot hold U+0000), or longer
+  than ``limits.MAX_INDEXED_TEXT_CHARS`` for a column an index covers (a btree index row holds
+  about 2,700 bytes), becomes NULL in its column, and the column's name is listed in the row's
+  ``unprojectable`` (a later event that sets the column to a value that fits takes it off).
+- A ``time`` that cannot be read, or lies outside years ``limits.MIN_YEAR_UTC`` ..
+  ``limits.MAX_YEAR_UTC`` once converted to UTC, is unprojectable as ``decided_at``, which then
+  falls back to the receive time (as for an event without ``time``).
+- An entry whose subject cannot be a decision id (longer than ``limits.MAX_SUBJECT_CHARS``, or
+  holding a NUL) is left out of decisions and timelines, and so is a model.deployed entry whose
+  model name or version no column can take; ``fold_batch`` returns their indexes, and the
+  projector counts them in the chain's projection status (``unprojectable_entries``,
+  ``last_unprojectable_idx``). The entry itself stays in the log, proven as any other.
+
+The checks are a length comparison and a ``"\\x00" in value`` scan per text value, so the fold
+costs about what it did without them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -24,6 +46,12 @@ from decision_log.decisions.event_types import (
     RECORDS_ACCESSED,
 )
 from decision_log.events.cloudevents import DATA_SUBJECT
+from decision_log.limits import (
+    MAX_INDEXED_TEXT_CHARS,
+    MAX_SUBJECT_CHARS,
+    MAX_YEAR_UTC,
+    MIN_YEAR_UTC,
+)
 
 # Known types that are not about one decision: never part of a decision's timeline.
 NOT_DECISION_TYPES = frozenset((MODEL_DEPLOYED, RECORDS_ACCESSED))
@@ -67,35 +95,52 @@ class DecisionRow:
     current_decision: str | None
     outcome: str | None
     last_idx: int
+    # Columns whose value an event gave but no column could take (see the module docstring).
+    unprojectable: tuple[str, ...]
 
 
-DECISION_COLUMNS = tuple(field.name for field in fields(DecisionRow))
-_ROW_VALUES = attrgetter(*DECISION_COLUMNS)
+DECISION_COLUMNS = tuple(column.name for column in fields(DecisionRow))
+row_values = attrgetter(*DECISION_COLUMNS)
 # A decision before its first entry: the fold's changes give it its identity and times.
 _UNSEEN_FIELDS: dict[str, Any] = dict.fromkeys(DECISION_COLUMNS) | {
     "reviewed": False,
     "overridden": False,
     "contested": False,
+    "unprojectable": (),
 }
 _UNSEEN = DecisionRow(**_UNSEEN_FIELDS)
 
 
 def _rebuilt(row: DecisionRow, changes: dict[str, Any]) -> DecisionRow:
     """``dataclasses.replace`` without its per-field bookkeeping, about twice as fast."""
-    values = _ROW_VALUES(row)
+    values = row_values(row)
     pairs = zip(DECISION_COLUMNS, values, strict=True)
     return DecisionRow(*[changes.get(name, value) for name, value in pairs])
 
 
 def parse_time(value: object) -> datetime | None:
-    """A CloudEvents ``time`` (RFC 3339) as a datetime; None if absent or unreadable."""
+    """A CloudEvents ``time`` (RFC 3339) as a datetime; None if absent, unreadable, or outside
+    the years the log stores once converted to UTC (e.g. 9999-12-31T23:59:59-14:00)."""
     if not isinstance(value, str):
         return None
     try:
         moment = datetime.fromisoformat(value.upper())
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else None
+    if moment.tzinfo is None:
+        return None
+    if MIN_YEAR_UTC < moment.year < MAX_YEAR_UTC:
+        return moment  # an offset moves it by less than a day: no conversion can overflow
+    try:
+        year_utc = moment.astimezone(UTC).year
+    except (OverflowError, ValueError):
+        return None
+    return moment if MIN_YEAR_UTC <= year_utc <= MAX_YEAR_UTC else None
+
+
+def usable_decision_id(subject: str) -> bool:
+    """Whether a subject can be a decision id: the key of decisions and timeline rows."""
+    return len(subject) <= MAX_SUBJECT_CHARS and "\x00" not in subject
 
 
 def member(data: object, *path: str) -> Any:
@@ -111,6 +156,26 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _indexed_text(value: object, column: str, unprojectable: list[str]) -> str | None:
+    """A text for a column an index covers; None, noted, if the column cannot take it."""
+    if not isinstance(value, str):
+        return None
+    if len(value) > MAX_INDEXED_TEXT_CHARS or "\x00" in value:
+        unprojectable.append(column)
+        return None
+    return value
+
+
+def _plain_text(value: object, column: str, unprojectable: list[str]) -> str | None:
+    """A text for a column no index covers: any length fits, a NUL does not."""
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value:
+        unprojectable.append(column)
+        return None
+    return value
+
+
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -121,11 +186,25 @@ def _flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _decided_at(entry: ProjectedEntry, unprojectable: list[str]) -> datetime:
+    """The event's time, else (absent, or noted as unprojectable) its receive time."""
+    value = member(entry.event, "time")
+    if value is None:
+        return entry.received_at
+    moment = parse_time(value)
+    if moment is None:
+        unprojectable.append("decided_at")
+        return entry.received_at
+    return moment
+
+
 def timeline_subject(entry: ProjectedEntry) -> str | None:
-    """The decision id an entry belongs to, if it belongs to one (unknown types included)."""
-    if entry.subject is None or entry.event_type in NOT_DECISION_TYPES:
+    """The decision id an entry belongs to, if it belongs to one (unknown types included)
+    and its subject can be a decision id."""
+    subject = entry.subject
+    if subject is None or entry.event_type in NOT_DECISION_TYPES:
         return None
-    return entry.subject
+    return subject if usable_decision_id(subject) else None
 
 
 def project_entry(
@@ -135,57 +214,85 @@ def project_entry(
 
     Each entry makes one new row, built once: rebuilding a frozen row is most of the fold's cost.
     """
-    if entry.event_type not in DECISION_EVENT_TYPES or entry.subject is None:
+    subject = entry.subject
+    if (
+        entry.event_type not in DECISION_EVENT_TYPES
+        or subject is None
+        or not usable_decision_id(subject)
+    ):
         return row
     data = member(entry.event, "data")
     changes: dict[str, Any] = {"last_idx": entry.idx}
+    unprojectable: list[str] = []
+    decided_at: datetime | None = None
     if row is None:
         row = _UNSEEN
+        decided_at = _decided_at(entry, unprojectable)
         changes.update(
             chain_id=chain_id,
-            decision_id=entry.subject,
+            decision_id=subject,
             tenant_id=tenant_id,
-            decided_at=parse_time(member(entry.event, "time")) or entry.received_at,
+            decided_at=decided_at,
             received_at=entry.received_at,
         )
     if entry.event_type == DECISION_RECORDED:
         if row.decision_idx is not None:
             # A decision is recorded once; a second record is only in the timeline.
             return _rebuilt(row, changes)
-        decision = _text(member(data, "output", "decision"))
+        decision = _indexed_text(member(data, "output", "decision"), "decision", unprojectable)
         changes.update(
-            decided_at=parse_time(member(entry.event, "time")) or entry.received_at,
+            decided_at=decided_at or _decided_at(entry, unprojectable),
             received_at=entry.received_at,
             decision_idx=entry.idx,
-            system_name=_text(member(data, "system", "name")),
-            deployment=_text(member(data, "system", "deployment")),
-            model_name=_text(member(data, "model", "name")),
-            model_version=_text(member(data, "model", "version")),
-            policy_id=_text(member(data, "policy", "id")),
-            policy_version=_text(member(data, "policy", "version")),
+            system_name=_plain_text(member(data, "system", "name"), "system_name", unprojectable),
+            deployment=_plain_text(
+                member(data, "system", "deployment"), "deployment", unprojectable
+            ),
+            model_name=_indexed_text(member(data, "model", "name"), "model_name", unprojectable),
+            model_version=_indexed_text(
+                member(data, "model", "version"), "model_version", unprojectable
+            ),
+            policy_id=_plain_text(member(data, "policy", "id"), "policy_id", unprojectable),
+            policy_version=_indexed_text(
+                member(data, "policy", "version"), "policy_version", unprojectable
+            ),
             decision=decision,
             score=_number(member(data, "output", "score")),
             # The log's pseudonym of the data subject, else the one the producer gave in data.
-            data_subject_ref=_text(member(entry.event, DATA_SUBJECT))
-            or _text(member(data, "data_subject_ref")),
+            data_subject_ref=_indexed_text(
+                _text(member(entry.event, DATA_SUBJECT)) or member(data, "data_subject_ref"),
+                "data_subject_ref",
+                unprojectable,
+            ),
             solely_automated=_flag(member(data, "solely_automated")),
             legal_or_similar_effect=_flag(member(data, "legal_or_similar_effect")),
-            # A review or override seen before the record (out of order producers) wins.
-            current_decision=row.current_decision or decision,
         )
+        # A review or override seen before the record (out of order producers) wins, also one
+        # whose new decision could not be projected.
+        if not row.current_decision and "current_decision" not in row.unprojectable:
+            changes["current_decision"] = decision
+            if "decision" in unprojectable:
+                unprojectable.append("current_decision")
     elif entry.event_type in (DECISION_REVIEWED, DECISION_OVERRIDDEN):
-        new_decision = _text(member(data, "new_decision"))
-        changes["current_decision"] = new_decision or row.current_decision
+        new_decision = _plain_text(member(data, "new_decision"), "current_decision", unprojectable)
+        if new_decision or "current_decision" in unprojectable:
+            changes["current_decision"] = new_decision
         changes["reviewed" if entry.event_type == DECISION_REVIEWED else "overridden"] = True
     elif entry.event_type == OUTCOME_OBSERVED:
-        changes["outcome"] = _text(member(data, "outcome")) or row.outcome
+        outcome = _plain_text(member(data, "outcome"), "outcome", unprojectable)
+        if outcome or "outcome" in unprojectable:
+            changes["outcome"] = outcome
     elif entry.event_type == DECISION_CONTESTED:
         changes["contested"] = True
+    if unprojectable or row.unprojectable:
+        # Columns this entry set are judged by it alone; the others keep their earlier note.
+        kept = tuple(column for column in row.unprojectable if column not in changes)
+        changes["unprojectable"] = kept + tuple(dict.fromkeys(unprojectable))
     return _rebuilt(row, changes)
 
 
 def deployed_model(entry: ProjectedEntry) -> tuple[str, str] | None:
-    """(model name, version) of a model.deployed entry."""
+    """(model name, version) of a model.deployed entry, as given (whether or not they fit)."""
     if entry.event_type != MODEL_DEPLOYED:
         return None
     data = member(entry.event, "data")
@@ -193,3 +300,64 @@ def deployed_model(entry: ProjectedEntry) -> tuple[str, str] | None:
     if name is None or version is None:
         return None
     return name, version
+
+
+def _fits_index(value: str) -> bool:
+    return len(value) <= MAX_INDEXED_TEXT_CHARS and "\x00" not in value
+
+
+def decisions_touched(entries: Iterable[ProjectedEntry]) -> set[str]:
+    """The decision ids whose rows a batch of entries changes (to be read before the fold)."""
+    return {
+        entry.subject
+        for entry in entries
+        if entry.subject is not None
+        and entry.event_type in DECISION_EVENT_TYPES
+        and usable_decision_id(entry.subject)
+    }
+
+
+@dataclass(slots=True)
+class ProjectedBatch:
+    """What a batch of a chain's entries changes in the read model."""
+
+    decisions: dict[str, DecisionRow | None]
+    timeline: list[tuple[int, str, int, str]] = field(default_factory=list)
+    deployments: list[tuple[int, str, str, int]] = field(default_factory=list)
+    # Entries left out of the read model, since no column can take their key (module docstring).
+    unprojectable: list[int] = field(default_factory=list)
+
+
+def fold_batch(
+    entries: Sequence[ProjectedEntry],
+    decisions: dict[str, DecisionRow | None],
+    *,
+    chain_id: int,
+    tenant_id: int,
+) -> ProjectedBatch:
+    """Fold a batch of a chain's entries, in index order, into the decisions it touches.
+
+    ``decisions`` maps every id of ``decisions_touched(entries)`` to its row so far (None for
+    one not seen yet); the rows after the batch are in the result's ``decisions``.
+    """
+    batch = ProjectedBatch(decisions=decisions)
+    for entry in entries:
+        subject = entry.subject
+        if subject is not None and entry.event_type not in NOT_DECISION_TYPES:
+            if not usable_decision_id(subject):
+                batch.unprojectable.append(entry.idx)
+                continue
+            batch.timeline.append((chain_id, subject, entry.idx, entry.event_type))
+            if subject in decisions:
+                decisions[subject] = project_entry(
+                    decisions[subject], entry, chain_id=chain_id, tenant_id=tenant_id
+                )
+            continue
+        model = deployed_model(entry)
+        if model is None:
+            continue
+        if _fits_index(model[0]) and _fits_index(model[1]):
+            batch.deployments.append((chain_id, model[0], model[1], entry.idx))
+        else:
+            batch.unprojectable.append(entry.idx)
+    return batch

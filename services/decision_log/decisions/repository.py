@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -11,42 +11,65 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from decision_log.decisions.projection import DECISION_COLUMNS, DecisionRow
+from decision_log.decisions.projection import DECISION_COLUMNS, DecisionRow, row_values
 
 READ_MODEL_TABLES = ("decisions", "decision_events", "model_deployments", "projection_positions")
 
 # ---------------------------------------------------------------- projector (asyncpg, batched)
 
 
-async def chains_behind(
-    connection: asyncpg.Connection, *, skip_slug: str
-) -> list[tuple[int, int, int]]:
-    """(chain id, tenant id, size) of every chain with committed entries not yet projected."""
+@dataclass(frozen=True, slots=True)
+class ChainBehind:
+    chain_id: int
+    tenant_id: int
+    size: int
+
+
+async def chains_behind(connection: asyncpg.Connection, *, skip_slug: str) -> list[ChainBehind]:
+    """Every chain with committed entries not yet projected, but those whose projection failed
+    and whose retry time has not come (a failing chain is retried with backoff, not each pass)."""
     rows = await connection.fetch(
         "SELECT c.id, c.tenant_id, c.size FROM chains c "
         "LEFT JOIN projection_positions p ON p.chain_id = c.id "
-        "WHERE c.slug <> $1 AND c.size > coalesce(p.next_idx, 0) ORDER BY c.id",
+        "WHERE c.slug <> $1 AND c.size > coalesce(p.next_idx, 0) "
+        "AND (p.retry_at IS NULL OR p.retry_at <= now()) ORDER BY c.id",
         skip_slug,
     )
-    return [(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
+    return [ChainBehind(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
 
 
-async def lock_position(connection: asyncpg.Connection, *, chain_id: int) -> int | None:
+@dataclass(frozen=True, slots=True)
+class Position:
+    next_idx: int
+    attempts: int  # failed attempts since the chain last made progress; 0 when it is healthy
+
+
+async def lock_position(
+    connection: asyncpg.Connection, *, chain_id: int, lock_timeout_ms: int
+) -> Position | None:
     """The chain's projection position, locked for this transaction; None if another projector
     (another worker or replica, or a rebuild) holds it, so each chain has one projector at a time.
 
     ``FOR UPDATE SKIP LOCKED`` (https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE)
     makes the others move on instead of queueing behind it; the position and the rows it
     covers commit together, so an entry is projected exactly once whoever crashes.
+
+    Projectors never wait for each other's locks, so a lock wait means something else holds
+    rows of the read model (an operator's session, say): ``lock_timeout``
+    (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-LOCK-TIMEOUT), for
+    this transaction only, turns that wait into this chain's failure instead of a stall of
+    every chain behind it.
     """
+    await connection.execute("SELECT set_config('lock_timeout', $1, true)", f"{lock_timeout_ms}ms")
     await connection.execute(
         "INSERT INTO projection_positions (chain_id) VALUES ($1) ON CONFLICT DO NOTHING", chain_id
     )
-    position = await connection.fetchval(
-        "SELECT next_idx FROM projection_positions WHERE chain_id = $1 FOR UPDATE SKIP LOCKED",
+    row = await connection.fetchrow(
+        "SELECT next_idx, attempts FROM projection_positions WHERE chain_id = $1 "
+        "FOR UPDATE SKIP LOCKED",
         chain_id,
     )
-    return None if position is None else int(position)
+    return None if row is None else Position(int(row["next_idx"]), int(row["attempts"]))
 
 
 async def entries_from(
@@ -84,18 +107,35 @@ async def decisions_by_ids(
         chain_id,
         list(decision_ids),
     )
-    return {row["decision_id"]: DecisionRow(*row.values()) for row in rows}
+    # unprojectable, the last column, comes back as a list; the row holds a tuple.
+    decisions = {}
+    for row in rows:
+        values = list(row.values())
+        values[-1] = tuple(values[-1])
+        decisions[row["decision_id"]] = DecisionRow(*values)
+    return decisions
 
 
-_PG_TYPES = {"int": "bigint", "str": "text", "datetime": "timestamptz", "float": "float8"}
-_PG_TYPES["bool"] = "bool"
-# Array types for unnest, from DecisionRow's annotations ("int | None" -> bigint).
-_COLUMN_TYPES = [_PG_TYPES[str(field.type).split(" | ")[0]] for field in fields(DecisionRow)]
-assert len(_COLUMN_TYPES) == len(DECISION_COLUMNS)
+# Array types for unnest, from DecisionRow's annotations ("int | None" -> bigint). A text[]
+# column cannot be unnested from a two-dimensional array (its rows would differ in length), so
+# unprojectable travels as one comma-separated text per row (column names hold no comma).
+_PG_TYPES = {
+    "int": "bigint",
+    "str": "text",
+    "datetime": "timestamptz",
+    "float": "float8",
+    "bool": "bool",
+    "tuple[str, ...]": "text",
+}
+_COLUMN_TYPES = [_PG_TYPES[str(column.type).split(" | ")[0]] for column in fields(DecisionRow)]
+assert len(_COLUMN_TYPES) == len(DECISION_COLUMNS) and DECISION_COLUMNS[-1] == "unprojectable"
 _UPSERT_DECISIONS = (
-    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
+    f"SELECT {', '.join(DECISION_COLUMNS[:-1])}, string_to_array(unprojectable, ',') "
+    "FROM unnest("
     + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COLUMN_TYPES, start=1))
-    + ") ON CONFLICT (chain_id, decision_id) DO UPDATE SET "
+    + f") AS row_values({', '.join(DECISION_COLUMNS)}) "
+    "ON CONFLICT (chain_id, decision_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in DECISION_COLUMNS[2:])
 )
 
@@ -103,8 +143,9 @@ _UPSERT_DECISIONS = (
 async def upsert_decisions(connection: asyncpg.Connection, rows: Sequence[DecisionRow]) -> None:
     if not rows:
         return
-    columns = list(zip(*(astuple(row) for row in rows), strict=True))
-    await connection.execute(_UPSERT_DECISIONS, *(list(column) for column in columns))
+    columns = [list(column) for column in zip(*map(row_values, rows), strict=True)]
+    columns[-1] = [",".join(names) for names in columns[-1]]
+    await connection.execute(_UPSERT_DECISIONS, *columns)
 
 
 async def insert_timeline(
@@ -129,9 +170,35 @@ async def insert_deployments(
         )
 
 
-async def set_position(connection: asyncpg.Connection, *, chain_id: int, next_idx: int) -> None:
+async def set_position(
+    connection: asyncpg.Connection, *, chain_id: int, next_idx: int, unprojectable: Sequence[int]
+) -> None:
+    """Move the chain's position past the entries just projected, counting those left out as
+    unprojectable, and clear any failure: the chain makes progress again."""
     await connection.execute(
-        "UPDATE projection_positions SET next_idx = $2 WHERE chain_id = $1", chain_id, next_idx
+        "UPDATE projection_positions SET next_idx = $2, "
+        "unprojectable_entries = unprojectable_entries + $3, "
+        "last_unprojectable_idx = coalesce($4, last_unprojectable_idx), "
+        "error = NULL, attempts = 0, first_failed_at = NULL, last_failed_at = NULL, "
+        "retry_at = NULL WHERE chain_id = $1",
+        chain_id,
+        next_idx,
+        len(unprojectable),
+        max(unprojectable, default=None),
+    )
+
+
+async def record_failure(
+    connection: asyncpg.Connection, *, chain_id: int, error: str, retry_seconds: float
+) -> None:
+    """Note why the chain's projection stopped at its position, and when to try again."""
+    await connection.execute(
+        "UPDATE projection_positions SET error = $2, attempts = attempts + 1, "
+        "first_failed_at = coalesce(first_failed_at, now()), last_failed_at = now(), "
+        "retry_at = now() + make_interval(secs => $3) WHERE chain_id = $1",
+        chain_id,
+        error,
+        retry_seconds,
     )
 
 
@@ -140,6 +207,27 @@ async def truncate_read_model(connection: asyncpg.Connection) -> None:
 
 
 # ---------------------------------------------------------------- reads (SQLAlchemy Core)
+
+
+async def projection_status(connection: AsyncConnection, *, chain_id: int) -> Any:
+    """How far the read model covers one chain: its size, its position, its failure if any."""
+    result = await connection.execute(
+        text(
+            "SELECT c.size, coalesce(p.next_idx, 0) AS next_idx, p.error, "
+            "p.first_failed_at FROM chains c "
+            "LEFT JOIN projection_positions p ON p.chain_id = c.id WHERE c.id = :chain_id"
+        ),
+        {"chain_id": chain_id},
+    )
+    return result.one()
+
+
+async def failing_chain_count(connection: AsyncConnection) -> int:
+    """How many chains' projection is failing now (served to anyone: a count, no names)."""
+    result = await connection.execute(
+        text("SELECT count(*) FROM projection_positions WHERE error IS NOT NULL")
+    )
+    return int(result.scalar_one())
 
 
 async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[int, str]:
@@ -152,7 +240,7 @@ async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[
 _SUMMARY_COLUMNS = (
     "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
     "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
-    "reviewed, overridden, contested, current_decision, outcome, last_idx"
+    "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable"
 )
 
 

@@ -28,11 +28,37 @@ class DecisionSummary(BaseModel):
     overridden: bool
     contested: bool
     outcome: str | None = Field(description="The latest observed outcome")
+    unprojectable: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Fields of this summary that an event gave a value for which the read model cannot "
+            "hold (a NUL character, a text too long to index, a time out of range): they are "
+            "null here (decided_at: the receive time); the events in the timeline hold the "
+            "values as recorded"
+        ),
+    )
+
+
+class ReadModelNote(BaseModel):
+    """Given when the read model does not reach the end of the chain: what is shown is as of
+    the entries before ``next_index``."""
+
+    next_index: int = Field(description="The read model holds the chain's entries below this")
+    chain_size: int = Field(description="Entries committed to the chain")
+    error: str | None = Field(
+        description="Why projection stopped at next_index, while it fails; null if only behind"
+    )
+    failing_since: datetime | None
+    text: str = Field(description="The same in words")
 
 
 class DecisionPage(BaseModel):
     decisions: list[DecisionSummary]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null at end")
+    read_model: ReadModelNote | None = Field(
+        default=None,
+        description="For a search of one chain whose read model does not reach its end",
+    )
 
 
 class TimelineEvent(BaseModel):
@@ -146,6 +172,13 @@ class DecisionView(BaseModel):
     timeline: list[TimelineEvent]
     explanation: Explanation | None = Field(description="Null until the decision is recorded")
     evidence: Evidence
+    read_model: ReadModelNote | None = Field(
+        default=None,
+        description=(
+            "Given when the chain's read model does not reach its end (projection behind or "
+            "failing): the state, timeline and explanation stop before next_index"
+        ),
+    )
 
 
 class EventTypeInfo(BaseModel):

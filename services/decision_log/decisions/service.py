@@ -36,6 +36,7 @@ from decision_log.decisions.schemas import (
     DecisionView,
     EventProof,
     Evidence,
+    ReadModelNote,
     TimelineEvent,
 )
 from decision_log.keys.service import Principal
@@ -193,10 +194,49 @@ async def search_decisions(
     if len(rows) > filters.limit:
         last = page[-1]
         next_cursor = encode_cursor(last.decided_at, int(last.chain_id), str(last.decision_id))
+    note = None
+    if chain_ids is not None and filters.chain is not None and filters.chain != ACCESS_CHAIN:
+        status = await repository.projection_status(connection, chain_id=chain_ids[0])
+        note = read_model_note(
+            chain_size=status.size,
+            next_index=status.next_idx,
+            error=status.error,
+            failing_since=status.first_failed_at,
+        )
     return DecisionPage(
         decisions=[summary(row, chain=chains[int(row.chain_id)]) for row in page],
         next_cursor=next_cursor,
+        read_model=note,
     )
+
+
+def read_model_note(
+    *, chain_size: int, next_index: int, error: str | None, failing_since: datetime | None
+) -> ReadModelNote | None:
+    """What to tell an auditor when the read model does not reach the end of the chain."""
+    if next_index >= chain_size and error is None:
+        return None
+    text = (
+        f"The read model of this chain holds its entries before index {next_index} "
+        f"(of {chain_size}); later entries are not in search or in this view yet."
+    )
+    if error is not None:
+        since = "" if failing_since is None else f" since {format_received_at(failing_since)}"
+        text += (
+            f" Projecting entry {next_index} fails{since}: {error}. It is retried "
+            "automatically; the entries themselves are in the log and can be read and proven."
+        )
+    return ReadModelNote(
+        next_index=next_index,
+        chain_size=chain_size,
+        error=error,
+        failing_since=failing_since,
+        text=text,
+    )
+
+
+# Summary fields named otherwise in the read model's columns.
+_SUMMARY_FIELDS = {"system_name": "system"}
 
 
 def summary(row: Any, *, chain: str) -> DecisionSummary:
@@ -220,6 +260,7 @@ def summary(row: Any, *, chain: str) -> DecisionSummary:
         overridden=row.overridden,
         contested=row.contested,
         outcome=row.outcome,
+        unprojectable=[_SUMMARY_FIELDS.get(column, column) for column in row.unprojectable],
     )
 
 
@@ -329,7 +370,18 @@ async def read_decision(
         timeline=timeline,
         explanation=explanation,
         evidence=evidence,
+        read_model=read_model_note(
+            chain_size=chain_row.size,
+            next_index=chain_row.projected_to,
+            error=chain_row.projection_error,
+            failing_since=chain_row.projection_failing_since,
+        ),
     )
+
+
+async def projection_health(connection: AsyncConnection) -> dict[str, int]:
+    """What /readyz says of the projection: counts only, since anyone may ask."""
+    return {"chains_failing": await repository.failing_chain_count(connection)}
 
 
 async def _evidence(
