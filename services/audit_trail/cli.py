@@ -33,6 +33,7 @@ from audit_trail.bundles import export_command, verify_bundle_command
 from audit_trail.local import (
     VERIFIER_DATABASE_NAME,
     EmbeddedPostgres,
+    EmbeddedPostgresError,
     LocalPaths,
     database_url_from_environment,
 )
@@ -73,14 +74,29 @@ DEFAULT_DATA_DIR = Path("audit-trail-data")
 
 
 @contextmanager
-def embedded_unless_configured(data_dir: Path) -> Iterator[EmbeddedPostgres | None]:
-    """None if DATABASE_URL is set, else the data folder's embedded PostgreSQL, started."""
+def embedded_unless_configured(
+    data_dir: Path, *, exclusive: bool = False
+) -> Iterator[EmbeddedPostgres | None]:
+    """None if DATABASE_URL is set, else the data folder's embedded PostgreSQL, started (or
+    joined); with `exclusive`, refused while another running process uses it."""
     if database_url_from_environment():
         yield None
         return
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
-    embedded = EmbeddedPostgres(paths.postgres_dir)
+    try:
+        embedded = EmbeddedPostgres(paths, exclusive=exclusive)
+    except EmbeddedPostgresError as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    if embedded.orphaned_by is not None:
+        left_by = "; ".join(user.describe() for user in embedded.orphaned_by) or "nobody known"
+        typer.secho(
+            f"stopped the embedded PostgreSQL left running by {left_by}, since exited; "
+            "started it afresh",
+            err=True,
+            fg="yellow",
+        )
     try:
         yield embedded
     finally:
@@ -95,14 +111,14 @@ def database(data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def databases(data_dir: Path) -> Iterator[tuple[str, str]]:
+def databases(data_dir: Path, *, exclusive: bool = False) -> Iterator[tuple[str, str]]:
     """(log database URL, verifier database URL).
 
     Embedded: two databases on the data folder's PostgreSQL. With DATABASE_URL, the verifier
     uses AUDIT_TRAIL_VERIFIER_DATABASE_URL, else the same database (its tables live in the
     schema ``verifier``, apart from the log's).
     """
-    with embedded_unless_configured(data_dir) as embedded:
+    with embedded_unless_configured(data_dir, exclusive=exclusive) as embedded:
         if embedded is not None:
             yield embedded.url, embedded.ensure_database(VERIFIER_DATABASE_NAME)
             return
@@ -150,7 +166,8 @@ def up(
 
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
-    with databases(paths.data_dir) as (url, verifier_url):
+    # Alone on the data folder: a second `up` on it would serve the same log beside this one.
+    with databases(paths.data_dir, exclusive=True) as (url, verifier_url):
         migrations.upgrade(url)
         verifier_migrations.upgrade(verifier_url)
         key = admin.ensure_key(paths.log_key_file)
