@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -100,7 +101,31 @@ def embedded_unless_configured(
     try:
         yield embedded
     finally:
-        embedded.stop()
+        with stop_signals_ignored():
+            embedded.stop()
+
+
+@contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM while stopping what was started.
+
+    A second Ctrl-C (or a SIGTERM) would raise KeyboardInterrupt in the middle of the stop and
+    leave the verifier or PostgreSQL running. Stopping is bounded (see `stop_process` and
+    ``pg_ctl -w``), so nothing is lost by waiting for it; children started meanwhile (pg_ctl)
+    inherit the ignored signals, so a Ctrl-C in the terminal does not cut them short either.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
@@ -164,6 +189,10 @@ def up(
     from ledger.note import CosignatureSigner
     from verifier import migrations as verifier_migrations
 
+    # SIGTERM (kill, systemd, docker stop) stops `up` as Ctrl-C does, through the same clean-up.
+    # Left at its default it would end the process at once (uvicorn raises it again once it has
+    # shut down), leaving the verifier and PostgreSQL running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
     # Alone on the data folder: a second `up` on it would serve the same log beside this one.
@@ -217,13 +246,20 @@ def up(
         try:
             serve_decision_log(host=host, port=port, workers=workers)
         finally:
-            stop_process(verifier_process)
+            with stop_signals_ignored():
+                stop_process(verifier_process)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Stop a child as Ctrl-C would (it may have had the signal already), then wait for it."""
+    """Stop a uvicorn child gracefully, then wait for it (killed after 20 s).
+
+    SIGTERM, as uvicorn's own supervisor stops its workers: a Ctrl-C in the terminal has most
+    likely sent the child SIGINT already, and a second SIGINT makes uvicorn force its exit,
+    skipping the application's shutdown, whose cancelled lifespan then logs a CancelledError
+    traceback. SIGTERM after SIGINT only asks again for the graceful shutdown under way.
+    """
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
