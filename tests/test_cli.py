@@ -122,6 +122,13 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         credentials = json.loads(credentials_file.read_text())
+        # Both services are served with the guarded HTTP protocol (audit_trail.server).
+        for base in (url, verifier_url):
+            try:
+                huge = httpx.get(f"{base}/healthz", headers={"X-Big": "a" * 100 * 1024})
+            except httpx.TransportError:
+                continue  # closed before the answer could be read: refused all the same
+            assert huge.status_code == 431, base
         assert set(credentials) == {"api_url", "tenant", "chain", "keys"}
         assert set(credentials["keys"]) == {"admin", "producer", "auditor"}
         assert credentials["api_url"] == url

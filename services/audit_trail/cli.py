@@ -159,12 +159,28 @@ def run(coroutine: Any) -> Any:
         raise typer.Exit(1) from None
 
 
+def guarded_http_protocol() -> type[asyncio.Protocol]:
+    """The HTTP/1.1 protocol both services are served with: uvicorn's httptools one with
+    header and body timeouts and a header size cap (see audit_trail.server), its limits read
+    from the environment here, so that a wrong one stops the command at once."""
+    from pydantic import ValidationError
+
+    from audit_trail.server import GuardedHttpToolsProtocol, limits_from_environment
+
+    try:
+        limits_from_environment()
+    except ValidationError as error:
+        raise typer.BadParameter(f"HTTP limits: {error}") from None
+    return GuardedHttpToolsProtocol
+
+
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     uvicorn.run(
         "decision_log.app:create_app",
         factory=True,
+        http=guarded_http_protocol(),
         host=host,
         port=port,
         workers=workers,
@@ -569,6 +585,7 @@ def verifier(
     uvicorn.run(
         "verifier.app:create_app",
         factory=True,
+        http=guarded_http_protocol(),
         host=host,
         port=port,
         access_log=False,
