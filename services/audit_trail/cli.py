@@ -110,9 +110,8 @@ def stop_signals_ignored() -> Iterator[None]:
     """Ignore Ctrl-C and SIGTERM while stopping what was started.
 
     A second Ctrl-C (or a SIGTERM) would raise KeyboardInterrupt in the middle of the stop and
-    leave the verifier or PostgreSQL running. Stopping is bounded (see `stop_process` and
-    ``pg_ctl -w``), so nothing is lost by waiting for it; children started meanwhile (pg_ctl)
-    inherit the ignored signals, so a Ctrl-C in the terminal does not cut them short either.
+    leave the verifier or PostgreSQL running. Stopping is bounded (20 s for the verifier, see
+    `stop_process`; 60 s for PostgreSQL), so nothing is lost by waiting for it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
