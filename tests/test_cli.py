@@ -3,6 +3,7 @@ second start that reuses all of it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 
@@ -92,17 +94,22 @@ def stop(process: subprocess.Popen[str]) -> str:
     return output
 
 
-@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="embedded mode only")
-def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    port = free_port()
-    while True:  # the verifier listens on the next port
+def free_port_pair() -> int:
+    """A free port whose next one is free too: `up` serves the verifier on port + 1."""
+    while True:
+        port = free_port()
         try:
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", port + 1))
-            break
+            return port
         except OSError:
-            port = free_port()
+            continue
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="embedded mode only")
+def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port_pair()
     url = f"http://127.0.0.1:{port}"
     verifier_url = f"http://127.0.0.1:{port + 1}"
 
@@ -115,6 +122,13 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
         assert stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         credentials = json.loads(credentials_file.read_text())
+        # Both services are served with the guarded HTTP protocol (audit_trail.server).
+        for base in (url, verifier_url):
+            try:
+                huge = httpx.get(f"{base}/healthz", headers={"X-Big": "a" * 100 * 1024})
+            except httpx.TransportError:
+                continue  # closed before the answer could be read: refused all the same
+            assert huge.status_code == 431, base
         assert set(credentials) == {"api_url", "tenant", "chain", "keys"}
         assert set(credentials["keys"]) == {"admin", "producer", "auditor"}
         assert credentials["api_url"] == url
@@ -184,3 +198,142 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
         wait_cosigned(url, verifier_url, credentials, 2)
     finally:
         stop(process)
+
+
+def up_command(data_dir: Path, port: int) -> list[str]:
+    command = [sys.executable, "-m", "audit_trail", "up", "--data-dir", str(data_dir)]
+    return [*command, *port_option(port)]
+
+
+def start_up_in_a_terminal(data_dir: Path, port: int, stderr: Path) -> subprocess.Popen[bytes]:
+    """`up` as started from a shell: the leader of its own process group, which a Ctrl-C in
+    the terminal (or a crash of the whole group) signals at once: `up`, its verifier child and
+    every command they run, but not PostgreSQL, which pg_ctl starts in a session of its own."""
+    env = {k: v for k, v in os.environ.items() if "DATABASE_URL" not in k}
+    with stderr.open("ab") as errors:
+        return subprocess.Popen(
+            up_command(data_dir, port),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
+        )
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], stderr: Path) -> None:
+    """Until the decision_log and the verifier both answer /healthz."""
+    deadline = time.monotonic() + 90
+    for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"):
+        while True:
+            assert process.poll() is None, f"up exited early:\n{stderr.read_text()}"
+            assert time.monotonic() < deadline, f"up did not become healthy:\n{stderr.read_text()}"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+
+
+def postgres_of(data_dir: Path) -> list[psutil.Process]:
+    """The running processes of the data folder's PostgreSQL (server and backends)."""
+    pgdata = str(data_dir.resolve() / "postgres")
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and pgdata in process.cmdline():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def assert_all_stopped(processes: list[psutil.Process], data_dir: Path) -> None:
+    """Every process gone (or a zombie its parent has yet to reap), the server's too."""
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert process.status() == psutil.STATUS_ZOMBIE, process
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert postgres_of(data_dir) == []
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="embedded mode only")
+def test_up_after_a_crash_stops_the_orphaned_postgres_and_ctrl_c_stops_everything(
+    tmp_path: Path,
+) -> None:
+    data_dir, stderr = tmp_path / "data", tmp_path / "stderr.txt"
+    port = free_port_pair()
+    crashed = start_up_in_a_terminal(data_dir, port, stderr)
+    wait_healthy(port, crashed, stderr)
+    orphan = postgres_of(data_dir)
+    assert orphan
+    os.killpg(crashed.pid, signal.SIGKILL)  # up and its verifier, as a crash of the group
+    crashed.wait()
+    assert all(process.is_running() for process in orphan)  # PostgreSQL outlives its owner
+
+    stderr.write_bytes(b"")
+    restarted = start_up_in_a_terminal(data_dir, port, stderr)
+    try:
+        wait_healthy(port, restarted, stderr)
+        # The orphan was stopped and a server started afresh, not adopted.
+        assert not any(process.is_running() for process in orphan)
+        assert f"left running by pid {crashed.pid} " in stderr.read_text()
+        # While this `up` runs, another on the same data folder is refused, and names it.
+        refused = subprocess.run(
+            up_command(data_dir, free_port_pair()),
+            env={k: v for k, v in os.environ.items() if "DATABASE_URL" not in k},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode == 1, refused.stderr
+        assert f"in use by pid {restarted.pid} (" in refused.stderr
+        assert " -m audit_trail up --data-dir " in refused.stderr
+        assert "Traceback" not in refused.stderr
+        started = [psutil.Process(restarted.pid), *postgres_of(data_dir)]
+        started += psutil.Process(restarted.pid).children(recursive=True)
+    finally:
+        if restarted.poll() is None:
+            os.killpg(restarted.pid, signal.SIGINT)  # Ctrl-C
+        restarted.wait(timeout=60)
+    assert restarted.returncode == 0, stderr.read_text()
+    assert_all_stopped(started, data_dir)
+    assert "Traceback" not in stderr.read_text()
+
+
+def wait_for_child(process: subprocess.Popen[bytes], name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                if child.name() == name:
+                    return
+            except psutil.Error:
+                continue
+        time.sleep(0.01)
+    raise AssertionError(f"up ran no {name}")
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="embedded mode only")
+def test_up_after_a_crash_in_initdb_starts_and_sigterm_stops_everything(tmp_path: Path) -> None:
+    data_dir, stderr = tmp_path / "data", tmp_path / "stderr.txt"
+    port = free_port_pair()
+    crashed = start_up_in_a_terminal(data_dir, port, stderr)
+    wait_for_child(crashed, "initdb")
+    time.sleep(0.3)  # well into it: PG_VERSION is among the first files initdb writes
+    os.killpg(crashed.pid, signal.SIGKILL)
+    crashed.wait()
+
+    restarted = start_up_in_a_terminal(data_dir, port, stderr)
+    try:
+        wait_healthy(port, restarted, stderr)
+        started = [psutil.Process(restarted.pid), *postgres_of(data_dir)]
+        started += psutil.Process(restarted.pid).children(recursive=True)
+    finally:
+        if restarted.poll() is None:
+            restarted.terminate()  # to `up` alone, as kill, systemd or docker stop send it
+        restarted.wait(timeout=60)
+    assert restarted.returncode == 0, stderr.read_text()
+    assert_all_stopped(started, data_dir)
+    assert "Traceback" not in stderr.read_text()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from ledger.bundle import BundleError, verify_bundle
+from ledger.bundle import ZIP_READ_ERRORS, BundleError, verify_bundle
 from ledger.errors import NoteError
 from ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
 
@@ -54,11 +54,14 @@ def verify_bundle_command(
             "give the verifier's cosignature key (type 0x04)", param_hint="--verifier-key"
         )
     try:
-        with zipfile.ZipFile(bundle) as archive:
-            report = verify_bundle(archive, log_key=log, verifier_key=witness)
-    except zipfile.BadZipFile as error:
-        typer.secho(f"FAILED {bundle}: not a zip file ({error})", err=True, fg="red")
+        archive = zipfile.ZipFile(bundle)
+    except ZIP_READ_ERRORS as error:
+        reason = str(error) or type(error).__name__
+        typer.secho(f"FAILED {bundle}: not a readable zip file ({reason})", err=True, fg="red")
         raise typer.Exit(1) from None
+    try:
+        with archive:
+            report = verify_bundle(archive, log_key=log, verifier_key=witness)
     except BundleError as error:
         typer.secho(f"FAILED {error}", err=True, fg="red")
         raise typer.Exit(1) from None

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,6 +34,7 @@ from audit_trail.bundles import export_command, verify_bundle_command
 from audit_trail.local import (
     VERIFIER_DATABASE_NAME,
     EmbeddedPostgres,
+    EmbeddedPostgresError,
     LocalPaths,
     database_url_from_environment,
 )
@@ -73,18 +75,56 @@ DEFAULT_DATA_DIR = Path("audit-trail-data")
 
 
 @contextmanager
-def embedded_unless_configured(data_dir: Path) -> Iterator[EmbeddedPostgres | None]:
-    """None if DATABASE_URL is set, else the data folder's embedded PostgreSQL, started."""
+def embedded_unless_configured(
+    data_dir: Path, *, exclusive: bool = False
+) -> Iterator[EmbeddedPostgres | None]:
+    """None if DATABASE_URL is set, else the data folder's embedded PostgreSQL, started (or
+    joined); with `exclusive`, refused while another running process uses it."""
     if database_url_from_environment():
         yield None
         return
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
-    embedded = EmbeddedPostgres(paths.postgres_dir)
+    try:
+        embedded = EmbeddedPostgres(paths, exclusive=exclusive)
+    except EmbeddedPostgresError as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    if embedded.orphaned_by is not None:
+        left_by = "; ".join(user.describe() for user in embedded.orphaned_by) or "nobody known"
+        typer.secho(
+            f"stopped the embedded PostgreSQL left running by {left_by}, since exited; "
+            "started it afresh",
+            err=True,
+            fg="yellow",
+        )
     try:
         yield embedded
     finally:
-        embedded.stop()
+        with stop_signals_ignored():
+            embedded.stop()
+
+
+@contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM while stopping what was started.
+
+    A second Ctrl-C (or a SIGTERM) would raise KeyboardInterrupt in the middle of the stop and
+    leave the verifier or PostgreSQL running. Stopping is bounded (20 s for the verifier, see
+    `stop_process`; 60 s for PostgreSQL), so nothing is lost by waiting for it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
@@ -95,14 +135,14 @@ def database(data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def databases(data_dir: Path) -> Iterator[tuple[str, str]]:
+def databases(data_dir: Path, *, exclusive: bool = False) -> Iterator[tuple[str, str]]:
     """(log database URL, verifier database URL).
 
     Embedded: two databases on the data folder's PostgreSQL. With DATABASE_URL, the verifier
     uses AUDIT_TRAIL_VERIFIER_DATABASE_URL, else the same database (its tables live in the
     schema ``verifier``, apart from the log's).
     """
-    with embedded_unless_configured(data_dir) as embedded:
+    with embedded_unless_configured(data_dir, exclusive=exclusive) as embedded:
         if embedded is not None:
             yield embedded.url, embedded.ensure_database(VERIFIER_DATABASE_NAME)
             return
@@ -118,12 +158,28 @@ def run(coroutine: Any) -> Any:
         raise typer.Exit(1) from None
 
 
+def guarded_http_protocol() -> type[asyncio.Protocol]:
+    """The HTTP/1.1 protocol both services are served with: uvicorn's httptools one with
+    header and body timeouts and a header size cap (see audit_trail.server), its limits read
+    from the environment here, so that a wrong one stops the command at once."""
+    from pydantic import ValidationError
+
+    from audit_trail.server import GuardedHttpToolsProtocol, limits_from_environment
+
+    try:
+        limits_from_environment()
+    except ValidationError as error:
+        raise typer.BadParameter(f"HTTP limits: {error}") from None
+    return GuardedHttpToolsProtocol
+
+
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     uvicorn.run(
         "decision_log.app:create_app",
         factory=True,
+        http=guarded_http_protocol(),
         host=host,
         port=port,
         workers=workers,
@@ -148,9 +204,14 @@ def up(
     from ledger.note import CosignatureSigner
     from verifier import migrations as verifier_migrations
 
+    # SIGTERM (kill, systemd, docker stop) stops `up` as Ctrl-C does, through the same clean-up.
+    # Left at its default it would end the process at once (uvicorn raises it again once it has
+    # shut down), leaving the verifier and PostgreSQL running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
-    with databases(paths.data_dir) as (url, verifier_url):
+    # Alone on the data folder: a second `up` on it would serve the same log beside this one.
+    with databases(paths.data_dir, exclusive=True) as (url, verifier_url):
         migrations.upgrade(url)
         verifier_migrations.upgrade(verifier_url)
         key = admin.ensure_key(paths.log_key_file)
@@ -200,13 +261,20 @@ def up(
         try:
             serve_decision_log(host=host, port=port, workers=workers)
         finally:
-            stop_process(verifier_process)
+            with stop_signals_ignored():
+                stop_process(verifier_process)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Stop a child as Ctrl-C would (it may have had the signal already), then wait for it."""
+    """Stop a uvicorn child gracefully, then wait for it (killed after 20 s).
+
+    SIGTERM, as uvicorn's own supervisor stops its workers: a Ctrl-C in the terminal has most
+    likely sent the child SIGINT already, and a second SIGINT makes uvicorn force its exit,
+    skipping the application's shutdown, whose cancelled lifespan then logs a CancelledError
+    traceback. SIGTERM after SIGINT only asks again for the graceful shutdown under way.
+    """
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -517,6 +585,7 @@ def verifier(
     uvicorn.run(
         "verifier.app:create_app",
         factory=True,
+        http=guarded_http_protocol(),
         host=host,
         port=port,
         access_log=False,

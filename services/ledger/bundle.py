@@ -22,9 +22,11 @@ fails; it trusts nothing in the bundle but what the given keys sign.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -58,6 +60,26 @@ CONSISTENCY_DIR: Final = "consistency/"
 CONSISTENCY_SUFFIX: Final = ".tlog-consistency"
 
 _SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^\n]+)")
+
+# What opening or reading a damaged zip raises, besides zipfile.BadZipFile (a bad signature,
+# CRC or size): the decompressors' own errors (zlib.error; bz2 raises OSError, lzma
+# LZMAError), EOFError for a compressed stream cut short, NotImplementedError for an unknown
+# compression method or zip version, RuntimeError for a member flagged as encrypted (or LZMA
+# without the lzma module), ValueError (UnicodeDecodeError among them) for offsets and names
+# that make no sense. Every one means the same to a verifier: the bundle cannot be read.
+ZIP_READ_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
+with contextlib.suppress(ImportError):  # Python may be built without lzma
+    import lzma
+
+    ZIP_READ_ERRORS += (lzma.LZMAError,)
 
 
 class BundleError(VerificationError):
@@ -170,8 +192,9 @@ def _read_members(archive: zipfile.ZipFile) -> dict[str, bytes]:
         raise BundleError("(zip)", "a file name occurs twice in the archive")
     try:
         return {name: archive.read(name) for name in names if not name.endswith("/")}
-    except (zipfile.BadZipFile, OSError) as error:
-        raise BundleError("(zip)", f"cannot be read: {error}") from None
+    except ZIP_READ_ERRORS as error:
+        reason = str(error) or type(error).__name__  # EOFError says nothing else
+        raise BundleError("(zip)", f"cannot be read: {reason}") from None
 
 
 def _check_manifest(files: Mapping[str, bytes], log_key: NoteVerifier) -> dict[str, str]:
