@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint openapi bench bench-verify
+.PHONY: install up test lint openapi fuzz bench bench-verify
 
 $(BIN)/audit-trail: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# schemathesis, pinned, in a virtual environment of its own: its dependencies never decide the
+# service's.
+.venv-fuzz/bin/schemathesis: tests/fuzz/requirements.txt
+	$(PYTHON) -m venv .venv-fuzz
+	.venv-fuzz/bin/pip install --quiet --upgrade pip
+	.venv-fuzz/bin/pip install --quiet -r tests/fuzz/requirements.txt
+	touch $@
+
+fuzz: install .venv-fuzz/bin/schemathesis
+	$(BIN)/python -m tests.fuzz.run
 
 openapi: install
 	$(BIN)/python -m decision_log.openapi openapi/decision_log.json

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from http_edge.guard import RequestGuard
+from http_edge.openapi import document_problems
 from ledger.keys import read_private_key
 from starlette.types import Receive, Scope, Send
 
@@ -36,6 +37,21 @@ from decision_log.settings import Settings
 from decision_log.signing import LogSigner, ReceiptSigner
 from decision_log.state import AppState
 from decision_log.witnesses import endpoints as witnesses
+
+# Paths answered without the database (no 503), and the problems of single operations beyond the
+# rules of http_edge.openapi.
+ANSWERED_FROM_MEMORY = ("/healthz", "/v1/log/keys", "/v1/schemas", "/v1/schemas/{event_type}")
+FURTHER_PROBLEMS = {
+    ("POST", "/v1/chains/{chain}/events"): (409, 415),
+    ("POST", "/v1/chains"): (409,),
+    ("POST", "/v1/keys/{key_id}/revoke"): (409,),
+    ("PATCH", "/v1/keys/{key_id}"): (409,),
+    ("POST", "/v1/chains/{chain}/exports"): (409,),
+    ("GET", "/v1/exports/{export_id}/bundle"): (409,),
+    ("POST", "/v1/subjects/erase"): (409,),
+    ("POST", "/v1/chains/{chain}/dispose"): (409,),
+    ("GET", "/v1/chains/{chain}/entries/{index}/event"): (409,),
+}
 
 DESCRIPTION = """
 Append AI decisions as CloudEvents to tamper-evident, hash-chained logs committed into RFC 6962
@@ -153,6 +169,7 @@ def create_app(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             document_append(schema)
+            document_problems(schema, without_database=ANSWERED_FROM_MEMORY, extra=FURTHER_PROBLEMS)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -97,6 +97,10 @@ def problem_for_exception(error: Exception, scope: Scope, *, logged: bool = True
         if logged:
             log.warning("database unavailable during %s: %s", where, type(error).__name__)
         return Unavailable("the database is unreachable; retry shortly")
+    if fault is DatabaseFault.BUSY:
+        if logged:
+            log.warning("a row stayed locked too long during %s", where)
+        return Unavailable("what this request needs is held by other work; retry shortly")
     if fault is DatabaseFault.BAD_DATA:
         if logged:
             log.warning("database refused a value during %s: %s", where, type(error).__name__)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import asyncpg
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 
 from http_edge.guard import problem_for_exception
 from http_edge.problems import (
@@ -42,8 +45,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             problem = NotFound(f"no such resource: {request.url.path}")
         elif exc.status_code == 405:
+            allowed = ", ".join(allowed_methods(request))
             problem = MethodNotAllowed(
-                f"{request.method} is not allowed here", headers=dict(exc.headers or {})
+                f"{request.method} is not allowed here; {allowed} is", headers={"Allow": allowed}
             )
         else:
             problem = Problem(str(exc.detail), headers=dict(exc.headers or {}))
@@ -80,3 +84,24 @@ def validation_problem(exc: RequestValidationError) -> InvalidInput:
     return InvalidInput(
         f"{'.'.join(location) or 'request'}: {message}", pointer="/" + "/".join(location[1:])
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette names only the first route's
+    methods, while a path (``/v1/keys``) is often served by one route per method."""
+    methods: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes of an app, with those of included routers (FastAPI keeps them nested)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            yield from _routes(nested.routes)
+        else:
+            yield route

@@ -12,7 +12,8 @@ the whole chain is looked at. PostgreSQL says what kind of error it is in its SQ
   exceeded, e.g. an index row too large) are about the data sent: a 4xx for the request at fault;
 - anything else is a bug, answered 500.
 
-A lock wait that hits the service's ``lock_timeout`` (55P03) counts as unavailable as well.
+A lock wait that hits the service's ``lock_timeout`` (55P03) is ``BUSY``: a request gets 503
+with Retry-After as for an outage, but the database itself is up.
 
 Connection failures seen before PostgreSQL says anything (refused, reset, timed out, a pool
 with no connection to lend) count as outages too.
@@ -30,13 +31,16 @@ import sqlalchemy.exc
 
 class DatabaseFault(Enum):
     UNAVAILABLE = "unavailable"
+    BUSY = "busy"
     BAD_DATA = "bad-data"
     OTHER = "other"
 
 
-# 55P03 (lock_not_available) is the service's own lock_timeout giving up on a lock held too
-# long (db.py): waiting longer would not serve the request within its bound either.
-UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "55P03")
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+# 55P03 (lock_not_available): the service's own lock_timeout gave up on a row another
+# transaction holds too long (decision_log.db). The database is there, the row is busy: a
+# request is answered 503 all the same, while background work moves on to other rows.
+BUSY_SQLSTATES = ("55P03",)
 BAD_DATA_SQLSTATE_PREFIXES = ("22", "23", "54")
 
 
@@ -59,6 +63,8 @@ def classify(error: BaseException) -> DatabaseFault:
         if state is not None:
             if state.startswith(UNAVAILABLE_SQLSTATE_PREFIXES):
                 return DatabaseFault.UNAVAILABLE
+            if state in BUSY_SQLSTATES:
+                return DatabaseFault.BUSY
             if state.startswith(BAD_DATA_SQLSTATE_PREFIXES):
                 return DatabaseFault.BAD_DATA
     return DatabaseFault.OTHER

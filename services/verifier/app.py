@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from http_edge.guard import RequestGuard
+from http_edge.openapi import document_problems, forbid_nul_in_requests
 from ledger.keys import read_private_key
 from ledger.note import ALG_ED25519, NoteVerifier
 
@@ -103,6 +106,22 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(RequestGuard)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            document_problems(
+                schema,
+                without_database=("/healthz", "/v1/keys"),
+                extra={("POST", "/v1/chains/{chain}/verify"): (409,)},
+            )
+            forbid_nul_in_requests(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(endpoints.router)
     app.include_router(endpoints.public)
     return app

@@ -28,6 +28,7 @@ HOSTILE: list[tuple[str, str, dict[str, str] | None, Any, str, str]] = [
     ("GET", "/v1/decisions", {"data_subject_ref": "x" * 129}, None, "auditor", "data_subject_ref"),
     ("GET", "/v1/decisions", {"score_min": "NaN"}, None, "auditor", "score_min"),
     ("GET", "/v1/decisions", {"score_max": "Infinity"}, None, "auditor", "score_max"),
+    ("GET", "/v1/decisions", {"score_min": "1e16"}, None, "auditor", "score_min"),
     (
         "GET",
         "/v1/decisions",
@@ -246,3 +247,12 @@ async def test_the_last_unlimited_admin_key_stays_unless_it_revokes_itself(
     assert still.status_code == 200
     # It may end itself.
     assert (await client.post(f"/v1/keys/{own_id}/revoke", headers=admin)).status_code == 200
+
+
+async def test_405_names_every_method_of_the_path(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    for path, allowed in (("/v1/keys", "GET, POST"), (f"/v1/chains/{tenant.chain}", "GET")):
+        response = await client.request("DELETE", path, headers=headers(tenant.admin))
+        assert response.status_code == 405
+        assert response.headers["allow"] == allowed

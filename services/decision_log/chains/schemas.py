@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from decision_log.boundary import SLUG_PATTERN
+from decision_log.boundary import SLUG_PATTERN, RequestBody
 
 
-class ChainCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChainCreate(RequestBody):
     chain: str = Field(
         pattern=SLUG_PATTERN,
         min_length=1,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
+from ledger.canonical import MAX_SAFE_INTEGER
 
 from decision_log.auth import require_role
 from decision_log.boundary import ChainFilter, ChainSlug, DecisionId, IndexedText, StoredTime
@@ -26,6 +27,12 @@ from decision_log.problems import NotFound
 from decision_log.state import Caller, State, bearer
 
 router = APIRouter(tags=["decisions"])
+
+# A score filter: finite, and within I-JSON's exact range, since the search is recorded in the
+# access chain as an event, and the log writes no number it would refuse to read back.
+Score = Annotated[
+    float | None, Query(allow_inf_nan=False, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)
+]
 public = APIRouter(tags=["schemas"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,8 +57,8 @@ async def search_decisions(
     policy_version: IndexedText = None,
     decision: Annotated[IndexedText, Query(description="The decision as recorded")] = None,
     data_subject_ref: Annotated[IndexedText, Query(description="Pseudonymous reference")] = None,
-    score_min: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-    score_max: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    score_min: Score = None,
+    score_max: Score = None,
     decided_from: Annotated[StoredTime | None, Query(description="RFC 3339, inclusive")] = None,
     decided_before: Annotated[StoredTime | None, Query(description="RFC 3339, exclusive")] = None,
     reviewed: bool | None = None,

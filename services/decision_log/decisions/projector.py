@@ -28,6 +28,7 @@ import logging
 
 import asyncpg
 import orjson
+from http_edge.outages import DatabaseFault, classify
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log.background import BackgroundLoop
@@ -233,18 +234,10 @@ def retry_delay(attempt: int, *, first: float, most: float) -> float:
     return float(min(most, first * 2 ** min(attempt - 1, 32)))
 
 
-def database_unavailable(error: BaseException | None) -> bool:
-    """Whether the database, not this chain, is the trouble: no connection, or a server that is
-    out of resources or shutting down (SQLSTATE classes 08, 53 and 57P), also where SQLAlchemy
-    raised it from the driver's error."""
-    while error is not None:
-        if isinstance(error, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
-            return True
-        code = getattr(error, "sqlstate", None)
-        if isinstance(code, str) and (code[:2] in ("08", "53") or code.startswith("57P")):
-            return True
-        error = error.__cause__
-    return False
+def database_unavailable(error: BaseException) -> bool:
+    """Whether the database, not this chain, is the trouble (no connection, a server out of
+    resources or shutting down): then the whole pass waits, rather than each chain failing."""
+    return classify(error) is DatabaseFault.UNAVAILABLE
 
 
 def depends_on_content(error: BaseException) -> bool:

@@ -277,14 +277,15 @@ class GroupCommitter:
     def _problem_for(self, error: Exception, fault: DatabaseFault, chain: ChainRef) -> Problem:
         if isinstance(error, Problem):
             return error
-        if fault is DatabaseFault.UNAVAILABLE:
+        if fault in (DatabaseFault.UNAVAILABLE, DatabaseFault.BUSY):
             log.warning(
-                "group commit of chain %s: database unavailable (%s)",
+                "group commit of chain %s: database %s (%s)",
                 chain.chain_id,
+                fault.value,
                 type(error).__name__,
             )
             return Unavailable(
-                "the database is unreachable; nothing was written, retry shortly",
+                f"the database is {fault.value}; nothing was written, retry shortly",
                 retry_after=self._retry_after,
             )
         if fault is DatabaseFault.BAD_DATA:

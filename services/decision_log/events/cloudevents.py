@@ -19,6 +19,7 @@ from ledger.canonical import canonicalize, parse_json
 from ledger.errors import CanonicalJSONError
 from ledger.sealing import content_digest
 
+from decision_log.boundary import TIME_PATTERN
 from decision_log.decisions.event_types import check_event_data
 from decision_log.limits import ATTRIBUTE_MAX_CHARS, MAX_YEAR_UTC, MIN_YEAR_UTC
 from decision_log.problems import InvalidEvent, InvalidInput, InvalidJSON, PayloadTooLarge
@@ -40,8 +41,9 @@ WELL_FORMED_NAMES = frozenset(
     ("specversion", *REQUIRED_STRINGS, *OPTIONAL_STRINGS, PERSONAL_DATA, DATA_SUBJECT)
 )
 ATTRIBUTE_VALUE_TYPES_REFUSED = (dict, list, float)
-# RFC 3339 date-time, as the spec requires of "time".
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
+# RFC 3339 date-time, as the spec requires of "time", within the years the log stores.
+RFC3339 = re.compile(TIME_PATTERN)
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 FRACTION_BEYOND_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
@@ -77,7 +79,7 @@ def parse_events(
     if not document:
         raise InvalidEvent("the batch is empty", pointer="")
     if len(document) > max_events:
-        raise PayloadTooLarge(
+        raise InvalidEvent(
             f"the batch holds {len(document)} events; at most {max_events} are accepted",
             pointer="",
         )
@@ -172,9 +174,14 @@ def _check_stored(name: str, field: str, *, pointer: str) -> None:
 
 def check_time(time: str, *, pointer: str) -> None:
     """An RFC 3339 timestamp of a real moment within years 1 to 9999 in UTC (what PostgreSQL
-    and Python both hold). A leap second (``:60``) is RFC 3339 and accepted."""
+    and Python both hold), as ``TIME_PATTERN`` states it. A leap second (``:60``) is RFC 3339
+    and accepted."""
     if not RFC3339.fullmatch(time):
-        raise InvalidEvent("time must be an RFC 3339 timestamp", pointer=pointer)
+        raise InvalidEvent(
+            "time must be an RFC 3339 timestamp within the years 0001 to 9999 (not on "
+            "0001-01-01 with a positive offset nor on 9999-12-31 with a negative one)",
+            pointer=pointer,
+        )
     # Python reads at most microseconds and no leap second; neither changes the date checks.
     readable = LEAP_SECOND.sub(r"\1:59", FRACTION_BEYOND_MICROSECONDS.sub(r"\1", time.upper()))
     try:

@@ -17,10 +17,15 @@ from fastapi import APIRouter
 from starlette.types import Message, Receive, Scope, Send
 
 from decision_log.auth import tenant_caller
+from decision_log.boundary import SLUG_PATTERN
 from decision_log.events import service
 from decision_log.events.admission import Ticket
 from decision_log.events.cloudevents import BATCH, STRUCTURED
-from decision_log.events.schemas import AppendBatchResponse, AppendResponse, CloudEvent
+from decision_log.events.schemas import (
+    CLOUDEVENT_SCHEMA,
+    AppendBatchResponse,
+    AppendResponse,
+)
 from decision_log.problems import (
     PROBLEM_MEDIA_TYPE,
     InternalError,
@@ -28,6 +33,7 @@ from decision_log.problems import (
     Problem,
     Unauthenticated,
 )
+from decision_log.settings import Settings
 from decision_log.state import AppState
 
 APPEND_PATH = re.compile(r"^/v1/chains/([^/]+)/events$")
@@ -134,28 +140,11 @@ async def respond(
 def document_append(openapi: dict[str, Any]) -> None:
     """Add the append operation and the shapes it uses to an OpenAPI document."""
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
-    for model in (CloudEvent, AppendResponse, AppendBatchResponse):
+    for model in (AppendResponse, AppendBatchResponse):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    problem = {"$ref": "#/components/schemas/Problem"}
-    schemas["Problem"] = {
-        "type": "object",
-        "description": "RFC 9457 problem details",
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "pointer": {"type": "string", "description": "JSON Pointer into the request body"},
-            "parameter": {"type": "string"},
-        },
-        "required": ["type", "title", "status", "detail"],
-    }
-
-    def problem_response(description: str) -> dict[str, Any]:
-        return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": problem}}}
-
+    schemas["CloudEvent"] = CLOUDEVENT_SCHEMA
     receipts = {
         "oneOf": [
             {"$ref": "#/components/schemas/AppendResponse"},
@@ -174,7 +163,17 @@ def document_append(openapi: dict[str, Any]) -> None:
             "operationId": "append_events",
             "security": [{"HTTPBearer": []}],
             "parameters": [
-                {"name": "chain", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "chain",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": SLUG_PATTERN,
+                        "minLength": 1,
+                        "maxLength": 64,
+                    },
+                }
             ],
             "requestBody": {
                 "required": True,
@@ -184,6 +183,8 @@ def document_append(openapi: dict[str, Any]) -> None:
                         "schema": {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/CloudEvent"},
+                            "minItems": 1,
+                            "maxItems": Settings.model_fields["max_batch_events"].default,
                         }
                     },
                 },
@@ -197,14 +198,14 @@ def document_append(openapi: dict[str, Any]) -> None:
                     "description": "Every event had been appended before: original receipts",
                     "content": {"application/json": {"schema": receipts}},
                 },
-                "400": problem_response("Invalid JSON or CloudEvent; `pointer` names the field"),
-                "401": problem_response("Missing or invalid API key"),
-                "403": problem_response("The key may not append"),
-                "404": problem_response("No such chain"),
-                "409": problem_response("Same (source, id) already appended with other content"),
-                "413": problem_response("Body or event too large"),
-                "415": problem_response("Not cloudevents+json or cloudevents-batch+json"),
-                "503": problem_response("Overloaded: retry after the Retry-After header"),
+                "400": {"description": "Invalid JSON or CloudEvent; `pointer` names the field"},
+                "404": {"description": "No such chain for this key"},
+                "409": {"description": "Same (source, id) already appended with other content"},
+                "413": {"description": "Body, batch or event too large"},
+                "415": {"description": "Not cloudevents+json or cloudevents-batch+json"},
+                "503": {
+                    "description": "Overloaded or database unavailable: retry after Retry-After"
+                },
             },
         }
     }

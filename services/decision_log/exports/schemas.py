@@ -3,33 +3,57 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from decision_log.boundary import StoredTime
+from decision_log.boundary import JsonInt, RequestBody, StoredTime, body_schema
 from decision_log.limits import MAX_BIGINT, MAX_SUBJECT_CHARS
 
 MAX_DECISIONS = 1000
 MAX_CONSISTENCY_SIZES = 32
 
 DecisionIdField = Annotated[str, Field(min_length=1, max_length=MAX_SUBJECT_CHARS)]
-CheckpointSize = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+CheckpointSize = Annotated[JsonInt, Field(ge=1, le=MAX_BIGINT)]
 
 
-class ExportRequest(BaseModel):
+def _only(kind: str, *members: str, **more: Any) -> dict[str, Any]:
+    """The members an export of one kind may carry, as a JSON Schema branch."""
+    others = [name for name in KIND_MEMBERS if name not in members]
+    return {
+        "properties": {"kind": {"const": kind}},
+        "not": {"anyOf": [{"required": [name]} for name in others]},
+        **more,
+    }
+
+
+KIND_MEMBERS = ("start", "end", "since", "until", "decision_ids")
+
+
+class ExportRequest(RequestBody):
     """What to export from one chain: an index range, a time range, or chosen decisions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = body_schema(
+        oneOf=[
+            _only("range", "start", "end"),
+            _only(
+                "time",
+                "since",
+                "until",
+                anyOf=[{"required": ["since"]}, {"required": ["until"]}],
+            ),
+            _only("decisions", "decision_ids", required=["decision_ids"]),
+        ]
+    )
 
     kind: Literal["range", "time", "decisions"] = Field(
         description="range: entries [start, end); time: entries received in [since, until); "
         "decisions: only the events of the listed decisions (selective disclosure)"
     )
-    start: int | None = Field(
+    start: JsonInt | None = Field(
         default=None, ge=0, le=MAX_BIGINT, description="range: first index (default 0)"
     )
-    end: int | None = Field(
+    end: JsonInt | None = Field(
         default=None,
         ge=1,
         le=MAX_BIGINT,

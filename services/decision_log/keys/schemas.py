@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from decision_log.boundary import SlugField, StoredTime
+from decision_log.boundary import RequestBody, SlugField, StoredTime
 
 Role = Literal["producer", "auditor", "admin", "personal-data"]
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(RequestBody):
     roles: list[Role] = Field(min_length=1, max_length=4, description="What the key may do")
     chains: list[SlugField] | None = Field(
         default=None,
@@ -28,9 +26,7 @@ class KeyCreate(BaseModel):
     )
 
 
-class KeyUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyUpdate(RequestBody):
     expires_at: StoredTime = Field(description="When the key stops working")
 
 

@@ -6,18 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from ledger.sealing import PSEUDONYM_PREFIX
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from decision_log.boundary import StoredTime
+from decision_log.boundary import JsonInt, RequestBody, StoredTime, body_schema
 from decision_log.limits import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 
 PSEUDONYM_PATTERN = f"^{PSEUDONYM_PREFIX}[0-9a-f]{{64}}$"
 MAX_SUBJECT_IDENTIFIER_CHARS = 1000
 
 
-class SubjectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubjectIn(RequestBody):
     subject: str = Field(
         min_length=1,
         max_length=MAX_SUBJECT_IDENTIFIER_CHARS,
@@ -29,8 +27,13 @@ class PseudonymOut(BaseModel):
     pseudonym: str
 
 
-class ErasureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ErasureIn(RequestBody):
+    model_config = body_schema(
+        oneOf=[
+            {"required": ["subject"], "not": {"required": ["pseudonym"]}},
+            {"required": ["pseudonym"], "not": {"required": ["subject"]}},
+        ]
+    )
 
     subject: str | None = Field(
         default=None,
@@ -62,9 +65,7 @@ class ErasureOut(BaseModel):
     erasure_events: list[dict[str, Any]] = Field(description="Receipts of the erasure events")
 
 
-class DisposalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DisposalIn(RequestBody):
     before: StoredTime = Field(description="Dispose of subjects whose last record is older")
     reason: str = Field(min_length=1, max_length=2000)
     override_reason: str | None = Field(
@@ -81,10 +82,8 @@ class DisposalOut(BaseModel):
     disposal_event: dict[str, Any] = Field(description="Receipt of the disposal event")
 
 
-class RetentionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    days: int = Field(
+class RetentionIn(RequestBody):
+    days: JsonInt = Field(
         ge=MIN_RETENTION_DAYS,
         le=MAX_RETENTION_DAYS,
         description="At least 183 days (AI Act Art. 19(1), 26(6)), at most a century",
@@ -96,9 +95,7 @@ class RetentionOut(BaseModel):
     days: int
 
 
-class HoldIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class HoldIn(RequestBody):
     reason: str = Field(min_length=1, max_length=2000)
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from decision_log.boundary import JsonInt, RequestBody
 from decision_log.limits import MAX_BIGINT
 
 
-class CosignatureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    size: int = Field(ge=0, le=MAX_BIGINT, description="Size of the checkpoint this cosigns")
+class CosignatureIn(RequestBody):
+    size: JsonInt = Field(ge=0, le=MAX_BIGINT, description="Size of the checkpoint this cosigns")
     signature: str = Field(
         min_length=1,
         max_length=1000,
