@@ -2,6 +2,7 @@
 
     python -m bench.ingest [--seconds 10] [--runs 3] [--workers 1] [--clients 64]
                            [--projector process|in-process] [--soak SECONDS]
+                           [--overload] [--server guarded|stock]
                            [--database-url postgresql://...]
 
 Without ``--database-url`` an embedded PostgreSQL is started in a temporary folder. Each run
@@ -84,10 +85,21 @@ class ProcessGroup(subprocess.Popen[bytes]):
 
 
 def start_service(
-    database_url: str, key_file: Path, port: int, workers: int, *, separate_projector: bool = False
+    database_url: str,
+    key_file: Path,
+    port: int,
+    workers: int,
+    *,
+    separate_projector: bool = False,
+    server_kind: str = "guarded",
 ) -> subprocess.Popen[bytes]:
     """The decision_log under uvicorn; with `separate_projector`, its read model is kept by an
-    `audit-trail projections follow` process of its own, stopped with the service."""
+    `audit-trail projections follow` process of its own, stopped with the service.
+
+    ``server_kind``: ``guarded`` serves it as deployed (``audit-trail serve``: uvicorn with the
+    guarded HTTP protocol of ``audit_trail.server``); ``stock`` with plain ``uvicorn`` and its
+    httptools protocol, as this bench did before that protocol existed (with ``PYTHONPATH``
+    pointing at an older checkout, the same bench measures that code)."""
     env = dict(
         os.environ,
         AUDIT_TRAIL_DATABASE_URL=database_url,
@@ -96,25 +108,26 @@ def start_service(
         AUDIT_TRAIL_PSEUDONYM_KEY_FILE=str(key_file.parent / "pseudonym.key"),
         AUDIT_TRAIL_LOG_ORIGIN="bench.localhost/log",
         AUDIT_TRAIL_RUN_PROJECTOR="false" if separate_projector else "true",
+        AUDIT_TRAIL_LOG_LEVEL="warning",
     )
-    server = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "decision_log.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--no-proxy-headers",
-        "--no-server-header",
-    ]
+    where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    server = (
+        [sys.executable, "-m", "audit_trail", "serve", *where]
+        if server_kind == "guarded"
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "decision_log.app:create_app",
+            "--factory",
+            *where,
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--no-proxy-headers",
+            "--no-server-header",
+        ]
+    )
     if separate_projector:
         # One process group: terminating the shell stops both.
         follow = f"{sys.executable} -m audit_trail projections follow >/dev/null"
@@ -194,10 +207,11 @@ def measure_batch(
 class MemoryWatch:
     """Samples the resident memory of the service's worker processes while a run goes on."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, children: bool = True) -> None:
         import threading
 
         self._pid = pid
+        self._children = children
         self.peak_mib = 0.0
         self.samples: list[tuple[float, float]] = []  # (seconds since start, largest worker MiB)
         self._started = time.monotonic()
@@ -211,7 +225,7 @@ class MemoryWatch:
         root = psutil.Process(self._pid)
         while not self._stop.wait(0.5):
             try:
-                processes = [root, *root.children(recursive=True)]
+                processes = [root, *(root.children(recursive=True) if self._children else ())]
                 peak = max(process.memory_info().rss for process in processes) / 2**20
             except psutil.Error:
                 continue
@@ -266,6 +280,21 @@ def main() -> None:
         "as deploy/ runs it) or inside the decision_log worker",
     )
     parser.add_argument(
+        "--server",
+        choices=("guarded", "stock"),
+        default="guarded",
+        help="serve as deployed (audit-trail serve, the guarded HTTP protocol) or with plain "
+        "uvicorn, as before that protocol",
+    )
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="instead: 500 single-event clients for 20 s against one worker; memory during and "
+        "30 s after, how fast refusals come, and whether /healthz stays quick",
+    )
+    parser.add_argument("--overload-clients", type=int, default=500)
+    parser.add_argument("--overload-seconds", type=float, default=20.0)
+    parser.add_argument(
         "--soak",
         type=float,
         metavar="SECONDS",
@@ -274,6 +303,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.soak:
         soak(args)
+        return
+    if args.overload:
+        overload(args)
         return
 
     rows: dict[str, list[float]] = {
@@ -287,7 +319,10 @@ def main() -> None:
     with postgres_server(args.database_url) as server_url:
         for run in range(args.runs):
             url, credentials, port, service = fresh_service(
-                server_url, args.workers, separate_projector=args.projector == "process"
+                server_url,
+                args.workers,
+                separate_projector=args.projector == "process",
+                server_kind=args.server,
             )
             memory = MemoryWatch(service.pid)
             meter = CpuMeter(service.pid)
@@ -330,7 +365,7 @@ def main() -> None:
     print("\n" + machine_line(machine))
     print(
         f"settings: {args.runs} runs x {args.seconds:.0f} s, decision_log workers {args.workers}, "
-        f"projector {args.projector}"
+        f"projector {args.projector}, server {args.server}"
     )
     print("figure (min / median / max)")
     figures = [
@@ -384,7 +419,7 @@ async def read_model_lag(database_url: str) -> tuple[int, float]:
 
 
 def fresh_service(
-    server_url: str, workers: int, *, separate_projector: bool = False
+    server_url: str, workers: int, *, separate_projector: bool = False, server_kind: str = "guarded"
 ) -> tuple[str, dict[str, Any], int, subprocess.Popen[bytes]]:
     """A new database with the demo tenant, and the decision_log serving it: (database URL,
     credentials, port, process)."""
@@ -392,7 +427,14 @@ def fresh_service(
     key_file = Path(tempfile.mkdtemp(prefix="bench-key-")) / "log.pem"
     credentials = prepare(url, key_file)
     port = free_port()
-    service = start_service(url, key_file, port, workers, separate_projector=separate_projector)
+    service = start_service(
+        url,
+        key_file,
+        port,
+        workers,
+        separate_projector=separate_projector,
+        server_kind=server_kind,
+    )
     return url, credentials, port, service
 
 
@@ -424,6 +466,71 @@ def soak(args: argparse.Namespace) -> None:
             minute += 60
     print(f"  peak: {peak:.1f} MiB")
     print(f"  read model behind at the end: {lag[0]:,} entries, caught up {lag[1]:.1f} s later")
+
+
+def overload(args: argparse.Namespace) -> None:
+    """Many more clients than one worker serves: admission must refuse early (503 with
+    Retry-After) and keep memory bounded, and health checks must stay quick."""
+    import threading
+
+    import psutil
+
+    with postgres_server(args.database_url) as server_url:
+        _, credentials, port, service = fresh_service(
+            server_url,
+            1,
+            separate_projector=args.projector == "process",
+            server_kind=args.server,
+        )
+        worker = psutil.Process(service.pid)
+        workers = [
+            p
+            for p in [worker, *worker.children(recursive=True)]
+            if "serve" in " ".join(p.cmdline()) or "uvicorn" in " ".join(p.cmdline())
+        ]
+
+        def largest_worker_mib() -> float:
+            return max(p.memory_info().rss for p in workers) / 2**20
+
+        baseline = largest_worker_mib()
+        health: list[float] = []
+        stop = threading.Event()
+
+        def probe() -> None:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                while not stop.wait(0.5):
+                    began = time.perf_counter()
+                    client.get("/healthz")
+                    health.append(time.perf_counter() - began)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        memory = MemoryWatch(service.pid, children=False)
+        prober.start()
+        try:
+            result = measure_single(port, credentials, args.overload_clients, args.overload_seconds)
+            stop.set()
+            prober.join()
+            peak = memory.stop()
+            time.sleep(30)
+            after = largest_worker_mib()
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+    machine = describe(getattr(create_database, "version", "?"))
+    print(machine_line(machine))
+    print(
+        f"overload: {args.overload_clients} single-event clients for "
+        f"{args.overload_seconds:.0f} s against one worker, server {args.server}"
+    )
+    print(f"  answers: {result['statuses']}; {result['events_per_s']:,.0f} events/s appended")
+    print(
+        f"  latency of every answer: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+    )
+    print(f"  /healthz during the load: max {max(health) * 1000:.0f} ms of {len(health)} probes")
+    print(
+        f"  largest service process: {baseline:.1f} MiB before, {peak:.1f} MiB peak, "
+        f"{after:.1f} MiB 30 s after the load (goals: peak <= 300 MB, after <= before + 50 MiB)"
+    )
 
 
 if __name__ == "__main__":

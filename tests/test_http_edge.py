@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import socket
 from collections.abc import AsyncIterator
 
@@ -80,3 +81,19 @@ async def test_an_error_after_the_answer_began_ends_the_stream(server: str) -> N
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/fails-midway")
         assert (await client.get("/works")).status_code == 200
+
+
+async def test_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str]) -> None:
+    from audit_trail.server import logging_config
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logging.config.dictConfig(logging_config("info"))
+    try:
+        transport = httpx.ASGITransport(app=broken_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+            await client.get("/fails", headers={"X-Request-Id": "trace-7"})
+    finally:
+        root.handlers[:], root.level = saved
+    lines = [line for line in capsys.readouterr().err.splitlines() if "GET /fails" in line]
+    assert lines and all("[trace-7]" in line for line in lines), lines

@@ -173,8 +173,14 @@ def guarded_http_protocol() -> type[asyncio.Protocol]:
     return GuardedHttpToolsProtocol
 
 
+def log_level() -> str:
+    return os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info")
+
+
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
     import uvicorn
+
+    from audit_trail.server import logging_config
 
     uvicorn.run(
         "decision_log.app:create_app",
@@ -188,7 +194,8 @@ def serve_decision_log(*, host: str, port: int, workers: int) -> None:
         # not name its server software.
         proxy_headers=False,
         server_header=False,
-        log_level=os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info"),
+        log_level=log_level(),
+        log_config=logging_config(log_level()),
     )
 
 
@@ -582,6 +589,8 @@ def verifier(
     cosigner = CosignatureSigner(name=settings.name, key=admin.ensure_key(settings.key_file))
     typer.echo(f"verifier cosignature key: {cosigner.verifier_key}")
     typer.echo(f"following {settings.log_url}; API on http://{host}:{port}")
+    from audit_trail.server import logging_config
+
     uvicorn.run(
         "verifier.app:create_app",
         factory=True,
@@ -589,7 +598,8 @@ def verifier(
         host=host,
         port=port,
         access_log=False,
-        log_level=os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info"),
+        log_level=log_level(),
+        log_config=logging_config(log_level()),
     )
 
 

@@ -250,3 +250,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             ]
         )
         self.transport.write(b"".join([*head, body]))
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """uvicorn's ``log_config``: one line per record on stderr, carrying the id of the request
+    being served (``http_edge.request_ids``; ``-`` outside a request), for uvicorn's loggers
+    and the services' own alike."""
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+        "formatter": "lines",
+        "filters": ["request_id"],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "http_edge.request_ids.RequestIdFilter"}},
+        "formatters": {
+            "lines": {
+                "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            }
+        },
+        "handlers": {"stderr": handler},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            # uvicorn's own are configured by uvicorn.run from log_level; they reach the root.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": True},
+        },
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -183,24 +184,20 @@ class DecisionLogApp(FastAPI):
     The append route is the hot path; everything FastAPI and Starlette do per request
     (middleware, telemetry checks, routing) is work it does not need, so it is served by
     ``events.endpoints.serve_append`` directly. Every other request goes through FastAPI.
-    Both pass the request guard first (``http_edge.guard``): request ids, the body cap (the
-    append route caps its own body, after authentication), and no bare 500.
+    Every other request passes the request guard first (``http_edge.guard``): request ids, the
+    body cap, and no bare 500; the append route does the same inline (and caps its own body,
+    after authentication), since each layer of middleware costs the hot path.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The body cap is set from the settings when the app starts (lifespan).
-        self.guard = RequestGuard(
-            self._dispatch, reads_own_body=lambda scope: append_chain(scope) is not None
-        )
+        self.guard = RequestGuard(functools.partial(FastAPI.__call__, self))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.guard(scope, receive, send)
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         chain = append_chain(scope)
         if chain is None:
-            await super().__call__(scope, receive, send)
+            await self.guard(scope, receive, send)
         else:
             await serve_append(self.state.audit_trail, scope, receive, send, chain)
 

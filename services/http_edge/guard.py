@@ -7,7 +7,8 @@
    costs a 413, not the server's memory: a declared ``Content-Length`` above the cap is refused
    before one byte is read, a chunked body as soon as it passes the cap. A JSON body is parsed
    once here, strictly (no lone surrogates), and refused if any string in it holds a NUL.
-   Routes that stream and cap their own bodies (the append hot path) are passed through.
+   The append hot path, which caps its own body after authentication, does the rest of this
+   inline and never comes here (``decision_log.events.endpoints.serve_append``).
 4. It turns any exception that escapes the app into a problem: 503 with Retry-After when the
    database is unreachable, 500 otherwise, with ``Connection: close`` after a 500; an exception
    after the answer has started is logged and the connection is left for the server to close.
@@ -16,7 +17,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -41,16 +41,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class RequestGuard:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        reads_own_body: Callable[[Scope], bool] = lambda _: False,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.reads_own_body = reads_own_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,14 +65,12 @@ class RequestGuard:
 
         try:
             check_target(scope)
-            if not self.reads_own_body(scope):
-                body = await read_capped_body(scope, receive, limit=self.max_body_bytes)
-                if body is None:
-                    return  # the client went away
-                if body and is_json(scope):
-                    check_json_body(body)
-                receive = replay(body, receive)
-            await self.app(scope, receive, send_with_id)
+            body = await read_capped_body(scope, receive, limit=self.max_body_bytes)
+            if body is None:
+                return  # the client went away
+            if body and is_json(scope):
+                check_json_body(body)
+            await self.app(scope, replay(body, receive), send_with_id)
         except Exception as error:
             problem = problem_for_exception(error, scope)
             if not started:

@@ -14,6 +14,8 @@ import re
 from typing import Any
 
 from fastapi import APIRouter
+from http_edge.guard import problem_for_exception
+from http_edge.request_ids import SAFE_REQUEST_ID, new_request_id, set_request_id
 from starlette.types import Message, Receive, Scope, Send
 
 from decision_log.auth import tenant_caller
@@ -59,9 +61,13 @@ def append_chain(scope: Scope) -> str | None:
 async def serve_append(
     state: AppState, scope: Scope, receive: Receive, send: Send, chain: str
 ) -> None:
+    """Serve one append. It guards itself as ``http_edge.guard`` guards every other route
+    (request id, no exception answered with a bare 500), inline, so the hot path pays for no
+    extra middleware layer; its body is capped here, after authentication."""
     authorization = b""
     content_type = b""
     content_length = -1
+    caller_request_id = b""
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value
@@ -69,44 +75,63 @@ async def serve_append(
             content_type = value
         elif name == b"content-length" and value.isdigit():
             content_length = int(value)
+        elif name == b"x-request-id":
+            caller_request_id = value
+    request_id = (
+        caller_request_id.decode("ascii")
+        if SAFE_REQUEST_ID.fullmatch(caller_request_id)
+        else new_request_id()
+    )
+    set_request_id(request_id)
     try:
-        scheme, _, api_key = authorization.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
-        principal = tenant_caller(await state.authenticator.authenticate(api_key, use_cache=True))
-        limit = state.settings.max_body_bytes
-        if content_length > limit:
-            raise PayloadTooLarge(
-                f"the body is {content_length} bytes; at most {limit} are accepted"
-            )
-        # The body's bytes are reserved before one is read: a flood of large batches is
-        # refused here, not buffered (events.admission).
-        admission = state.committer.admission
-        ticket = Ticket(principal.tenant)
-        admission.reserve(ticket, "bytes", limit if content_length < 0 else content_length)
-        try:
-            body = await read_body(receive, limit=limit)
-            admission.release(ticket, "bytes", ticket.held["bytes"] - len(body))
-            media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
-            status, answer = await service.append_events(
-                state,
-                principal,
-                chain=chain,
-                media_type=media_type,
-                body=body,
-                ticket=ticket,
-            )
-        finally:
-            admission.release(ticket, "bytes")
-        await respond(send, status, b"application/json", answer, {})
-    except Problem as problem:
-        await respond(
-            send,
-            problem.status,
-            PROBLEM_MEDIA_TYPE.encode(),
-            problem.to_json(),
-            problem.headers,
+        status, answer = await _append(
+            state,
+            scope,
+            receive,
+            chain,
+            authorization=authorization,
+            content_type=content_type,
+            content_length=content_length,
         )
+        media_type, headers = b"application/json", {}
+    except Exception as error:
+        problem = problem_for_exception(error, scope)
+        status, answer = problem.status, problem.to_json()
+        media_type, headers = PROBLEM_MEDIA_TYPE.encode(), problem.headers
+    await respond(send, status, media_type, answer, headers, request_id=request_id)
+
+
+async def _append(
+    state: AppState,
+    scope: Scope,
+    receive: Receive,
+    chain: str,
+    *,
+    authorization: bytes,
+    content_type: bytes,
+    content_length: int,
+) -> tuple[int, bytes]:
+    scheme, _, api_key = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
+    principal = tenant_caller(await state.authenticator.authenticate(api_key, use_cache=True))
+    limit = state.settings.max_body_bytes
+    if content_length > limit:
+        raise PayloadTooLarge(f"the body is {content_length} bytes; at most {limit} are accepted")
+    # The body's bytes are reserved before one is read: a flood of large batches is refused
+    # here, not buffered (events.admission).
+    admission = state.committer.admission
+    ticket = Ticket(principal.tenant)
+    admission.reserve(ticket, "bytes", limit if content_length < 0 else content_length)
+    try:
+        body = await read_body(receive, limit=limit)
+        admission.release(ticket, "bytes", ticket.held["bytes"] - len(body))
+        media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+        return await service.append_events(
+            state, principal, chain=chain, media_type=media_type, body=body, ticket=ticket
+        )
+    finally:
+        admission.release(ticket, "bytes")
 
 
 async def read_body(receive: Receive, *, limit: int) -> bytes:
@@ -126,11 +151,18 @@ async def read_body(receive: Receive, *, limit: int) -> bytes:
 
 
 async def respond(
-    send: Send, status: int, media_type: bytes, body: bytes, headers: dict[str, str]
+    send: Send,
+    status: int,
+    media_type: bytes,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    request_id: str,
 ) -> None:
     raw_headers = [
         (b"content-type", media_type),
         (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode("ascii")),
         *((name.lower().encode(), value.encode()) for name, value in headers.items()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
