@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from http_edge.problems import PROBLEM_MEDIA_TYPE
+from http_edge.problems import INTEGRITY_CHECKS, PROBLEM_MEDIA_TYPE
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -32,6 +32,16 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "pointer": {"type": "string", "description": "JSON Pointer into the request body"},
         "parameter": {"type": "string", "description": "The path or query parameter at fault"},
         "request_id": {"type": "string", "description": "The request's X-Request-Id"},
+        "index": {
+            "type": ["integer", "null"],
+            "description": "integrity-failure: the entry at fault, where one is",
+        },
+        "check": {
+            "enum": list(INTEGRITY_CHECKS),
+            "description": "integrity-failure: which check failed",
+        },
+        "expected": {"type": ["string", "null"], "description": "integrity-failure"},
+        "found": {"type": ["string", "null"], "description": "integrity-failure"},
     },
     "required": ["type", "title", "status", "detail"],
 }

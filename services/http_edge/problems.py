@@ -96,6 +96,32 @@ class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class IntegrityFailure(Problem):
+    """What is stored does not check out: the service will not serve it as proven.
+
+    Members: ``index`` (the entry at fault, where one is), ``check`` (``leaf-hash``, ``link``,
+    ``index``, ``inclusion``, ``cosignature``, ``missing``), ``expected`` and ``found``."""
+
+    status, slug, title = 409, "integrity-failure", "The stored record does not verify"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        check: str,
+        index: int | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(
+            detail, index=index, check=check, expected=expected, found=found, **extensions
+        )
+
+
+INTEGRITY_CHECKS = ("leaf-hash", "link", "index", "inclusion", "cosignature", "missing")
+
+
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
