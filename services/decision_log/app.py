@@ -37,6 +37,7 @@ from decision_log.problems import install_problem_handlers
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner, ReceiptSigner
 from decision_log.state import AppState
+from decision_log.verifier_client import VerifierClient
 from decision_log.witnesses import endpoints as witnesses
 
 # Paths answered without the database (no 503), and the problems of single operations beyond the
@@ -93,6 +94,7 @@ def create_app(
             checkpointer.mark_grown(chain_id)
             projector.mark_grown(chain_id)
 
+        http = httpx.AsyncClient(timeout=2.0, transport=verifier_transport)
         state = AppState(
             settings=config,
             engine=engine,
@@ -117,7 +119,8 @@ def create_app(
             ),
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
-            http=httpx.AsyncClient(timeout=2.0, transport=verifier_transport),
+            http=http,
+            verifier=VerifierClient(http=http, base_url=config.verifier_url),
             exports=ExportRunner(engine=engine, signer=signer),
             personal_data=PersonalData(
                 engine=engine,

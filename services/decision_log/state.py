@@ -18,6 +18,7 @@ from decision_log.keys.service import Principal, Witness
 from decision_log.privacy.service import PersonalData
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner, ReceiptSigner
+from decision_log.verifier_client import VerifierClient
 
 if TYPE_CHECKING:  # the export runner's module needs this one
     from decision_log.exports.service import ExportRunner
@@ -36,6 +37,7 @@ class AppState:
     directory: ChainDirectory
     personal_data: PersonalData
     http: httpx.AsyncClient
+    verifier: VerifierClient
     exports: ExportRunner
 
 

@@ -16,8 +16,7 @@ be bigger than a share). Time waited is bounded separately, by the group commit'
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from decision_log.problems import Overloaded
 
@@ -29,7 +28,8 @@ class Ticket:
     """What one request holds of each budget."""
 
     tenant: str
-    held: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+    events: int = 0
 
 
 class Admission:
@@ -38,8 +38,9 @@ class Admission:
     ) -> None:
         self._limits = {"bytes": max_inflight_bytes, "events": max_pending_events}
         self._retry_after = retry_after_seconds
-        self._by_tenant: dict[str, Counter[str]] = {budget: Counter() for budget in BUDGETS}
-        self._total: Counter[str] = Counter()
+        # budget -> tenant -> amount held (tenants holding nothing are absent)
+        self._by_tenant: dict[str, dict[str, int]] = {budget: {} for budget in BUDGETS}
+        self._total = dict.fromkeys(BUDGETS, 0)
 
     def held(self, budget: str) -> int:
         """What every request of this worker holds of a budget now."""
@@ -47,13 +48,11 @@ class Admission:
 
     def reserve(self, ticket: Ticket, budget: str, amount: int) -> None:
         """Hold ``amount`` more of a budget for the ticket's request, or refuse (Overloaded)."""
-        limit = self._limits[budget]
         by_tenant = self._by_tenant[budget]
         total = self._total[budget]
-        mine = by_tenant[ticket.tenant]
-        holders = len(by_tenant) + (0 if mine else 1)
-        share = limit // (holders + 1)
-        if total + amount > limit or (mine and mine + amount > share):
+        mine = by_tenant.get(ticket.tenant, 0)
+        limit = self._limits[budget]
+        if total + amount > limit or (mine and mine + amount > limit // (len(by_tenant) + 1)):
             raise Overloaded(
                 f"this worker holds {total} {budget} of appends, {mine} of them this tenant's; "
                 "retry shortly",
@@ -61,11 +60,12 @@ class Admission:
             )
         by_tenant[ticket.tenant] = mine + amount
         self._total[budget] = total + amount
-        ticket.held[budget] += amount
+        setattr(ticket, budget, getattr(ticket, budget) + amount)
 
     def release(self, ticket: Ticket, budget: str, amount: int | None = None) -> None:
         """Give back ``amount`` of a budget (all the ticket holds of it by default)."""
-        amount = ticket.held[budget] if amount is None else min(amount, ticket.held[budget])
+        holding: int = getattr(ticket, budget)
+        amount = holding if amount is None else min(amount, holding)
         if amount <= 0:
             return
         by_tenant = self._by_tenant[budget]
@@ -75,4 +75,4 @@ class Admission:
         else:
             del by_tenant[ticket.tenant]
         self._total[budget] -= amount
-        ticket.held[budget] -= amount
+        setattr(ticket, budget, holding - amount)

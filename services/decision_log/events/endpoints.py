@@ -125,7 +125,7 @@ async def _append(
     admission.reserve(ticket, "bytes", limit if content_length < 0 else content_length)
     try:
         body = await read_body(receive, limit=limit)
-        admission.release(ticket, "bytes", ticket.held["bytes"] - len(body))
+        admission.release(ticket, "bytes", ticket.bytes - len(body))
         media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
         return await service.append_events(
             state, principal, chain=chain, media_type=media_type, body=body, ticket=ticket

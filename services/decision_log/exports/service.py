@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from ledger.bundle import BUNDLE_FORMAT
 from ledger.leaf import format_received_at
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,13 +31,13 @@ from decision_log.keys.service import Principal
 from decision_log.problems import InvalidInput, NotFound, Problem
 from decision_log.signing import LogSigner
 from decision_log.state import AppState
+from decision_log.verifier_client import VerifierUnavailable
 from decision_log.witnesses import repository as witness_rows
 
 logger = logging.getLogger(__name__)
 
 INLINE_ENTRIES = 10_000
 EXPIRY = timedelta(days=7)
-VERIFY_TIMEOUT_SECONDS = 30.0
 
 
 class ExportRunner:
@@ -143,46 +142,33 @@ async def list_exports(state: AppState, principal: Principal) -> list[ExportJob]
 
 async def _verifier(
     state: AppState, *, chain: str, api_key: str | None, lines: list[str]
-) -> tuple[str | None, dict[str, str] | None]:
+) -> tuple[str | None, dict[str, Any] | None]:
     """Ask the verifier to verify the chain now (so that it cosigns the latest checkpoint);
-    return its base URL for the chain and its public keys, or None where it cannot help."""
-    if not state.settings.verifier_url or api_key is None:
+    return its URL for the chain and its public keys, or None where it cannot help."""
+    if not state.verifier.configured or api_key is None:
         lines.append("no verifier is configured for this log: the bundle holds no attestation")
         return None, None
-    base = state.settings.verifier_url.rstrip("/")
-    headers = {"Authorization": f"Bearer {api_key}"}
-    try:
-        keys = await state.http.get(f"{base}/v1/keys")
-        verified = await state.http.post(
-            f"{base}/v1/chains/{chain}/verify", headers=headers, timeout=VERIFY_TIMEOUT_SECONDS
-        )
-    except httpx.HTTPError as error:
-        lines.append(f"the verifier at {base} did not answer ({type(error).__name__})")
-        return None, None
-    refused = next((answer for answer in (keys, verified) if answer.status_code != 200), None)
-    if refused is not None:
-        lines.append(
-            f"the verifier at {base} refused {refused.request.url.path} "
-            f"(HTTP {refused.status_code})"
-        )
-        return None, None
-    return f"{base}/v1/chains/{chain}", keys.json()
+    keys = await state.verifier.keys()
+    verified = (
+        keys
+        if isinstance(keys, VerifierUnavailable)
+        else await state.verifier.verify_now(chain, credential=api_key)
+    )
+    for answer in (keys, verified):
+        if isinstance(answer, VerifierUnavailable):
+            lines.append(f"the verifier at {answer.url} did not help: {answer.reason}")
+            return None, None
+    assert not isinstance(keys, VerifierUnavailable)
+    return state.verifier.chain_url(chain), keys
 
 
 async def _attestation(
-    state: AppState, *, url: str, api_key: str, size: int
+    state: AppState, *, chain: str, api_key: str, size: int
 ) -> dict[str, Any] | None:
-    try:
-        response = await state.http.get(
-            f"{url}/attestations",
-            headers={"Authorization": f"Bearer {api_key}"},
-            params={"limit": 1000},
-        )
-    except httpx.HTTPError:
+    attestations = await state.verifier.attestations(chain, credential=api_key)
+    if isinstance(attestations, VerifierUnavailable):
         return None
-    if response.status_code != 200:
-        return None
-    for attestation in response.json().get("attestations", []):
+    for attestation in attestations:
         if attestation.get("size") == size and attestation.get("result") == "passed":
             envelope: dict[str, Any] = attestation["envelope"]
             return envelope
@@ -289,7 +275,7 @@ async def plan_export(
         )
     attestation = None
     if verifier_url is not None and api_key is not None:
-        attestation = await _attestation(state, url=verifier_url, api_key=api_key, size=size)
+        attestation = await _attestation(state, chain=chain, api_key=api_key, size=size)
         lines.append(
             f"the verifier attests a passing check at size {size}"
             if attestation is not None

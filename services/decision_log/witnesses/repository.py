@@ -130,3 +130,32 @@ async def latest_cosigned_checkpoint(connection: AsyncConnection, *, chain_id: i
         {"chain_id": chain_id},
     )
     return result.first()
+
+
+async def cosigned_checkpoints(
+    connection: AsyncConnection, *, chain_id: int, covering: int, limit: int
+) -> list[Any]:
+    """The newest checkpoints of at least ``covering`` entries with a cosignature row."""
+    result = await connection.execute(
+        text(
+            "SELECT k.size, k.root_hash, k.note FROM checkpoints k WHERE k.chain_id = :chain "
+            "AND k.size >= :covering AND k.size IN (SELECT DISTINCT c.size FROM cosignatures c "
+            "WHERE c.chain_id = :chain AND c.size >= :covering) ORDER BY k.size DESC LIMIT :limit"
+        ),
+        {"chain": chain_id, "covering": covering, "limit": limit},
+    )
+    return list(result)
+
+
+async def live_cosignatures(connection: AsyncConnection, *, chain_id: int, size: int) -> list[Any]:
+    """The cosignature rows of one checkpoint by witnesses not revoked, with their keys."""
+    result = await connection.execute(
+        text(
+            "SELECT w.name, w.verifier_key, c.signature_line FROM cosignatures c "
+            "JOIN witnesses w ON w.id = c.witness_id "
+            "WHERE c.chain_id = :chain AND c.size = :size AND w.revoked_at IS NULL "
+            "ORDER BY w.name"
+        ),
+        {"chain": chain_id, "size": size},
+    )
+    return list(result)

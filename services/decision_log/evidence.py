@@ -1,0 +1,275 @@
+"""What the log hands out as proven is checked on the way out (DESIGN.md, invariant 7).
+
+The stored hashes, Merkle nodes and cosignature rows are the log's own records, and a record
+can be altered (an insider with the database, a restore, a bug). So an evidence-bearing answer
+(a decision's evidence, an export) rests only on what is checked here, from the exact bytes it
+serves, at the moment it serves them:
+
+1. each leaf hashes to the hash stored for it, says its own index, and its ``prev`` is the
+   hash of the leaf before it, recomputed from that leaf's bytes (``check_entries``);
+2. its inclusion proof leads to the root of the checkpoint it cites (``check_inclusion``);
+3. the checkpoint verifies under the log's key, and is called cosigned only if a cosignature
+   line verifies, now, over that checkpoint's body under the key of a registered, unrevoked
+   witness (``latest_verified_checkpoint``): a cosignature row existing proves nothing.
+
+A failed check raises ``IntegrityFailure`` (409) naming the entry, the check and what was
+expected and found; nothing is served as proven in its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from http_edge.problems import IntegrityFailure
+from ledger.errors import NoteError, ProofError, VerificationError
+from ledger.leaf import GENESIS_PREV, Leaf
+from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.note import Checkpoint, NoteSignature, NoteVerifier, open_note, verify_cosignature
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from decision_log.witnesses import repository as witness_rows
+
+# How many of the newest cosigned checkpoints are tried before giving up on finding one whose
+# cosignature still verifies (a tampered row is rare; a long run of them is a finding anyway).
+COSIGNED_CANDIDATES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCosignature:
+    witness: str
+    cosigned_at: datetime
+    signature_line: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCheckpoint:
+    """A checkpoint whose log signature, and cosignatures if ``cosigned``, verified just now."""
+
+    size: int
+    root_hash: bytes
+    note: str  # the log-signed note with the verified cosignature lines appended
+    cosigned: bool
+    cosignatures: tuple[CheckedCosignature, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry as read from the store: its index, exact leaf bytes and the hash stored."""
+
+    index: int
+    leaf: bytes
+    stored_hash: bytes
+
+
+def check_entries(
+    entries: Sequence[StoredEntry],
+    *,
+    tenant: str,
+    chain: str,
+    predecessors: dict[int, bytes] | None = None,
+) -> list[bytes]:
+    """Check entries read from the store; return their leaf hashes, recomputed.
+
+    ``entries`` are in ascending index order, not necessarily contiguous (a decision's
+    timeline). ``predecessors`` maps ``index - 1`` to the leaf bytes of the entry before one
+    that is not itself in ``entries`` (its ``prev`` is checked against it); index 0 links to
+    the genesis hash.
+    """
+    recomputed: dict[int, bytes] = {}
+    hashes = []
+    for entry in entries:
+        # 1a. The bytes hash to the hash the log stores (and will prove) for them.
+        hashed = leaf_hash(entry.leaf)
+        if hashed != entry.stored_hash:
+            raise IntegrityFailure(
+                f"entry {entry.index}'s leaf does not hash to the hash stored for it",
+                check="leaf-hash",
+                index=entry.index,
+                expected=entry.stored_hash.hex(),
+                found=hashed.hex(),
+            )
+        # 1b. The leaf is one of this chain's, and says it is at this index.
+        try:
+            leaf = Leaf.parse(entry.leaf)
+        except VerificationError as error:
+            raise IntegrityFailure(
+                f"entry {entry.index}'s leaf is not in the leaf format: {error}",
+                check="leaf-hash",
+                index=entry.index,
+            ) from None
+        if (leaf.tenant, leaf.chain, leaf.index) != (tenant, chain, entry.index):
+            raise IntegrityFailure(
+                f"the leaf stored at index {entry.index} says it is entry {leaf.index} of "
+                f"{leaf.tenant}/{leaf.chain}",
+                check="index",
+                index=entry.index,
+                expected=f"{tenant}/{chain}#{entry.index}",
+                found=f"{leaf.tenant}/{leaf.chain}#{leaf.index}",
+            )
+        # 1c. It links to the entry before it, as that entry's bytes hash now.
+        before = entry.index - 1
+        if before < 0:
+            expected_prev: bytes | None = GENESIS_PREV
+        elif before in recomputed:
+            expected_prev = recomputed[before]
+        elif predecessors is not None and before in predecessors:
+            expected_prev = leaf_hash(predecessors[before])
+        else:
+            expected_prev = None  # the caller did not read it: nothing to link to
+        if expected_prev is not None and leaf.prev != expected_prev:
+            raise IntegrityFailure(
+                f"entry {entry.index} does not link to entry {before} as stored",
+                check="link",
+                index=entry.index,
+                expected=expected_prev.hex(),
+                found=leaf.prev.hex(),
+            )
+        recomputed[entry.index] = hashed
+        hashes.append(hashed)
+    return hashes
+
+
+def check_contiguous(indexes: Sequence[int], *, start: int, stop: int) -> None:
+    """Every index of [start, stop) is there, in order: a missing one is a 409, never a gap."""
+    expected = start
+    for index in indexes:
+        if index != expected:
+            raise IntegrityFailure(
+                f"entry {expected} is missing from the store",
+                check="missing",
+                index=expected,
+                expected=str(expected),
+                found=str(index),
+            )
+        expected += 1
+    if expected != stop:
+        raise IntegrityFailure(
+            f"entry {expected} is missing from the store",
+            check="missing",
+            index=expected,
+            expected=str(expected),
+            found=None,
+        )
+
+
+def check_inclusion(
+    *, index: int, hashed: bytes, proof: Sequence[bytes], checkpoint: CheckedCheckpoint
+) -> None:
+    """2. The entry's inclusion proof leads to the checkpoint's root (RFC 9162 §2.1.3.2)."""
+    try:
+        verify_inclusion(
+            leaf_hash=hashed,
+            index=index,
+            size=checkpoint.size,
+            proof=proof,
+            root=checkpoint.root_hash,
+        )
+    except ProofError as error:
+        raise IntegrityFailure(
+            f"entry {index}'s inclusion proof does not lead to the root of the checkpoint of "
+            f"size {checkpoint.size}: {error}",
+            check="inclusion",
+            index=index,
+            expected=checkpoint.root_hash.hex(),
+        ) from None
+
+
+def check_log_signature(
+    note: str, *, log_verifier: NoteVerifier, origin: str, size: int
+) -> Checkpoint:
+    """3a. A stored checkpoint verifies under the log's key and says what its row says."""
+    try:
+        checkpoint = Checkpoint.parse(open_note(note, [log_verifier]).text)
+    except NoteError as error:
+        raise IntegrityFailure(
+            f"the stored checkpoint of size {size} does not verify under the log's key: {error}",
+            check="cosignature",
+            expected=log_verifier.verifier_key,
+        ) from None
+    if checkpoint.origin != origin or checkpoint.size != size:
+        raise IntegrityFailure(
+            f"the stored checkpoint of size {size} is signed for {checkpoint.origin} at size "
+            f"{checkpoint.size}",
+            check="cosignature",
+            expected=f"{origin} {size}",
+            found=f"{checkpoint.origin} {checkpoint.size}",
+        )
+    return checkpoint
+
+
+async def latest_verified_checkpoint(
+    connection: AsyncConnection,
+    *,
+    chain_id: int,
+    origin: str,
+    log_verifier: NoteVerifier,
+    covering: int = 0,
+) -> CheckedCheckpoint | None:
+    """3. The newest checkpoint of at least ``covering`` entries that a registered witness's
+    cosignature verifies, now, under its registered key; None if there is none (then the
+    caller uses the latest checkpoint, flagged as not cosigned)."""
+    candidates = await witness_rows.cosigned_checkpoints(
+        connection, chain_id=chain_id, covering=covering, limit=COSIGNED_CANDIDATES
+    )
+    for row in candidates:
+        size, note = int(row.size), str(row.note)
+        checkpoint = check_log_signature(note, log_verifier=log_verifier, origin=origin, size=size)
+        if checkpoint.root_hash != bytes(row.root_hash):
+            continue  # the row's root is not what the log signed: not usable as evidence
+        body = checkpoint.to_text()
+        cosignatures = await _verified_cosignatures(
+            connection, chain_id=chain_id, size=size, body=body
+        )
+        if cosignatures:
+            return CheckedCheckpoint(
+                size=size,
+                root_hash=checkpoint.root_hash,
+                note=note + "".join(c.signature_line + "\n" for c in cosignatures),
+                cosigned=True,
+                cosignatures=tuple(cosignatures),
+            )
+    return None
+
+
+async def latest_checkpoint(
+    connection: AsyncConnection, *, chain_row: Any, origin: str, log_verifier: NoteVerifier
+) -> CheckedCheckpoint | None:
+    """The chain's latest checkpoint, its log signature checked, flagged as not cosigned."""
+    if chain_row.checkpoint_size is None:
+        return None
+    size = int(chain_row.checkpoint_size)
+    checkpoint = check_log_signature(
+        str(chain_row.checkpoint_note), log_verifier=log_verifier, origin=origin, size=size
+    )
+    return CheckedCheckpoint(
+        size=size,
+        root_hash=checkpoint.root_hash,
+        note=str(chain_row.checkpoint_note),
+        cosigned=False,
+        cosignatures=(),
+    )
+
+
+async def _verified_cosignatures(
+    connection: AsyncConnection, *, chain_id: int, size: int, body: str
+) -> list[CheckedCosignature]:
+    verified = []
+    for row in await witness_rows.live_cosignatures(connection, chain_id=chain_id, size=size):
+        try:
+            signature = NoteSignature.from_line(str(row.signature_line))
+            timestamp = verify_cosignature(
+                body, signature, NoteVerifier.from_verifier_key(str(row.verifier_key))
+            )
+        except (NoteError, ValueError):
+            continue  # a line that does not verify is no cosignature
+        verified.append(
+            CheckedCosignature(
+                witness=str(row.name),
+                cosigned_at=datetime.fromtimestamp(timestamp, UTC),
+                signature_line=str(row.signature_line),
+            )
+        )
+    return verified

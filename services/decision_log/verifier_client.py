@@ -1,0 +1,114 @@
+"""The log's calls to its verifier (``AUDIT_TRAIL_VERIFIER_URL``), built in one place.
+
+The log asks its verifier for three things: its public keys, to verify a chain now (before an
+export, so that the newest checkpoint gets cosigned), and its attestations, signed DSSE
+envelopes that the log embeds as they are. A verifier that is not configured, does not answer
+or refuses is reported as such (``VerifierUnavailable``), never hidden: callers decide whether
+to go on without it (a decision view says so) or to refuse (an export).
+
+Path segments are quoted, so a chain name can never reach another route of the verifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+VERIFY_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class VerifierUnavailable:
+    """Why the verifier could not help: not configured, no answer, or a refusal."""
+
+    reason: str
+    url: str | None = None
+    status: int | None = None
+
+
+class VerifierClient:
+    def __init__(self, *, http: httpx.AsyncClient, base_url: str | None) -> None:
+        self._http = http
+        self._base = None if not base_url else base_url.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        return self._base is not None
+
+    def chain_url(self, chain: str) -> str:
+        assert self._base is not None
+        return f"{self._base}/v1/chains/{quote(chain, safe='')}"
+
+    async def keys(self) -> dict[str, Any] | VerifierUnavailable:
+        return await self._json("GET", "/v1/keys", credential=None)
+
+    async def verify_now(
+        self, chain: str, *, credential: str
+    ) -> dict[str, Any] | VerifierUnavailable:
+        return await self._json(
+            "POST",
+            self._chain_path(chain, "/verify"),
+            credential=credential,
+            seconds=VERIFY_TIMEOUT_SECONDS,
+        )
+
+    async def status(self, chain: str, *, credential: str) -> dict[str, Any] | VerifierUnavailable:
+        return await self._json("GET", self._chain_path(chain, ""), credential=credential)
+
+    async def attestations(
+        self, chain: str, *, credential: str
+    ) -> list[dict[str, Any]] | VerifierUnavailable:
+        """The chain's attestations, newest first (each with its signed ``envelope``)."""
+        answer = await self._json(
+            "GET",
+            self._chain_path(chain, "/attestations"),
+            credential=credential,
+            params={"limit": 1000},
+        )
+        if isinstance(answer, VerifierUnavailable):
+            return answer
+        found = answer.get("attestations")
+        if not isinstance(found, list):
+            return VerifierUnavailable("the verifier's attestation list is malformed")
+        return found
+
+    def _chain_path(self, chain: str, tail: str) -> str:
+        return f"/v1/chains/{quote(chain, safe='')}{tail}"
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        credential: str | None,
+        seconds: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | VerifierUnavailable:
+        if self._base is None:
+            return VerifierUnavailable("no verifier is configured for this log")
+        url = self._base + path
+        headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                timeout=seconds if seconds is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as error:
+            return VerifierUnavailable(f"no answer ({type(error).__name__})", url=url)
+        if response.status_code != 200:
+            return VerifierUnavailable(
+                f"HTTP {response.status_code}", url=url, status=response.status_code
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            return VerifierUnavailable("not JSON", url=url)
+        if not isinstance(body, dict):
+            return VerifierUnavailable("not a JSON object", url=url)
+        return body
