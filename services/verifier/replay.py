@@ -32,7 +32,7 @@ from typing import Any, Final
 import orjson
 from ledger.canonical import canonicalize
 from ledger.errors import CanonicalJSONError, ProofError, VerificationError
-from ledger.leaf import LEAF_FRAME_HEADER, Leaf
+from ledger.leaf import LEAF_FRAME_HEADER, LEAF_FRAME_MISSING, NDJSON_MISSING_PREFIX, Leaf
 from ledger.merkle import MerkleFrontier, verify_consistency
 
 __all__ = ["EntryReplay", "Finding", "HistoryComparison", "first_unproven_size"]
@@ -121,12 +121,21 @@ def split_entries(buffer: bytes, *, binary: bool) -> tuple[list[tuple[int, bytes
     if not binary:
         lines = buffer.split(b"\n")
         rest = lines.pop()
-        return [_entry_line(line) for line in lines if line], rest
+        # The log's in-band record of a missing entry is skipped: the next index then jumps,
+        # which is what the checks report (a missing entry at the index skipped).
+        return [
+            _entry_line(line)
+            for line in lines
+            if line and not line.startswith(NDJSON_MISSING_PREFIX)
+        ], rest
     records: list[tuple[int, bytes]] = []
     position, size, unpack = 0, len(buffer), LEAF_FRAME_HEADER.unpack_from
     header = LEAF_FRAME_HEADER.size
     while size - position >= header:
         index, length = unpack(buffer, position)
+        if length == LEAF_FRAME_MISSING:  # no entry stored there; the index jump says so
+            position += header
+            continue
         end = position + header + length
         if end > size:
             break

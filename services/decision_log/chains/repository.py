@@ -150,6 +150,22 @@ async def entries_range(
     return list(result)
 
 
+async def leaves_at(
+    connection: AsyncConnection, *, chain_id: int, indexes: list[int]
+) -> dict[int, bytes]:
+    """The leaf bytes of the entries at ``indexes`` that are stored."""
+    if not indexes:
+        return {}
+    result = await connection.execute(
+        text(
+            "SELECT idx, leaf FROM entries WHERE chain_id = :chain_id "
+            "AND idx = ANY(CAST(:indexes AS bigint[]))"
+        ),
+        {"chain_id": chain_id, "indexes": indexes},
+    )
+    return {int(row.idx): bytes(row.leaf) for row in result}
+
+
 async def merkle_nodes(
     connection: AsyncConnection, *, chain_id: int, node_ids: Iterable[NodeId]
 ) -> dict[NodeId, bytes]:

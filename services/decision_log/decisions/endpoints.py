@@ -106,11 +106,11 @@ async def get_decision(
 ) -> Any:
     require_role(principal, "auditor")
     view = await service.view(state, principal, chain=chain, decision_id=decision_id)
-    if state.settings.verifier_url and credentials is not None:
+    if state.verifier.configured and credentials is not None:
         # The verifier answers to the same tenant keys (it asks the log which chains a key may
         # read), so the caller's own key asks it; it never sees more than the caller may.
-        view.evidence.verifier = await service.verifier_status(
-            state.http, state.settings.verifier_url, chain=chain, api_key=credentials.credentials
+        view.evidence.verifier = await service.latest_attestation(
+            state, chain=chain, credential=credentials.credentials
         )
     return view
 

@@ -240,7 +240,8 @@ async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[
 _SUMMARY_COLUMNS = (
     "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
     "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
-    "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable"
+    "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable, "
+    "solely_automated, legal_or_similar_effect"
 )
 
 
@@ -359,14 +360,33 @@ def _search_conditions(
 
 
 async def decision(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> Any | None:
+    """The decision's row, every column (``DECISION_COLUMNS``)."""
     result = await connection.execute(
         text(
-            f"SELECT {_SUMMARY_COLUMNS}, solely_automated, legal_or_similar_effect "
+            f"SELECT {', '.join(DECISION_COLUMNS)} "
             "FROM decisions WHERE chain_id = :chain_id AND decision_id = :decision_id"
         ),
         {"chain_id": chain_id, "decision_id": decision_id},
     )
     return result.first()
+
+
+async def recorded_entries(
+    connection: AsyncConnection, *, keys: list[tuple[int, int]]
+) -> dict[tuple[int, int], Any]:
+    """The entries at (chain id, index) ``keys``, in one indexed read: the recorded events
+    of a page of search results."""
+    if not keys:
+        return {}
+    result = await connection.execute(
+        text(
+            "SELECT e.chain_id, e.idx, e.event_type, e.received_at, e.leaf, e.leaf_hash "
+            "FROM unnest(CAST(:chains AS bigint[]), CAST(:indexes AS bigint[])) "
+            "AS k(chain_id, idx) JOIN entries e ON e.chain_id = k.chain_id AND e.idx = k.idx"
+        ),
+        {"chains": [chain for chain, _ in keys], "indexes": [index for _, index in keys]},
+    )
+    return {(int(row.chain_id), int(row.idx)): row for row in result}
 
 
 async def timeline(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> list[Any]:
