@@ -390,11 +390,12 @@ async def recorded_entries(
 
 
 async def timeline(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> list[Any]:
-    """Every entry of the decision, in index order, with its exact leaf bytes and hash."""
+    """Every entry the read model lists for the decision, in index order, with its exact leaf
+    bytes and hash as stored (null where the store no longer holds the entry)."""
     result = await connection.execute(
         text(
-            "SELECT d.idx, d.event_type, e.received_at, e.leaf, e.leaf_hash "
-            "FROM decision_events d JOIN entries e ON e.chain_id = d.chain_id AND e.idx = d.idx "
+            "SELECT d.idx, d.event_type, e.received_at, e.leaf, e.leaf_hash FROM decision_events d "
+            "LEFT JOIN entries e ON e.chain_id = d.chain_id AND e.idx = d.idx "
             "WHERE d.chain_id = :chain_id AND d.decision_id = :decision_id ORDER BY d.idx"
         ),
         {"chain_id": chain_id, "decision_id": decision_id},

@@ -56,7 +56,7 @@ from decision_log.evidence import (
     latest_verified_checkpoint,
 )
 from decision_log.keys.service import Principal
-from decision_log.problems import InvalidInput, NotFound
+from decision_log.problems import IntegrityFailure, InvalidInput, NotFound
 from decision_log.signing import LogSigner
 from decision_log.state import AppState
 from decision_log.verifier_client import VerifierUnavailable
@@ -414,7 +414,9 @@ async def read_decision(
     if row is None:
         raise unknown
     entries = await repository.timeline(connection, chain_id=chain_row.id, decision_id=decision_id)
-    leaf_hashes = await _checked(connection, chain_row=chain_row, entries=entries)
+    leaf_hashes = await _checked(
+        connection, chain_row=chain_row, entries=entries, decision_id=decision_id
+    )
     timeline = [
         TimelineEvent(
             index=entry.idx,
@@ -433,7 +435,9 @@ async def read_decision(
     if state is None:
         raise unknown  # the read model names entries none of which is about this decision
     mismatch = [
-        column for column in CHECKED_COLUMNS if getattr(state, column) != getattr(row, column)
+        column
+        for column in CHECKED_COLUMNS
+        if _cell(getattr(state, column)) != _cell(getattr(row, column))
     ]
     explanation = None
     recorded = next(
@@ -521,19 +525,48 @@ def fold_timeline(
 
 
 async def _checked(
-    connection: AsyncConnection, *, chain_row: Any, entries: list[Any]
+    connection: AsyncConnection,
+    *,
+    chain_row: Any,
+    entries: list[Any],
+    decision_id: str | None = None,
 ) -> list[bytes]:
     """Check entries read from the store (``evidence.check_entries``): their hashes, their own
-    index, and their links, reading the leaf before each one that is not among them."""
+    index, their links (reading the leaf before each one that is not among them, which must be
+    stored too), and, for a decision's timeline, that each is an event of that decision."""
+    for entry in entries:
+        if entry.leaf is None:
+            raise IntegrityFailure(
+                f"entry {entry.idx}, an event of this decision, is missing from the store",
+                check="missing",
+                index=int(entry.idx),
+            )
     wanted = {e.idx for e in entries}
     before = sorted({int(e.idx) - 1 for e in entries if e.idx > 0} - wanted)
     predecessors = await chain_rows.leaves_at(connection, chain_id=chain_row.id, indexes=before)
-    return check_entries(
+    absent = [index for index in before if index not in predecessors]
+    if absent:
+        raise IntegrityFailure(
+            f"entry {absent[0]} is missing from the store", check="missing", index=absent[0]
+        )
+    hashes = check_entries(
         [StoredEntry(int(e.idx), bytes(e.leaf), bytes(e.leaf_hash)) for e in entries],
         tenant=chain_row.tenant,
         chain=chain_row.slug,
         predecessors=predecessors,
     )
+    if decision_id is not None:
+        for entry in entries:
+            subject = orjson.loads(entry.leaf)["event"].get("subject")
+            if subject != decision_id:
+                raise IntegrityFailure(
+                    f"entry {entry.idx} is an event of {subject!r}, not of this decision",
+                    check="index",
+                    index=int(entry.idx),
+                    expected=decision_id,
+                    found=str(subject),
+                )
+    return hashes
 
 
 async def projection_health(connection: AsyncConnection) -> dict[str, int]:
