@@ -30,7 +30,7 @@ from decision_log.privacy.service import (
     plan_erasure,
     retained_until,
 )
-from decision_log.problems import IntegrityFailure, NotFound
+from decision_log.problems import Forbidden, IntegrityFailure, NotFound
 from decision_log.state import AppState
 
 ERASED = "dev.audit-trail.subject.erased.v1"
@@ -73,6 +73,14 @@ async def erase_subject(state: AppState, principal: Principal, request: ErasureI
             now=now,
             override_reason=request.override_reason,
         )
+        # A subject's key is one for the whole tenant: a key limited to chains erases only a
+        # subject whose records all lie within them.
+        beyond = [row.slug for row in affected if not principal.may_use_chain(row.slug)]
+        if beyond:
+            raise Forbidden(
+                "the data subject has records in chains beyond this key's; an admin key "
+                "limited to no chain, or one covering them, must erase it"
+            )
         destroyed = await repository.destroy_keys(
             connection, tenant_id=principal.tenant_id, pseudonym=subject_ref, now=now
         )
