@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from http_edge import metrics
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems
 from ledger.keys import read_private_key
@@ -166,6 +167,7 @@ def create_app(
     app.include_router(decisions.public)
     app.include_router(exports.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from http_edge import metrics
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems, forbid_nul_in_requests
 from ledger.keys import read_private_key
@@ -124,4 +125,5 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(endpoints.router)
     app.include_router(endpoints.public)
+    app.include_router(metrics.router)
     return app

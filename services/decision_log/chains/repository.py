@@ -137,6 +137,25 @@ async def chains_behind_checkpoint(connection: AsyncConnection) -> list[int]:
     return [int(row.id) for row in result]
 
 
+async def checkpoint_lag_seconds(connection: AsyncConnection) -> float:
+    """How long the chain that has waited longest for a checkpoint of its committed entries has
+    waited, since its latest checkpoint was signed (0 when every chain is checkpointed)."""
+    result = await connection.execute(
+        text(
+            """
+            SELECT coalesce(max(extract(epoch FROM now() - k.signed_at)), 0) AS lag
+              FROM chains c
+              JOIN LATERAL (
+                  SELECT size, signed_at FROM checkpoints WHERE chain_id = c.id
+                   ORDER BY size DESC LIMIT 1
+              ) k ON true
+             WHERE c.size > k.size
+            """
+        )
+    )
+    return float(result.scalar_one())
+
+
 async def entries_range(
     connection: AsyncConnection, *, chain_id: int, start: int, stop: int
 ) -> list[Any]:

@@ -38,6 +38,18 @@ async def chains_behind(connection: asyncpg.Connection, *, skip_slug: str) -> li
     return [ChainBehind(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
 
 
+async def projection_backlog(connection: asyncpg.Connection, *, skip_slug: str) -> tuple[int, int]:
+    """(committed entries the read model lacks, chains whose projection is failing)."""
+    row = await connection.fetchrow(
+        "SELECT coalesce(sum(c.size - coalesce(p.next_idx, 0)), 0) AS behind, "
+        "count(*) FILTER (WHERE p.error IS NOT NULL) AS failing "
+        "FROM chains c LEFT JOIN projection_positions p ON p.chain_id = c.id WHERE c.slug <> $1",
+        skip_slug,
+    )
+    assert row is not None
+    return int(row["behind"]), int(row["failing"])
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     next_idx: int
