@@ -180,8 +180,9 @@ def log_level() -> str:
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from audit_trail.server import logging_config
+    from audit_trail.server import logging_config, multiprocess_metrics
 
+    multiprocess_metrics(workers=workers)
     uvicorn.run(
         "decision_log.app:create_app",
         factory=True,
@@ -252,6 +253,10 @@ def up(
             "AUDIT_TRAIL_VERIFIER_LOG_VERIFIER_KEY": signer.note_signer.verifier_key,
             "AUDIT_TRAIL_VERIFIER_NAME": cosigner.name,
         }
+        # Prometheus scrapes /metrics of both services with this token (keys/metrics-token).
+        os.environ.setdefault(
+            "AUDIT_TRAIL_METRICS_TOKEN", admin.ensure_secret(paths.metrics_token_file)
+        )
         verifier_url_public = f"http://{host}:{port + 1}"
         typer.echo(f"decision_log API: {api_url}  (OpenAPI docs at {api_url}/docs)")
         typer.echo(f"verifier API: {verifier_url_public}  (public keys at /v1/keys)")

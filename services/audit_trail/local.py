@@ -76,6 +76,11 @@ class LocalPaths:
         return Path(configured) if configured else self.keys_dir / "verifier-ed25519.pem"
 
     @property
+    def metrics_token_file(self) -> Path:
+        """The bearer token of both services' /metrics (mode 0600)."""
+        return self.keys_dir / "metrics-token"
+
+    @property
     def verifier_credentials_file(self) -> Path:
         """The verifier's witness API key at the log (mode 0600)."""
         return self.keys_dir / "verifier-witness.json"

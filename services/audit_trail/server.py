@@ -29,6 +29,7 @@ import asyncio
 import functools
 import http
 import os
+import tempfile
 from typing import Any, ClassVar
 
 import orjson
@@ -284,3 +285,12 @@ def logging_config(level: str) -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "propagate": True},
         },
     }
+
+
+def multiprocess_metrics(*, workers: int) -> None:
+    """With several uvicorn workers, give them a folder for prometheus-client's multiprocess
+    mode, unless the operator named one (``PROMETHEUS_MULTIPROC_DIR``, emptied at start by
+    ``audit_trail.entry``). Workers are new processes that import the app after this, so they
+    all write there; one worker serves its own registry."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="audit-trail-metrics-")

@@ -32,6 +32,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
@@ -81,12 +82,18 @@ def observe_request(*, route: str, method: str, status: int, seconds: float) -> 
 def scrape() -> tuple[bytes, str]:
     """The metrics of every live and past worker, in the Prometheus text format."""
     folder = os.environ.get(MULTIPROC_DIR_VARIABLE)
-    if not folder:
+    if not folder or not multiprocess_mode():
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     _forget_dead_workers(folder)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def multiprocess_mode() -> bool:
+    """Whether this process's metrics live in the multiprocess folder: prometheus-client
+    decides when it is first imported, by whether the folder was named then."""
+    return values.ValueClass is not values.MutexValue
 
 
 def _forget_dead_workers(folder: str) -> None:
