@@ -405,8 +405,8 @@ async def last_attestation(connection: AsyncConnection, *, chain_id: int) -> Any
 # ---------------------------------------------------------------------------------------------
 
 _SWEEP_COLUMNS = (
-    "chain_id, epoch, number, requested, started_at, end_size, end_root, cursor, frontier, "
-    "finished_at, result, finding_id"
+    "chain_id, epoch, number, requested, started_at, round_started_at, end_size, end_root, "
+    "cursor, frontier, finished_at, result, finding_id"
 )
 
 
@@ -433,15 +433,20 @@ async def start_sweep(
     end_size: int,
     end_root: bytes,
 ) -> None:
+    """Make pass `number` the chain's current one; a scheduled pass also marks the chain as
+    swept in the round that started at `started_at`."""
     await connection.execute(
         text(
             "INSERT INTO verifier.sweeps (chain_id, epoch, number, requested, started_at, "
-            "end_size, end_root, cursor, frontier) VALUES (:id, :epoch, :number, :requested, "
-            ":at, :size, :root, 0, ''::bytea) ON CONFLICT (chain_id) DO UPDATE SET "
-            "epoch = excluded.epoch, number = excluded.number, requested = excluded.requested, "
-            "started_at = excluded.started_at, end_size = excluded.end_size, "
-            "end_root = excluded.end_root, cursor = 0, frontier = ''::bytea, "
-            "finished_at = NULL, result = NULL, finding_id = NULL"
+            "round_started_at, end_size, end_root, cursor, frontier) VALUES (:id, :epoch, "
+            ":number, :requested, :at, CASE WHEN :requested = 'schedule' THEN "
+            "CAST(:at AS timestamptz) END, :size, :root, 0, ''::bytea) "
+            "ON CONFLICT (chain_id) DO UPDATE SET epoch = excluded.epoch, "
+            "number = excluded.number, requested = excluded.requested, "
+            "started_at = excluded.started_at, "
+            "round_started_at = coalesce(excluded.round_started_at, sweeps.round_started_at), "
+            "end_size = excluded.end_size, end_root = excluded.end_root, cursor = 0, "
+            "frontier = ''::bytea, finished_at = NULL, result = NULL, finding_id = NULL"
         ),
         {
             "id": chain_id,
@@ -534,6 +539,13 @@ async def last_passed_sweep(connection: AsyncConnection, *, chain_id: int, epoch
     return result.first()
 
 
+async def latest_round_start(connection: AsyncConnection) -> datetime | None:
+    """When the sweep's current (or last) round started."""
+    result = await connection.execute(text("SELECT max(round_started_at) FROM verifier.sweeps"))
+    value: datetime | None = result.scalar()
+    return value
+
+
 async def watched_entries(connection: AsyncConnection) -> int:
     """Entries the sweep re-reads each period: every cosigned entry of every chain not halted."""
     result = await connection.execute(
@@ -544,7 +556,8 @@ async def watched_entries(connection: AsyncConnection) -> int:
 
 _CHAIN_SWEEP_QUERY = (
     "SELECT c.id, c.tenant, c.chain, c.epoch, c.verified_size, c.halted_by, "
-    "s.epoch AS sweep_epoch, s.number, s.started_at, s.end_size, s.cursor, s.finished_at "
+    "s.epoch AS sweep_epoch, s.number, s.requested, s.started_at, s.round_started_at, "
+    "s.end_size, s.cursor, s.finished_at "
     "FROM verifier.chains c LEFT JOIN verifier.sweeps s ON s.chain_id = c.id"
 )
 

@@ -59,12 +59,19 @@ class SweepStatus(BaseModel):
     cursor: int = Field(description="Entries [0, cursor) re-read by the current pass so far")
     end: int = Field(description="Entries [0, end) the current pass re-reads")
     started_at: datetime | None
-    next_due_at: datetime | None = Field(description="When the next pass starts")
+    round_started_at: datetime | None = Field(
+        description="When the sweep's current round started: it re-reads every chain followed"
+    )
+    next_round_at: datetime | None = Field(
+        description="When the next round starts (later, if this one has not ended by then)"
+    )
     last_full_sweep_finished_at: datetime | None = Field(
         description="When a pass last re-read the whole chain (this epoch) and found it as cosigned"
     )
     last_full_sweep_size: int | None
-    behind: bool = Field(description="The current pass has run for longer than one period")
+    behind: bool = Field(
+        description="The chain is not done with a round that started more than a period ago"
+    )
     period_seconds: float
     rate_entries_per_second: float = Field(description="The cap, over all chains")
     entries_per_period_at_cap: int

@@ -15,14 +15,19 @@ proves its checkpoints. The sweep finds them within a stated time (DESIGN.md, in
 - Each window is compared under the chain's cosigning lock, which is held for that window only:
   nothing is cosigned between a difference being seen and its finding halting the chain, and
   the incremental check waits for at most one window.
-- Every chain gets a pass `period` after its last one started; windows are paced by one rate
-  cap shared by all chains (`verifier.pacing`). If the cap cannot re-read every followed entry
-  within a period, a warning is logged and the status says so (`rate_covers_period`).
+- The schedule runs in *rounds*: a round starts a pass of every chain followed, and the next
+  round starts one period after it, once every chain is done with it. Chains with a pass
+  running get one window each in turn; all windows are paced by one rate cap
+  (`verifier.pacing`). If the cap cannot re-read every followed entry within a period, a
+  warning is logged and the status says so (`rate_covers_period`).
 - `POST .../verify?full=true` asks for a pass now (a job): it returns the pass running for the
-  chain if there is one, else starts one, and drives it to its end in the background.
+  chain if there is one, else starts one, and drives it to its end in the background. A chain
+  busy with such a pass when a round starts gets its round's pass when that one ends.
 
-The longest time from a tamper of an entry already verified to its finding is one period plus
-one pass of every chain at the cap (docs/verifier.md).
+Rounds make the detection latency a number: a round re-reads everything cosigned when it
+starts, within N / cap seconds for N entries, and the next starts within one period of any
+moment; so a tamper of an entry already verified is found within one period plus N / cap
+(docs/verifier.md).
 """
 
 from __future__ import annotations
@@ -90,9 +95,12 @@ class Sweeper:
     # Passes and windows
     # -----------------------------------------------------------------------------------------
 
-    async def start_pass(self, name: ChainName, *, requested: Requested) -> Any:
+    async def start_pass(
+        self, name: ChainName, *, requested: Requested, started_at: datetime | None = None
+    ) -> Any:
         """Start a pass of the chain, or return the one running: one pass per chain at a time
-        (the chain's single `verifier.sweeps` row, locked while this is decided)."""
+        (the chain's single `verifier.sweeps` row, locked while this is decided). A scheduled
+        pass is started at its round's start."""
         state = await self._verifier.state(name)
         if state.halted_by is not None:
             raise Conflict(
@@ -119,7 +127,7 @@ class Sweeper:
                 epoch=int(state.epoch),
                 number=1 if current is None else int(current.number) + 1,
                 requested=requested,
-                started_at=self._clock(),
+                started_at=self._clock() if started_at is None else started_at,
                 end_size=int(state.verified_size),
                 end_root=bytes(state.verified_root),
             )
@@ -280,34 +288,35 @@ class Sweeper:
     # -----------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Start the passes that are due, then re-read one window of every chain whose pass
-        runs (round robin, paced); the entries re-read."""
+        """Start a round if one is due, then re-read one window of every chain not done with
+        the round (round robin, paced); the entries re-read."""
         await self.capacity()
         async with self._engine.connect() as connection:
             chains = await repository.chains_with_sweeps(connection)
         now, read = self._clock(), 0
-        for row in chains:
+        followed = [c for c in chains if c.halted_by is None and int(c.verified_size) > 0]
+        round_start = max(
+            (c.round_started_at for c in chains if c.round_started_at is not None), default=None
+        )
+        if round_start is None or (
+            now >= round_start + self.period
+            and all(_done_with_round(c, round_start) for c in followed)
+        ):
+            round_start = now
+        for row in followed:
             name = ChainName(row.tenant, row.chain)
             job = self._jobs.get(name)
-            if row.halted_by is not None or (job is not None and not job.done()):
+            if _done_with_round(row, round_start) or (job is not None and not job.done()):
                 continue
             try:
-                if self._due(row, now):
-                    await self.start_pass(name, requested="schedule")
+                if not _pass_running(row):
+                    await self.start_pass(name, requested="schedule", started_at=round_start)
                     row = await self._sweep_row(int(row.id))
-                if row.finished_at is None and row.number is not None:
-                    await self.rate.acquire(min(self._window, int(row.end_size - row.cursor)))
-                    read += await self.sweep_window(name)
+                await self.rate.acquire(min(self._window, int(row.end_size - row.cursor)))
+                read += await self.sweep_window(name)
             except Problem as problem:
                 log.warning("sweep of %s/%s: %s", *_n(name), problem.detail)
         return read
-
-    def _due(self, row: Any, now: datetime) -> bool:
-        if row.number is None:
-            return int(row.verified_size) > 0
-        if int(row.sweep_epoch) != int(row.epoch):
-            return True
-        return row.finished_at is not None and now >= row.started_at + self.period
 
     async def _sweep_row(self, chain_id: int) -> Any:
         async with self._engine.connect() as connection:
@@ -321,24 +330,31 @@ class Sweeper:
             swept = await repository.last_passed_sweep(
                 connection, chain_id=state.id, epoch=int(state.epoch)
             )
+            round_start = await repository.latest_round_start(connection)
         now = self._clock()
         running = (
             current is not None
             and current.finished_at is None
             and int(current.epoch) == int(state.epoch)
         )
-        started_at = None if current is None else current.started_at
+        done = (
+            round_start is None
+            or state.halted_by is not None
+            or int(state.verified_size) == 0
+            or (current is not None and _done_with_round(current, round_start))
+        )
         return {
             "current_pass": None if current is None else int(current.number),
             "running": running,
             "requested": None if current is None else current.requested,
             "cursor": 0 if current is None else int(current.cursor),
             "end": 0 if current is None else int(current.end_size),
-            "started_at": started_at,
-            "next_due_at": None if started_at is None else started_at + self.period,
+            "started_at": None if current is None else current.started_at,
+            "round_started_at": round_start,
+            "next_round_at": None if round_start is None else round_start + self.period,
             "last_full_sweep_finished_at": None if swept is None else swept.finished_at,
             "last_full_sweep_size": None if swept is None else int(swept.size),
-            "behind": running and started_at is not None and now > started_at + self.period,
+            "behind": not done and round_start is not None and now > round_start + self.period,
             "period_seconds": self.period.total_seconds(),
             "rate_entries_per_second": self.rate.per_second,
             "entries_per_period_at_cap": capacity.entries_per_period,
@@ -393,6 +409,20 @@ class Sweeper:
                 read = 0
             if not read:
                 await asyncio.sleep(self._idle)
+
+
+def _pass_running(row: Any) -> bool:
+    """The chain has a pass of its current epoch that has not ended."""
+    return row.number is not None and row.finished_at is None and row.sweep_epoch == row.epoch
+
+
+def _done_with_round(row: Any, round_start: datetime) -> bool:
+    """The chain's pass of the round that started at `round_start` has ended (a row of
+    `verifier.sweeps`, alone or joined to its chain)."""
+    if row.round_started_at is None or row.round_started_at < round_start:
+        return False
+    this_rounds_pass = row.requested == "schedule" and row.started_at == row.round_started_at
+    return not (this_rounds_pass and row.finished_at is None)
 
 
 def _store_altered(detail: str, index: int | None) -> Finding:

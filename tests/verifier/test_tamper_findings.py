@@ -16,54 +16,22 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from decision_log.signing import LogSigner
 from ledger.dsse import securesystemslib_keyid, verify_envelope
 from ledger.keys import read_private_key
 from verifier import repository
 from verifier.epochs import acknowledge_finding
-from verifier.log_client import ChainName
-from verifier.pacing import EntryRate
 from verifier.service import ChainVerifier
 from verifier.state import AppState
-from verifier.sweep import Sweeper
 
-from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import headers
 from tests.verifier import tamper
-from tests.verifier.conftest import grow
-
-COSIGNED = 40
-
-
-@dataclass
-class Cosigned:
-    """A chain of 40 entries, cosigned by the verifier at sizes 20 and 40."""
-
-    keys: TenantKeys
-    name: ChainName
-    database_url: str
-    signer: LogSigner
-    client: httpx.AsyncClient
-
-
-@pytest.fixture
-async def cosigned(
-    client: httpx.AsyncClient, database_url: str, signer: LogSigner, verifier: ChainVerifier
-) -> Cosigned:
-    keys = await make_tenant(database_url, signer)
-    name = ChainName(keys.tenant, keys.chain)
-    for size in (20, COSIGNED):
-        await grow(client, keys, 20)
-        state = await verifier.verify(name)
-        assert state.verified_size == size and state.halted_by is None
-    return Cosigned(keys=keys, name=name, database_url=database_url, signer=signer, client=client)
-
+from tests.verifier.conftest import COSIGNED, Cosigned, grow
 
 # -------------------------------------------------------------------------------------------------
 # The table: one row per tamper kind
@@ -384,125 +352,6 @@ async def test_a_full_verification_is_a_job_one_per_chain(
     assert third.status_code == 202
     assert third.json()["number"] == first.json()["number"] + 1
     assert (await verifier_client.get(f"{location}0", headers=auditor)).status_code == 404
-
-
-# -------------------------------------------------------------------------------------------------
-# The schedule: a period, a rate cap, a cursor that survives restarts, one window at a time
-# -------------------------------------------------------------------------------------------------
-
-
-class FakeTime:
-    """The sweeper's clocks, moved by the test: nothing sleeps."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-        self.monotonic_now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.monotonic_now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.monotonic_now += seconds
-
-
-def scheduled_sweeper(
-    verifier_state: AppState, time: FakeTime, *, period: float, rate: float, window: int
-) -> Sweeper:
-    """What the app builds from settings, with short values and the test's clocks."""
-    return Sweeper(
-        verifier=verifier_state.verifier,
-        engine=verifier_state.engine,
-        clock=time.clock,
-        period_seconds=period,
-        rate=EntryRate(rate, monotonic=time.monotonic, sleep=time.sleep),
-        window_entries=window,
-    )
-
-
-async def test_the_schedule_resumes_after_a_restart_and_sweeps_again_each_period(
-    cosigned: Cosigned, verifier_state: AppState
-) -> None:
-    time = FakeTime()
-    sweeper = scheduled_sweeper(verifier_state, time, period=60.0, rate=1e9, window=16)
-    state = await verifier_state.verifier.state(cosigned.name)
-
-    async def sweep_status() -> dict[str, Any]:
-        return await sweeper.status(state)
-
-    await sweeper.run_once()
-    first = await sweep_status()
-    assert (first["running"], first["requested"], first["cursor"], first["end"]) == (
-        True,
-        "schedule",
-        16,
-        COSIGNED,
-    )
-    # A restart: a new sweeper picks the pass up at its stored cursor, one window further.
-    sweeper = scheduled_sweeper(verifier_state, time, period=60.0, rate=1e9, window=16)
-    await sweeper.run_once()
-    assert (await sweep_status())["cursor"] == 32
-    await sweeper.run_once()
-    done = await sweep_status()
-    assert (done["running"], done["last_full_sweep_size"]) == (False, COSIGNED)
-    assert done["last_full_sweep_finished_at"] == time.now
-    assert done["next_due_at"] == time.now + timedelta(seconds=60)
-    # Not due again before the period is over; then a new pass starts.
-    await sweeper.run_once()
-    assert (await sweep_status())["current_pass"] == first["current_pass"]
-    time.now += timedelta(seconds=61)
-    await sweeper.run_once()
-    again = await sweep_status()
-    assert again["current_pass"] == first["current_pass"] + 1 and again["cursor"] == 16
-    # A pass that runs longer than a period is behind.
-    time.now += timedelta(seconds=61)
-    assert (await sweep_status())["behind"] is True
-
-
-async def test_a_cap_too_low_for_the_period_is_a_warning_and_a_status(
-    cosigned: Cosigned, verifier_state: AppState, caplog: pytest.LogCaptureFixture
-) -> None:
-    time = FakeTime()
-    sweeper = scheduled_sweeper(verifier_state, time, period=10.0, rate=2.0, window=16)
-    with caplog.at_level("WARNING", logger="verifier.sweep"):
-        capacity = await sweeper.capacity()
-    assert capacity.entries_per_period == 20
-    assert capacity.watched_entries >= COSIGNED and not capacity.covers_period
-    assert "chains fall behind the period" in caplog.text
-    status = await sweeper.status(await verifier_state.verifier.state(cosigned.name))
-    assert status["rate_covers_period"] is False
-    assert status["entries_per_period_at_cap"] == 20
-
-
-async def test_the_rate_cap_paces_windows() -> None:
-    time = FakeTime()
-    rate = EntryRate(1000.0, monotonic=time.monotonic, sleep=time.sleep)
-    for _ in range(3):
-        await rate.acquire(500)
-    # The first window goes at once; each next one waits for the one before to be paid for.
-    assert time.slept == [0.5, 0.5]
-
-
-async def test_a_window_holds_the_cosigning_lock_for_itself_only(
-    cosigned: Cosigned, verifier_state: AppState
-) -> None:
-    """Between two windows of a pass, the incremental check gets the lock and cosigns."""
-    time = FakeTime()
-    sweeper = scheduled_sweeper(verifier_state, time, period=60.0, rate=1e9, window=8)
-    await sweeper.start_pass(cosigned.name, requested="schedule")
-    assert await sweeper.sweep_window(cosigned.name) == 8
-    await grow(cosigned.client, cosigned.keys, 3)
-    assert (await verifier_state.verifier.verify(cosigned.name)).verified_size == COSIGNED + 3
-    while await sweeper.sweep_window(cosigned.name):
-        pass
-    state = await verifier_state.verifier.state(cosigned.name)
-    status = await sweeper.status(state)
-    # The pass re-read what was cosigned when it started; the new entries wait for the next.
-    assert (status["running"], status["last_full_sweep_size"]) == (False, COSIGNED)
 
 
 # -------------------------------------------------------------------------------------------------

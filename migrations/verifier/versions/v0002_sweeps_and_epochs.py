@@ -47,6 +47,8 @@ def upgrade() -> None:
         # The current (or last) sweep pass of each chain: mutable, like verifier.chains. A pass
         # re-reads entries [0, end_size) window by window; cursor and frontier (over the
         # remembered leaf hashes [0, cursor)) are where it resumes after a restart.
+        # round_started_at: the round of the chain's last scheduled pass (kept while an
+        # on-demand pass runs), so a restart knows which round runs and who is done with it.
         """
         CREATE TABLE verifier.sweeps (
             chain_id bigint PRIMARY KEY REFERENCES verifier.chains (id),
@@ -54,6 +56,7 @@ def upgrade() -> None:
             number bigint NOT NULL CHECK (number > 0),
             requested text NOT NULL CHECK (requested IN ('schedule', 'on-demand')),
             started_at timestamptz NOT NULL,
+            round_started_at timestamptz,
             end_size bigint NOT NULL CHECK (end_size >= 0),
             end_root bytea NOT NULL CHECK (length(end_root) = 32),
             cursor bigint NOT NULL CHECK (cursor >= 0 AND cursor <= end_size),
