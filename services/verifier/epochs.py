@@ -55,19 +55,25 @@ async def acknowledge_finding(
         if row.halted_by != finding_id:
             raise Conflict(f"finding {finding_id} is not the one halting its chain")
         chain_id, epoch = int(row.chain_id), int(row.chain_epoch)
+        chain_lineage = await lineage(connection, chain_id=chain_id, epoch=epoch)
         # 1. The last checkpoint cosigned before the first bad index (a finding that blames
-        #    no entry, such as a badly signed checkpoint, keeps everything cosigned).
+        #    no entry, such as a badly signed checkpoint, keeps everything cosigned), in this
+        #    epoch or, below its start, in the epoch it continues.
         bad = int(row.verified_size) if row.first_bad_index is None else int(row.first_bad_index)
-        kept = await repository.latest_cosigned(
-            connection, chain_id=chain_id, epoch=epoch, at_most=bad
-        )
+        kept, kept_epoch = None, epoch
+        for segment in chain_lineage.segments:
+            limit = bad if segment.stop is None else min(bad, segment.stop)
+            candidate = await repository.latest_cosigned(
+                connection, chain_id=chain_id, epoch=segment.epoch, at_most=limit
+            )
+            if candidate is not None and (kept is None or candidate.size > kept.size):
+                kept, kept_epoch = candidate, segment.epoch
         start_size = 0 if kept is None else int(kept.size)
         # 2. The state at that size, from what the verifier remembers: the frontier must
         #    rebuild the root it cosigned there, or its own store has been altered.
         frontier, last_leaf_hash = MerkleFrontier(), GENESIS_PREV
         start_root = EMPTY_ROOT
         if kept is not None and start_size:
-            chain_lineage = await lineage(connection, chain_id=chain_id, epoch=epoch)
             try:
                 frontier, last_leaf_hash = await remembered_frontier(
                     connection, chain_id=chain_id, lineage=chain_lineage, size=start_size
@@ -101,7 +107,11 @@ async def acknowledge_finding(
         )
         if kept is not None:
             await repository.carry_cosigned_into_epoch(
-                connection, chain_id=chain_id, from_epoch=epoch, to_epoch=epoch + 1, size=start_size
+                connection,
+                chain_id=chain_id,
+                from_epoch=kept_epoch,
+                to_epoch=epoch + 1,
+                size=start_size,
             )
     return EpochStart(
         chain_id=chain_id,

@@ -4,10 +4,10 @@ by ONE sweep with the finding's kind and first bad index, after which nothing is
 the attestation says failed. Then: acknowledging a finding never re-certifies what was
 tampered with, and `verify?full=true` is a job, one per chain at a time.
 
-Every chain here has 40 entries cosigned at two checkpoints (20 and 40) before it is tampered
-with, and the incremental check is never run between the tamper and the sweep: the sweep alone
-must see it (before it existed, most of these went unnoticed until someone asked for a full
-verification, and none was named this way).
+The chains here have 40 entries cosigned at two checkpoints (20 and 40) before they are
+tampered with, and the incremental check is never run between the tamper and the sweep: the
+sweep alone must see it (before it existed, most of these went unnoticed until someone asked
+for a full verification, and none was named this way).
 """
 
 from __future__ import annotations
@@ -22,13 +22,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from decision_log.signing import LogSigner
 from ledger.dsse import securesystemslib_keyid, verify_envelope
 from ledger.keys import read_private_key
 from verifier import repository
 from verifier.epochs import acknowledge_finding
+from verifier.log_client import ChainName
 from verifier.service import ChainVerifier
 from verifier.state import AppState
 
+from tests.service.conftest import make_tenant
 from tests.service.helpers import headers
 from tests.verifier import tamper
 from tests.verifier.conftest import COSIGNED, Cosigned, grow
@@ -304,6 +307,63 @@ async def test_acknowledging_a_rewrite_under_the_first_checkpoint_records_histor
     assert predicate["result"] == "passed"
     assert predicate["epoch"]["history_replaced"] is True
     assert [f["first_bad_index"] for f in predicate["acknowledged_findings"]] == [5]
+
+
+async def test_a_later_acknowledgement_keeps_what_an_earlier_epoch_cosigned_below_it(
+    client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    verifier: ChainVerifier,
+    verifier_state: AppState,
+    verifier_client: httpx.AsyncClient,
+) -> None:
+    """Epoch 0 cosigned 10, 20 and 40; a fork at 33 starts epoch 1 from 20. Entry 15, under
+    epoch 1's start, is then edited: epoch 2 starts from 10, cosigned in epoch 0."""
+    keys = await make_tenant(database_url, signer)
+    chain = Cosigned(
+        keys=keys,
+        name=ChainName(keys.tenant, keys.chain),
+        database_url=database_url,
+        signer=signer,
+        client=client,
+    )
+    for count in (10, 10, 20):
+        await grow(client, keys, count)
+        assert (await verifier.verify(chain.name)).halted_by is None
+    await cut_back_and_append(chain)
+    forked = await verifier_state.sweeper.sweep_chain(chain.name)
+    assert (forked.kind, forked.first_bad_index) == ("forked-history", 33)
+    first = await acknowledge_finding(
+        verifier_state.engine,
+        finding_id=forked.finding_id,
+        operator="ops@example.test",
+        reason="accepted",
+        now=datetime.now(UTC),
+    )
+    assert (first.epoch, first.start_size) == (1, 20)
+    assert (await verifier.verify(chain.name)).verified_size == 36
+
+    async with tamper.superuser(database_url) as db:
+        await tamper.change_one_byte(db, await tamper.chain_id(db, *_names(chain)), 15)
+    edited = await verifier_state.sweeper.sweep_chain(chain.name)
+    assert (edited.kind, edited.first_bad_index) == ("leaf-mismatch", 15)
+    second = await acknowledge_finding(
+        verifier_state.engine,
+        finding_id=edited.finding_id,
+        operator="ops@example.test",
+        reason="accepted",
+        now=datetime.now(UTC),
+    )
+    assert (second.epoch, second.start_size, second.history_replaced) == (2, 10, False)
+    status = (
+        await verifier_client.get(f"/v1/chains/{keys.chain}", headers=headers(keys.auditor))
+    ).json()
+    assert (status["epoch"], status["verified_size"]) == (2, 10)
+    assert status["cosigned_checkpoint"]["size"] == 10
+    assert [(f["kind"], f["next_epoch"]["start_size"]) for f in status["findings"]] == [
+        ("forked-history", 20),
+        ("leaf-mismatch", 10),
+    ]
 
 
 # -------------------------------------------------------------------------------------------------
