@@ -446,7 +446,10 @@ async def start_sweep(
             "started_at = excluded.started_at, "
             "round_started_at = coalesce(excluded.round_started_at, sweeps.round_started_at), "
             "end_size = excluded.end_size, end_root = excluded.end_root, cursor = 0, "
-            "frontier = ''::bytea, finished_at = NULL, result = NULL, finding_id = NULL"
+            "frontier = ''::bytea, finished_at = NULL, result = NULL, finding_id = NULL "
+            # Never over a pass still running: of two racing to start the first pass of a
+            # chain (no row to lock yet), the second joins the first.
+            "WHERE sweeps.finished_at IS NOT NULL"
         ),
         {
             "id": chain_id,

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -265,23 +266,20 @@ class Sweeper:
         return current
 
     async def _run_job(self, name: ChainName, number: int) -> None:
-        try:
+        """Bring the chain up to date, drive the pass to its end (retrying what fails, as the
+        schedule would), and attest when it passed. Nobody awaits a job: it logs, never
+        raises."""
+        what = f"the on-demand sweep of {name.tenant}/{name.chain}"
+        with _logged(what + ": verifying first"):
             await self._verifier.verify(name)
-        except Problem as problem:
-            log.warning("verifying %s/%s before its pass: %s", *_n(name), problem.detail)
         while True:
-            try:
+            with _logged(what + "; retrying"):
                 ended = await self._drive(name, number)
                 break
-            except asyncio.CancelledError:
-                raise
-            except Problem as problem:
-                log.warning("sweep of %s/%s: %s; retrying", *_n(name), problem.detail)
-            except Exception as error:
-                log_failure(log, f"sweep of {name.tenant}/{name.chain} failed; retrying", error)
             await asyncio.sleep(self._idle)
         if ended.result == "passed":
-            await self._verifier.attest(name, only_if_grown=False)
+            with _logged(what + ": attesting"):
+                await self._verifier.attest(name, only_if_grown=False)
 
     # -----------------------------------------------------------------------------------------
     # The schedule
@@ -409,6 +407,17 @@ class Sweeper:
                 read = 0
             if not read:
                 await asyncio.sleep(self._idle)
+
+
+@contextlib.contextmanager
+def _logged(what: str) -> Iterator[None]:
+    """Log a failure of a background step instead of raising it (cancellation goes through)."""
+    try:
+        yield
+    except Problem as problem:
+        log.warning("%s: %s", what, problem.detail)
+    except Exception as error:
+        log_failure(log, what, error)
 
 
 def _pass_running(row: Any) -> bool:
