@@ -109,6 +109,11 @@ class HistoryWindow:
         """Nothing more of the stream can change the outcome."""
         return self._done
 
+    @property
+    def compared_all(self) -> bool:
+        """Every entry of the window matched; only the entry after it may still come."""
+        return self.position == self.stop and self._changed is None and self.difference is None
+
     def feed(self, data: bytes, *, binary: bool = False) -> None:
         """Compare every complete entry in `data`; `binary`: leaf frames, not NDJSON."""
         self._binary = binary

@@ -85,6 +85,23 @@ def test_an_unchanged_chain_has_no_difference_in_any_window() -> None:
         assert reread(served, leaves, start, stop) is None
 
 
+def test_a_window_knows_when_every_entry_arrived_before_the_one_after_it() -> None:
+    """A stream that breaks off after the window's entries (a log flagging a problem of its
+    own) loses nothing the window needed."""
+    leaves = chain(10)
+    window = HistoryWindow(
+        start=0,
+        stop=10,
+        remembered=b"".join(leaf_hash(leaf) for leaf in leaves),
+        frontier=MerkleFrontier(),
+    )
+    window.feed(frames(list(enumerate(leaves[:9]))), binary=True)
+    assert not window.compared_all
+    window.feed(frames([(9, leaves[9])]), binary=True)
+    assert window.compared_all and not window.settled
+    assert window.finish() is None
+
+
 def test_an_edit_in_place_is_a_leaf_mismatch_at_the_edited_entry() -> None:
     leaves = chain(20)
     served = list(enumerate(leaves))
