@@ -20,11 +20,13 @@ from verifier import VERSION, endpoints
 from verifier.auth import CallerAuthenticator
 from verifier.db import create_engine
 from verifier.log_client import LogClient
+from verifier.pacing import EntryRate
 from verifier.problems import install_problem_handlers
 from verifier.service import ChainVerifier, Clock
 from verifier.settings import Settings
 from verifier.signing import VerifierSigner
 from verifier.state import AppState
+from verifier.sweep import Sweeper
 from verifier.worker import Worker
 
 DESCRIPTION = """
@@ -76,8 +78,18 @@ def create_app(
             log_verifier=log_verifier,
             clock=clock,
         )
+        sweeper = Sweeper(
+            verifier=verifier,
+            engine=engine,
+            clock=clock,
+            period_seconds=config.sweep_period_seconds,
+            rate=EntryRate(config.sweep_rate_entries_per_second),
+            window_entries=config.sweep_window_entries,
+            idle_seconds=config.poll_interval_seconds,
+        )
         worker = Worker(
             verifier=verifier,
+            sweeper=sweeper,
             log_client=log_client,
             poll_interval_seconds=config.poll_interval_seconds,
             attestation_interval_seconds=config.attestation_interval_seconds,
@@ -88,6 +100,7 @@ def create_app(
             log_client=log_client,
             signer=signer,
             verifier=verifier,
+            sweeper=sweeper,
             worker=worker,
             authenticator=CallerAuthenticator(
                 log_client=log_client, cache_seconds=config.auth_cache_seconds
@@ -98,7 +111,7 @@ def create_app(
         try:
             yield
         finally:
-            await worker.stop()
+            await worker.stop()  # the sweep's schedule and its on-demand jobs too
             await log_client.aclose()
             await engine.dispose()
 
@@ -116,7 +129,10 @@ def create_app(
             document_problems(
                 schema,
                 without_database=("/healthz", "/v1/keys"),
-                extra={("POST", "/v1/chains/{chain}/verify"): (409,)},
+                extra={
+                    ("POST", "/v1/chains/{chain}/verify"): (409,),
+                    ("GET", "/v1/chains/{chain}/entries/{index}/coverage"): (409,),
+                },
             )
             forbid_nul_in_requests(schema)
             app.openapi_schema = schema

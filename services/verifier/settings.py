@@ -41,3 +41,19 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         default=30.0, description="How long a caller's key, as checked with the log, is trusted"
     )
+    # The sweep (verifier.sweep, docs/verifier.md): every entry already verified is re-read
+    # once per period, at most at the rate below across all chains. 10,000 entries/s over a
+    # day re-reads 864,000,000 entries; the longest time from a tamper of a verified entry to
+    # its finding is one period plus one pass of every chain at that rate.
+    sweep_period_seconds: float = Field(
+        default=86400.0, gt=0, description="Every chain is re-read in full once per period"
+    )
+    sweep_rate_entries_per_second: float = Field(
+        default=10000.0, gt=0, description="Cap on entries re-read per second, over all chains"
+    )
+    sweep_window_entries: int = Field(
+        default=65536,
+        ge=1,
+        le=65536,
+        description="Entries compared per window (the chain's cosigning lock is held for one)",
+    )

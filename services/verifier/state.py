@@ -14,6 +14,7 @@ from verifier.log_client import LogClient
 from verifier.service import ChainVerifier
 from verifier.settings import Settings
 from verifier.signing import VerifierSigner
+from verifier.sweep import Sweeper
 from verifier.worker import Worker
 
 
@@ -24,6 +25,7 @@ class AppState:
     log_client: LogClient
     signer: VerifierSigner
     verifier: ChainVerifier
+    sweeper: Sweeper
     worker: Worker
     authenticator: CallerAuthenticator
 

@@ -1,4 +1,5 @@
-"""Follows every chain the verifier can see: poll, verify, attest on a schedule."""
+"""Follows every chain the verifier can see: poll, verify, attest on a schedule; and runs the
+sweep that re-reads them (`verifier.sweep`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from http_edge.outages import log_failure
 from verifier.log_client import LogClient
 from verifier.problems import Problem
 from verifier.service import ChainVerifier
+from verifier.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +23,13 @@ class Worker:
         self,
         *,
         verifier: ChainVerifier,
+        sweeper: Sweeper,
         log_client: LogClient,
         poll_interval_seconds: float,
         attestation_interval_seconds: float,
     ) -> None:
         self._verifier = verifier
+        self._sweeper = sweeper
         self._log = log_client
         self._poll_interval = poll_interval_seconds
         self._attestation_interval = attestation_interval_seconds
@@ -48,8 +52,10 @@ class Worker:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="verifier-worker")
+        await self._sweeper.start()
 
     async def stop(self) -> None:
+        await self._sweeper.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
