@@ -121,7 +121,7 @@ def create_app(
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
             http=http,
-            verifier=VerifierClient(http=http, base_url=config.verifier_url),
+            verifier=VerifierClient(http=http, base_url=config.verifier_url, signer=signer),
             exports=ExportRunner(engine=engine, signer=signer),
             personal_data=PersonalData(
                 engine=engine,

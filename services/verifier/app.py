@@ -19,6 +19,7 @@ from ledger.note import ALG_ED25519, NoteVerifier
 from verifier import VERSION, endpoints
 from verifier.auth import CallerAuthenticator
 from verifier.db import create_engine
+from verifier.limits import OnDemandLimiter
 from verifier.log_client import LogClient
 from verifier.pacing import EntryRate
 from verifier.problems import install_problem_handlers
@@ -103,7 +104,13 @@ def create_app(
             sweeper=sweeper,
             worker=worker,
             authenticator=CallerAuthenticator(
-                log_client=log_client, cache_seconds=config.auth_cache_seconds
+                log_client=log_client,
+                cache_seconds=config.auth_cache_seconds,
+                log_key=log_verifier.public_key,
+                name=config.name,
+            ),
+            on_demand=OnDemandLimiter(
+                burst=config.on_demand_burst, per_minute=config.on_demand_per_minute
             ),
         )
         if run_worker:
@@ -130,7 +137,7 @@ def create_app(
                 schema,
                 without_database=("/healthz", "/v1/keys"),
                 extra={
-                    ("POST", "/v1/chains/{chain}/verify"): (409,),
+                    ("POST", "/v1/chains/{chain}/verify"): (409, 429),
                     ("GET", "/v1/chains/{chain}/entries/{index}/coverage"): (409,),
                 },
             )

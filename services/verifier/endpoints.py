@@ -190,7 +190,8 @@ async def verify_now(
         ),
     ] = False,
 ) -> Any:
-    name = ChainName(caller.require_chain(chain), chain)
+    name = ChainName(caller.require_chain(chain, scope="verify"), chain)
+    state.on_demand.spend(caller.identity)
     if full:
         started = await state.sweeper.request_pass(name)
         current = await state.sweeper.sweep_pass(name, int(started.number))
@@ -200,7 +201,7 @@ async def verify_now(
             headers={"Location": f"/v1/chains/{chain}/sweeps/{current.number}"},
         )
     await state.verifier.verify(name)
-    issued = await state.verifier.attest(name, only_if_grown=False)
+    issued = await state.verifier.current_attestation(name)
     return Verification(
         status=await chain_status(state, name),
         attestation=None if issued is None else attestation(issued),

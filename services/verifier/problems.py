@@ -26,11 +26,19 @@ __all__ = [
     "LogUnavailable",
     "NotFound",
     "Problem",
+    "TooManyRequests",
     "Unauthenticated",
     "Unavailable",
     "install_problem_handlers",
     "problem_response",
 ]
+
+
+class TooManyRequests(Problem):
+    status, slug, title = 429, "too-many-requests", "Too many requests from this caller"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class LogUnavailable(Unavailable):

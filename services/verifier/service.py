@@ -515,6 +515,18 @@ class ChainVerifier:
     # Attestations and coverage
     # -----------------------------------------------------------------------------------------
 
+    async def current_attestation(self, name: ChainName) -> Any | None:
+        """The attestation of what is checked now: a new one only when the checked size grew
+        since the last (or there is none yet); otherwise the last one stands, so asking again
+        and again stores nothing."""
+        issued = await self.attest(name, only_if_grown=True)
+        if issued is not None:
+            return issued
+        state = await self.state(name)
+        async with self._engine.connect() as connection:
+            last = await repository.last_attestation(connection, chain_id=state.id)
+        return last if last is not None else await self.attest(name, only_if_grown=False)
+
     async def attest(self, name: ChainName, *, only_if_grown: bool) -> Any | None:
         """Attest what the verifier has checked of the chain; None if nothing new to say.
 
@@ -527,7 +539,12 @@ class ChainVerifier:
                 if state.halted_by is not None:
                     return None if only_if_grown else last
                 size = int(state.verified_size)
-                if only_if_grown and (size == 0 or (last is not None and last.size >= size)):
+                # Nothing new to say: the last attestation passed at this size (after a finding,
+                # once acknowledged, the chain's first passing attestation is new again).
+                if only_if_grown and (
+                    size == 0
+                    or (last is not None and last.size >= size and last.result == "passed")
+                ):
                     return None
                 cosigned = await repository.latest_cosigned(
                     connection, chain_id=state.id, epoch=state.epoch

@@ -57,3 +57,8 @@ class Settings(BaseSettings):
         le=65536,
         description="Entries compared per window (the chain's cosigning lock is held for one)",
     )
+    # On-demand work (POST .../verify) per caller: a burst, refilled per minute; beyond, 429.
+    on_demand_burst: int = Field(default=10, ge=1, description="On-demand requests at once")
+    on_demand_per_minute: float = Field(
+        default=10.0, gt=0, description="On-demand requests per caller and minute, sustained"
+    )

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from verifier.auth import Caller, CallerAuthenticator
+from verifier.limits import OnDemandLimiter
 from verifier.log_client import LogClient
 from verifier.service import ChainVerifier
 from verifier.settings import Settings
@@ -28,6 +29,7 @@ class AppState:
     sweeper: Sweeper
     worker: Worker
     authenticator: CallerAuthenticator
+    on_demand: OnDemandLimiter
 
 
 async def app_state(request: Request) -> AppState:

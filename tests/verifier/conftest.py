@@ -181,7 +181,7 @@ async def exporting_app(
 ) -> AsyncIterator[FastAPI]:
     """A decision_log that asks the verifier (over ASGI) to verify and attest when it exports."""
     application = create_log_app(
-        settings.model_copy(update={"verifier_url": "http://verifier"}),
+        settings.model_copy(update={"verifier_url": "http://127.0.0.1:8001"}),
         verifier_transport=httpx.ASGITransport(app=verifier_app),
     )
     async with application.router.lifespan_context(application):

@@ -373,11 +373,11 @@ async def view(
     return await _recorded_while(recording, reading())
 
 
-async def latest_attestation(state: AppState, *, chain: str, credential: str) -> VerifierEvidence:
+async def latest_attestation(state: AppState, *, tenant: str, chain: str) -> VerifierEvidence:
     """The verifier's latest signed attestation for the chain, embedded as it signed it (its
     DSSE envelope checks under the verifier's key, which auditors get from the verifier); a
     verifier that cannot say is reported as such, never hidden, and never fails the view."""
-    answer = await state.verifier.attestations(chain, credential=credential)
+    answer = await state.verifier.attestations(tenant=tenant, chain=chain)
     if isinstance(answer, VerifierUnavailable):
         return VerifierEvidence(available=False, reason=answer.reason, attestation=None)
     latest = answer[0] if answer else None

@@ -103,7 +103,6 @@ async def create_export(
     *,
     chain: str,
     request: ExportRequest,
-    api_key: str | None,
 ) -> ExportJob:
     require_role(principal, "auditor")
     require_chain(principal, chain)
@@ -114,7 +113,7 @@ async def create_export(
         chain=chain,
         query=request.model_dump(mode="json", exclude_none=True),
     )
-    plan = await plan_export(state, principal, chain=chain, request=request, api_key=api_key)
+    plan = await plan_export(state, principal, chain=chain, request=request)
     if len(plan.indexes) <= INLINE_ENTRIES:
         await state.exports.run(plan, reraise=True)
     else:
@@ -141,18 +140,18 @@ async def list_exports(state: AppState, principal: Principal) -> list[ExportJob]
 
 
 async def _verifier(
-    state: AppState, *, chain: str, api_key: str | None, lines: list[str]
+    state: AppState, *, tenant: str, chain: str, lines: list[str]
 ) -> tuple[str | None, dict[str, Any] | None]:
     """Ask the verifier to verify the chain now (so that it cosigns the latest checkpoint);
     return its URL for the chain and its public keys, or None where it cannot help."""
-    if not state.verifier.configured or api_key is None:
+    if not state.verifier.configured:
         lines.append("no verifier is configured for this log: the bundle holds no attestation")
         return None, None
     keys = await state.verifier.keys()
     verified = (
         keys
         if isinstance(keys, VerifierUnavailable)
-        else await state.verifier.verify_now(chain, credential=api_key)
+        else await state.verifier.verify_now(tenant=tenant, chain=chain)
     )
     for answer in (keys, verified):
         if isinstance(answer, VerifierUnavailable):
@@ -163,9 +162,9 @@ async def _verifier(
 
 
 async def _attestation(
-    state: AppState, *, chain: str, api_key: str, size: int
+    state: AppState, *, tenant: str, chain: str, size: int
 ) -> dict[str, Any] | None:
-    attestations = await state.verifier.attestations(chain, credential=api_key)
+    attestations = await state.verifier.attestations(tenant=tenant, chain=chain)
     if isinstance(attestations, VerifierUnavailable):
         return None
     for attestation in attestations:
@@ -181,10 +180,11 @@ async def plan_export(
     *,
     chain: str,
     request: ExportRequest,
-    api_key: str | None,
 ) -> ExportPlan:
     lines: list[str] = []
-    verifier_url, verifier_keys = await _verifier(state, chain=chain, api_key=api_key, lines=lines)
+    verifier_url, verifier_keys = await _verifier(
+        state, tenant=principal.tenant, chain=chain, lines=lines
+    )
     async with state.engine.begin() as connection:
         await repository.delete_expired(connection)
         row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
@@ -274,8 +274,8 @@ async def plan_export(
             expires_at=state.clock() + EXPIRY,
         )
     attestation = None
-    if verifier_url is not None and api_key is not None:
-        attestation = await _attestation(state, chain=chain, api_key=api_key, size=size)
+    if verifier_url is not None:
+        attestation = await _attestation(state, tenant=principal.tenant, chain=chain, size=size)
         lines.append(
             f"the verifier attests a passing check at size {size}"
             if attestation is not None
