@@ -56,6 +56,12 @@ CHECKPOINT_LAG = Gauge(
     "How long the longest-waiting chain's committed entries have gone without a checkpoint",
     multiprocess_mode="livemax",
 )
+COSIGNATURE_LAG = Gauge(
+    "audit_trail_cosignature_lag_seconds",
+    "How long the longest-waiting chain's newest checkpoints have gone without a witness's "
+    "cosignature (0 when every chain's latest checkpoint is cosigned)",
+    multiprocess_mode="livemax",
+)
 PROJECTOR_BEHIND = Gauge(
     "audit_trail_projector_behind_entries",
     "Committed entries the decision read model does not hold yet, over every chain",

@@ -576,3 +576,10 @@ async def chain_with_sweep(connection: AsyncConnection, *, chain_id: int) -> Any
         text(f"{_CHAIN_SWEEP_QUERY} WHERE c.id = :id"), {"id": chain_id}
     )
     return result.one()
+
+
+async def halted_count(connection: AsyncConnection) -> int:
+    result = await connection.execute(
+        text("SELECT count(*) FROM verifier.chains WHERE halted_by IS NOT NULL")
+    )
+    return int(result.scalar_one())

@@ -30,7 +30,7 @@ from ledger.merkle import (
 from ledger.note import Checkpoint, NoteVerifier, open_note
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from verifier import repository
+from verifier import metrics, repository
 from verifier.attestations import ChainSubject, acknowledged_finding, epoch_start, statement
 from verifier.log_client import ChainName, LogClient
 from verifier.problems import Conflict, IntegrityFailure, LogUnavailable
@@ -379,6 +379,7 @@ class ChainVerifier:
                 cosigned_at=now,
                 last_received_at=replay.last_received_at.decode(),
             )
+        metrics.COSIGNATURES.inc()
         await self._post(current.name, checkpoint.size, line)
 
     async def _post(self, name: ChainName, size: int, line: str) -> None:
@@ -479,6 +480,8 @@ class ChainVerifier:
                 envelope=envelope,
                 issued_at=now,
             )
+        metrics.FINDINGS.labels(finding.kind).inc()
+        metrics.ATTESTATIONS.labels("failed").inc()
         return finding_id
 
     async def _attestation_context(
@@ -514,6 +517,11 @@ class ChainVerifier:
     # -----------------------------------------------------------------------------------------
     # Attestations and coverage
     # -----------------------------------------------------------------------------------------
+
+    async def halted_count(self) -> int:
+        """Chains halted by a finding not yet acknowledged."""
+        async with self._engine.connect() as connection:
+            return await repository.halted_count(connection)
 
     async def current_attestation(self, name: ChainName) -> Any | None:
         """The attestation of what is checked now: a new one only when the checked size grew
@@ -582,6 +590,7 @@ class ChainVerifier:
                     envelope=envelope,
                     issued_at=now,
                 )
+                metrics.ATTESTATIONS.labels("passed").inc()
                 return await repository.last_attestation(connection, chain_id=state.id)
 
     async def coverage(self, name: ChainName, *, index: int) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from http_edge.outages import log_failure
 from ledger.merkle import MerkleFrontier
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from verifier import repository
+from verifier import metrics, repository
 from verifier.history import MAX_WINDOW
 from verifier.log_client import ChainName
 from verifier.pacing import EntryRate
@@ -137,6 +137,11 @@ class Sweeper:
     async def sweep_window(self, name: ChainName) -> int:
         """Re-read the next window of the chain's running pass; the entries compared (0 when
         no pass runs)."""
+        compared = await self._sweep_window(name)
+        metrics.SWEEP_ENTRIES.inc(compared)
+        return compared
+
+    async def _sweep_window(self, name: ChainName) -> int:
         verifier = self._verifier
         async with verifier.lock(name):
             state = await verifier.state(name)

@@ -10,6 +10,7 @@ import time
 
 from http_edge.outages import log_failure
 
+from verifier import metrics
 from verifier.log_client import LogClient
 from verifier.problems import Problem
 from verifier.service import ChainVerifier
@@ -44,6 +45,8 @@ class Worker:
                 await self._verifier.verify(name)
             except Problem as problem:
                 log.warning("verifying %s/%s: %s", name.tenant, name.chain, problem.detail)
+        metrics.LAST_PASS.set(time.time())
+        metrics.CHAINS_HALTED.set(await self._verifier.halted_count())
         due = time.monotonic() >= self._next_attestations if attest is None else attest
         if due:
             self._next_attestations = time.monotonic() + self._attestation_interval

@@ -64,6 +64,7 @@ class Checkpointer(BackgroundLoop):
         async with self._engine.connect() as connection:
             behind = await repository.chains_behind_checkpoint(connection)
             metrics.CHECKPOINT_LAG.set(await repository.checkpoint_lag_seconds(connection))
+            metrics.COSIGNATURE_LAG.set(await repository.cosignature_lag_seconds(connection))
         self._dirty.update(behind)
         await self.sign_pending()
 

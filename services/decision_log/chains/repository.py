@@ -156,6 +156,27 @@ async def checkpoint_lag_seconds(connection: AsyncConnection) -> float:
     return float(result.scalar_one())
 
 
+async def cosignature_lag_seconds(connection: AsyncConnection) -> float:
+    """Since when, at most, a chain has had checkpoints no witness cosigned: for every chain,
+    the age of its first checkpoint above its newest cosigned one (0 if all are cosigned)."""
+    result = await connection.execute(
+        text(
+            """
+            SELECT coalesce(max(extract(epoch FROM now() - k.signed_at)), 0) AS lag
+              FROM chains c
+              JOIN LATERAL (
+                  SELECT signed_at FROM checkpoints k
+                   WHERE k.chain_id = c.id AND k.size > 0
+                     AND k.size > coalesce(
+                         (SELECT max(size) FROM cosignatures s WHERE s.chain_id = c.id), 0)
+                   ORDER BY k.size LIMIT 1
+              ) k ON true
+            """
+        )
+    )
+    return float(result.scalar_one())
+
+
 async def entries_range(
     connection: AsyncConnection, *, chain_id: int, start: int, stop: int
 ) -> list[Any]:
