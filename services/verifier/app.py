@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from http_edge import metrics
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems, forbid_nul_in_requests
+from http_edge.readiness import Readiness
 from ledger.keys import read_private_key
 from ledger.note import ALG_ED25519, NoteVerifier
 
@@ -112,11 +113,13 @@ def create_app(
             on_demand=OnDemandLimiter(
                 burst=config.on_demand_burst, per_minute=config.on_demand_per_minute
             ),
+            readiness=Readiness(outage_grace_seconds=config.readiness_outage_seconds),
         )
         if run_worker:
             await worker.start()
         try:
-            yield
+            with app.state.verifier.readiness.watching_termination():
+                yield
         finally:
             await worker.stop()  # the sweep's schedule and its on-demand jobs too
             await log_client.aclose()
@@ -135,7 +138,7 @@ def create_app(
             )
             document_problems(
                 schema,
-                without_database=("/healthz", "/v1/keys"),
+                without_database=("/livez", "/healthz", "/v1/keys"),
                 extra={
                     ("POST", "/v1/chains/{chain}/verify"): (409, 429),
                     ("GET", "/v1/chains/{chain}/entries/{index}/coverage"): (409,),

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from http_edge.readiness import probe_database, schema_range
 
 from verifier import repository
 from verifier.log_client import ChainName
-from verifier.migrations import head_revision
+from verifier.migrations import OLDEST_RUNNABLE_SCHEMA, migrations_dir
 from verifier.problems import NotFound, Unavailable
 from verifier.schemas import (
     Acknowledgement,
@@ -286,21 +286,35 @@ async def public_keys(state: State) -> VerifierKeys:
     )
 
 
-@public.get("/healthz", tags=["health"], summary="The process is up")
+@public.get("/livez", tags=["health"], summary="The process is up (the store is not consulted)")
+async def livez() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@public.get("/healthz", tags=["health"], summary="The process is up: the same as /livez")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@public.get("/readyz", tags=["health"], summary="The store is reachable and its schema current")
-async def readyz(state: State) -> dict[str, str]:
-    try:
-        async with state.engine.connect() as connection:
-            current = (
-                await connection.execute(text("SELECT version_num FROM verifier.alembic_version"))
-            ).scalar()
-    except Exception:
-        raise Unavailable("the verifier's store is not reachable") from None
-    expected = head_revision()
-    if current != expected:
-        raise Unavailable(f"the store's schema is at {current}, the verifier needs {expected}")
-    return {"status": "ready", "schema": expected}
+@public.get(
+    "/readyz",
+    tags=["health"],
+    summary="Whether the verifier should be sent traffic",
+    description=(
+        "503 only while it shuts down, when its store's schema is older than this release "
+        "runs on, or when the store has not answered for longer than "
+        "AUDIT_TRAIL_VERIFIER_READINESS_OUTAGE_SECONDS."
+    ),
+)
+async def readyz(state: State) -> dict[str, Any]:
+    probe = await probe_database(
+        state.readiness,
+        state.engine,
+        version_table="verifier.alembic_version",
+        revisions=schema_range(str(migrations_dir()), OLDEST_RUNNABLE_SCHEMA),
+    )
+    if not probe.verdict.ready:
+        raise Unavailable(probe.verdict.reason)
+    if probe.fit is None:
+        return {"status": "ready", "database": probe.verdict.reason}
+    return {"status": "ready", "schema": probe.schema, "schema_fit": probe.fit.value}

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default="audit_trail_verifier",
         description="Role the verifier acts as (SET ROLE); empty to use the login role as is",
     )
+    readiness_outage_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the store may fail to answer before /readyz turns 503",
+    )
     poll_interval_seconds: float = Field(default=1.0, description="How often to poll the log")
     attestation_interval_seconds: float = Field(
         default=300.0, description="Attest each chain this often while it grows"

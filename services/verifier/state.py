@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from http_edge.readiness import Readiness
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from verifier.auth import Caller, CallerAuthenticator
@@ -30,6 +31,7 @@ class AppState:
     worker: Worker
     authenticator: CallerAuthenticator
     on_demand: OnDemandLimiter
+    readiness: Readiness
 
 
 async def app_state(request: Request) -> AppState:
