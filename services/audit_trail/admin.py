@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from decision_log.admin_actions import command_line_actor
 from decision_log.chains import service as chains
 from decision_log.db import create_engine
 from decision_log.keys import service as keys
@@ -107,6 +108,7 @@ async def create_demo(
         tenant=DEMO_TENANT,
         slug=DEMO_CHAIN,
         description="Demo chain created by audit-trail up",
+        recorded_as=command_line_actor(),
     )
     created: dict[str, KeyCreated] = {}
     for role in ("admin", "producer", "auditor"):

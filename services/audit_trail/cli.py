@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from decision_log import heap, migrations
+from decision_log.admin_actions import command_line_actor
 from decision_log.auth import utc_now
 from decision_log.chains import service as chains
 from decision_log.keys import service as keys
@@ -446,6 +447,7 @@ def chains_create(
             tenant=tenant,
             slug=name,
             description=description,
+            recorded_as=command_line_actor(),
         )
         row = await chains.get_chain(connection, tenant_id=tenant_id, chain=name)
         return chains.chain_info(row, signer=signer)

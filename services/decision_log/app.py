@@ -24,6 +24,7 @@ from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
+from decision_log.decisions.admin_records import AdminRecordPasses
 from decision_log.decisions.projector import Projector
 from decision_log.events import endpoints as events
 from decision_log.events.admission import Admission
@@ -143,6 +144,8 @@ def create_app(
             app.guard.max_body_bytes = config.max_request_body_bytes
         await state.authenticator.start()
         await checkpointer.start()
+        admin_records = AdminRecordPasses(state)
+        await admin_records.start()
         if config.run_projector:
             await projector.start()
         heap.settle()
@@ -151,6 +154,7 @@ def create_app(
                 yield
         finally:
             await state.exports.close()
+            await admin_records.stop()
             await state.committer.close()
             await projector.stop()
             await checkpointer.stop()

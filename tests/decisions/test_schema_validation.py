@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from decision_log.decisions.event_types import (
     _VALIDATORS,
+    ADMIN_ACTION_RECORDED,
     DECISION_CONTESTED,
     DECISION_OVERRIDDEN,
     DECISION_RECORDED,
@@ -41,6 +42,12 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "action": "decision.view",
         "chain": "credit",
         "decision_id": "d-1",
+    },
+    ADMIN_ACTION_RECORDED: {
+        "actor": {"via": "api", "key_id": "k1", "roles": ["admin"]},
+        "action": "key.create",
+        "target": {"key_id": "k2"},
+        "changes": {"roles": ["auditor"], "chains": None},
     },
 }
 

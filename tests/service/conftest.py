@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from audit_trail import admin
+from decision_log.admin_actions import command_line_actor
 from decision_log.app import create_app
 from decision_log.chains import service as chains
 from decision_log.keys import service as keys
@@ -74,7 +75,12 @@ async def make_tenant(database_url: str, signer: LogSigner, *, chain: str = "cre
     async def action(connection: AsyncConnection) -> TenantKeys:
         tenant_id = await tenants.create_tenant(connection, slug=slug)
         await chains.create_chain(
-            connection, signer=signer, tenant_id=tenant_id, tenant=slug, slug=chain
+            connection,
+            signer=signer,
+            tenant_id=tenant_id,
+            tenant=slug,
+            slug=chain,
+            recorded_as=command_line_actor(),
         )
         made = {}
         for role in ("admin", "producer", "auditor"):

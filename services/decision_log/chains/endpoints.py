@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from ledger.leaf import LEAF_FRAMES
 
+from decision_log.admin_actions import api_actor
 from decision_log.auth import require_chain, require_role
 from decision_log.boundary import ChainSlug, EntryIndex
 from decision_log.chains import service
@@ -22,6 +23,7 @@ from decision_log.chains.schemas import (
     LogKey,
     LogKeys,
 )
+from decision_log.decisions.admin_records import flush_after_change
 from decision_log.keys.service import Principal
 from decision_log.limits import MAX_BIGINT
 from decision_log.problems import InvalidInput
@@ -75,8 +77,10 @@ async def create_chain(body: ChainCreate, state: State, principal: Caller) -> Ch
             tenant=principal.tenant,
             slug=body.chain,
             description=body.description,
+            recorded_as=api_actor(principal),
         )
         row = await service.get_chain(connection, tenant_id=principal.tenant_id, chain=body.chain)
+    await flush_after_change(state, tenant_id=principal.tenant_id)
     return service.chain_info(row, signer=state.signer)
 
 

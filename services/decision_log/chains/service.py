@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from binascii import b2a_base64
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import ProofError
@@ -25,6 +26,8 @@ from ledger.merkle import (
 from ledger.note import Checkpoint
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from decision_log import admin_actions
+from decision_log.admin_actions import Actor
 from decision_log.chains import repository
 from decision_log.chains.schemas import (
     ChainInfo,
@@ -55,8 +58,10 @@ async def create_chain(
     tenant: str,
     slug: str,
     description: str = "",
+    recorded_as: Actor | None,
 ) -> int:
-    """Create a chain and sign its size-0 checkpoint in the same transaction."""
+    """Create a chain and sign its size-0 checkpoint in the same transaction; the creation is
+    recorded as ``recorded_as``'s action (None: the log's own chain, such as the access chain)."""
     check_slug(slug, field="chain")
     chain_id = await repository.insert_chain(
         connection, tenant_id=tenant_id, slug=slug, description=description, root_hash=EMPTY_ROOT
@@ -72,6 +77,16 @@ async def create_chain(
         size=0,
         root=EMPTY_ROOT,
     )
+    if recorded_as is not None:
+        await admin_actions.note(
+            connection,
+            tenant_id=tenant_id,
+            actor=recorded_as,
+            action="chain.create",
+            target={"chain": slug},
+            changes={"description": description},
+            at=datetime.now(UTC),
+        )
     return chain_id
 
 

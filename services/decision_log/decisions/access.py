@@ -32,10 +32,13 @@ def refuse_producer_append(chain: str) -> None:
 
 
 async def access_chain(state: AppState, principal: Principal) -> ChainRef:
+    return await tenant_access_chain(state, tenant_id=principal.tenant_id, tenant=principal.tenant)
+
+
+async def tenant_access_chain(state: AppState, *, tenant_id: int, tenant: str) -> ChainRef:
+    """The tenant's access chain, created on first use (by the log: no action to record)."""
     try:
-        return await state.directory.resolve(
-            tenant_id=principal.tenant_id, tenant=principal.tenant, chain=ACCESS_CHAIN
-        )
+        return await state.directory.resolve(tenant_id=tenant_id, tenant=tenant, chain=ACCESS_CHAIN)
     except NotFound:
         pass
     try:
@@ -43,16 +46,15 @@ async def access_chain(state: AppState, principal: Principal) -> ChainRef:
             await chains.create_chain(
                 connection,
                 signer=state.signer,
-                tenant_id=principal.tenant_id,
-                tenant=principal.tenant,
+                tenant_id=tenant_id,
+                tenant=tenant,
                 slug=ACCESS_CHAIN,
                 description="Who read what, when: written by the log (ISO/IEC 27001 A.8.15)",
+                recorded_as=None,
             )
     except Conflict:
         pass  # another request or worker created it first
-    return await state.directory.resolve(
-        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=ACCESS_CHAIN
-    )
+    return await state.directory.resolve(tenant_id=tenant_id, tenant=tenant, chain=ACCESS_CHAIN)
 
 
 async def record_access(

@@ -44,6 +44,7 @@ OUTCOME_OBSERVED = "dev.audit-trail.outcome.observed.v1"
 DECISION_CONTESTED = "dev.audit-trail.decision.contested.v1"
 MODEL_DEPLOYED = "dev.audit-trail.model.deployed.v1"
 RECORDS_ACCESSED = "dev.audit-trail.records.accessed.v1"
+ADMIN_ACTION_RECORDED = "dev.audit-trail.admin-action.recorded.v1"
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
 DIGEST = r"^[a-z0-9]+:[0-9a-fA-F]{32,128}$"
@@ -299,6 +300,54 @@ class RecordsAccessed(_Open):
     )
 
 
+ADMIN_ACTIONS = (
+    "tenant.create",
+    "key.create",
+    "key.change",
+    "key.revoke",
+    "chain.create",
+    "witness.register",
+    "witness.revoke",
+    "retention.set",
+    "legal-hold.set",
+    "legal-hold.lift",
+    "subject.erase",
+    "records.dispose",
+    "export.override",
+    "finding.acknowledge",
+    "console.sign-in",
+)
+
+
+class AdminActor(_Open):
+    via: Literal["api", "command line", "verifier"] = Field(
+        description="How the action was taken: an API key, the command line on a host with "
+        "the database's credentials, or the verifier's own record of its operator"
+    )
+    key_id: str | None = Field(default=None, description="The API key id that acted (api)")
+    roles: list[str] | None = Field(default=None, description="The key's roles (api)")
+    operator: str | None = Field(
+        default=None,
+        description="Who acted outside the API: the operating-system user and host that ran "
+        "the command, or the operator a verifier recorded",
+    )
+
+
+class AdminActionRecorded(_Open):
+    """Written by the log itself into the tenant's ``access-log`` chain for each change to
+    who may do what, what is kept and who is trusted (ISO/IEC 27001 A.8.15)."""
+
+    actor: AdminActor = Field(description="Who acted")
+    action: Literal[ADMIN_ACTIONS] = Field(description="What they did")  # type: ignore[valid-type]
+    target: dict[str, Any] = Field(
+        description="What it was done to: a key id, a chain, a witness name, a finding"
+    )
+    reason: str | None = Field(default=None, description="The reason given, where one is asked")
+    changes: dict[str, Any] | None = Field(
+        default=None, description="What the action set (never a secret), e.g. roles and expiry"
+    )
+
+
 EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {
     DECISION_RECORDED: DecisionRecorded,
     DECISION_REVIEWED: DecisionReviewed,
@@ -307,6 +356,7 @@ EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {
     DECISION_CONTESTED: DecisionContested,
     MODEL_DEPLOYED: ModelDeployed,
     RECORDS_ACCESSED: RecordsAccessed,
+    ADMIN_ACTION_RECORDED: AdminActionRecorded,
 }
 # Event types whose subject is a decision id and that the read model projects.
 DECISION_EVENT_TYPES = frozenset(

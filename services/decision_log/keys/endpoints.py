@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from decision_log.auth import require_role
 from decision_log.boundary import KeyId
+from decision_log.decisions.admin_records import flush_after_change
 from decision_log.keys import service
 from decision_log.keys.schemas import KeyCreate, KeyCreated, KeyInfo, KeyUpdate
 from decision_log.state import Caller, State
@@ -29,13 +30,15 @@ async def list_keys(state: State, principal: Caller) -> list[KeyInfo]:
 async def create_key(body: KeyCreate, state: State, principal: Caller) -> KeyCreated:
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
-        return await service.create_key(
+        created = await service.create_key(
             connection,
             tenant_id=principal.tenant_id,
             request=body,
             now=state.clock(),
             caller=principal,
         )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
+    return created
 
 
 @router.post(
@@ -46,20 +49,22 @@ async def create_key(body: KeyCreate, state: State, principal: Caller) -> KeyCre
 async def revoke_key(key_id: KeyId, state: State, principal: Caller) -> KeyInfo:
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
-        return await service.revoke_key(
+        revoked = await service.revoke_key(
             connection,
             tenant_id=principal.tenant_id,
             key_id=key_id,
             now=state.clock(),
             caller=principal,
         )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
+    return revoked
 
 
 @router.patch("/v1/keys/{key_id}", response_model=KeyInfo, summary="Set a key's expiry (admin)")
 async def update_key(key_id: KeyId, body: KeyUpdate, state: State, principal: Caller) -> KeyInfo:
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
-        return await service.set_key_expiry(
+        changed = await service.set_key_expiry(
             connection,
             tenant_id=principal.tenant_id,
             key_id=key_id,
@@ -67,3 +72,5 @@ async def update_key(key_id: KeyId, body: KeyUpdate, state: State, principal: Ca
             now=state.clock(),
             caller=principal,
         )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
+    return changed

@@ -10,11 +10,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from decision_log import admin_actions
 from decision_log.keys import repository
 from decision_log.keys.schemas import KeyCreate, KeyCreated, KeyInfo
 from decision_log.problems import Conflict, Forbidden, InvalidInput, NotFound
@@ -158,7 +159,17 @@ async def create_key(
         expires_at=request.expires_at,
     )
     row = await repository.key_by_id(connection, key_id=key_id)
-    return KeyCreated(**key_info(row).model_dump(), api_key=api_key)
+    info = key_info(row)
+    await admin_actions.note(
+        connection,
+        tenant_id=tenant_id,
+        actor=admin_actions.actor_of(caller),
+        action="key.create",
+        target={"key_id": key_id},
+        changes=info.model_dump(mode="json", include={"roles", "chains", "label", "expires_at"}),
+        at=now or datetime.now(UTC),
+    )
+    return KeyCreated(**info.model_dump(), api_key=api_key)
 
 
 async def list_keys(
@@ -199,6 +210,14 @@ async def revoke_key(
         connection, tenant_id=tenant_id, key_id=key_id, revoked_at=now
     ):
         raise NotFound(f"no key {key_id!r}")
+    await admin_actions.note(
+        connection,
+        tenant_id=tenant_id,
+        actor=admin_actions.actor_of(caller),
+        action="key.revoke",
+        target={"key_id": key_id},
+        at=now,
+    )
     return key_info(await repository.key_by_id(connection, key_id=key_id))
 
 
@@ -222,6 +241,15 @@ async def set_key_expiry(
         connection, tenant_id=tenant_id, key_id=key_id, expires_at=expires_at
     ):
         raise NotFound(f"no key {key_id!r}")
+    await admin_actions.note(
+        connection,
+        tenant_id=tenant_id,
+        actor=admin_actions.actor_of(caller),
+        action="key.change",
+        target={"key_id": key_id},
+        changes={"expires_at": expires_at.isoformat()},
+        at=now,
+    )
     return key_info(await repository.key_by_id(connection, key_id=key_id))
 
 

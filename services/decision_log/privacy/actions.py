@@ -10,7 +10,10 @@ from typing import Any
 from ledger.errors import VerificationError
 from ledger.leaf import Leaf
 
+from decision_log import admin_actions
+from decision_log.admin_actions import api_actor
 from decision_log.chains import service as chains
+from decision_log.decisions.admin_records import flush_after_change
 from decision_log.events.service import receipt_json
 from decision_log.keys.service import Principal
 from decision_log.privacy import repository
@@ -84,8 +87,20 @@ async def erase_subject(state: AppState, principal: Principal, request: ErasureI
         destroyed = await repository.destroy_keys(
             connection, tenant_id=principal.tenant_id, pseudonym=subject_ref, now=now
         )
-    # The keys are gone (committed) before the record of it is appended: a failure in between
-    # leaves the erasure done and unrecorded, and retrying the request records it.
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=api_actor(principal),
+            action="subject.erase",
+            target={"pseudonym": subject_ref, "chains": [row.slug for row in affected]},
+            reason=request.reason,
+            changes={"keys_destroyed": len(destroyed), "override_reason": request.override_reason},
+            at=now,
+        )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
+    # The keys are gone (committed) before the erasure events are appended to the chains: a
+    # failure in between leaves the erasure done and its events missing (the access chain has
+    # its record), and retrying the request appends them.
     data = {
         "pseudonym": subject_ref,
         "reason": request.reason,
@@ -135,6 +150,21 @@ async def dispose(
             await repository.destroy_keys(
                 connection, tenant_id=principal.tenant_id, pseudonym=subject_ref, now=now
             )
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=api_actor(principal),
+            action="records.dispose",
+            target={"chain": chain},
+            reason=request.reason,
+            changes={
+                "before": before.isoformat(),
+                "subjects": len(subjects),
+                "override_reason": request.override_reason,
+            },
+            at=now,
+        )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
     receipt = await record(
         state,
         principal,
@@ -159,6 +189,16 @@ async def set_hold(state: AppState, principal: Principal, chain: str, reason: st
         hold_id = await repository.insert_hold(
             connection, chain_id=row.id, reason=reason, set_by=principal.key_id
         )
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=api_actor(principal),
+            action="legal-hold.set",
+            target={"chain": chain, "hold": hold_id},
+            reason=reason,
+            at=state.clock(),
+        )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
     await record(
         state,
         principal,
@@ -180,6 +220,16 @@ async def lift_hold(
             connection, chain_id=row.id, hold_id=hold_id, lifted_by=principal.key_id, reason=reason
         ):
             raise NotFound(f"no active legal hold {hold_id} on chain {chain!r}")
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=api_actor(principal),
+            action="legal-hold.lift",
+            target={"chain": chain, "hold": hold_id},
+            reason=reason,
+            at=state.clock(),
+        )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
     await record(
         state,
         principal,
@@ -209,6 +259,16 @@ async def set_retention(state: AppState, principal: Principal, chain: str, days:
     async with state.engine.begin() as connection:
         row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
         await repository.set_retention(connection, chain_id=row.id, days=days)
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=api_actor(principal),
+            action="retention.set",
+            target={"chain": chain},
+            changes={"days": days},
+            at=state.clock(),
+        )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
     await record(
         state,
         principal,

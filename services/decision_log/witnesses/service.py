@@ -7,12 +7,14 @@ witness's registered key. The log then serves it as an extra signature line of t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import NoteError
 from ledger.note import ALG_COSIGNATURE_V1, NoteSignature, NoteVerifier, verify_cosignature
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from decision_log import admin_actions
 from decision_log.keys.service import Witness, new_api_key, secret_hash
 from decision_log.problems import Conflict, InvalidInput, NotFound
 from decision_log.witnesses import repository
@@ -38,6 +40,15 @@ async def register_witness(
     )
     if witness_id < 0:
         raise Conflict(f"witness {verifier.name!r} is already registered")
+    await admin_actions.note(
+        connection,
+        tenant_id=None,
+        actor=admin_actions.command_line_actor(),
+        action="witness.register",
+        target={"witness": verifier.name},
+        changes={"verifier_key": verifier_key, "label": label},
+        at=datetime.now(UTC),
+    )
     return verifier.name, await add_witness_key(connection, witness_id=witness_id, label=label)
 
 
@@ -61,6 +72,14 @@ async def revoke_witness(connection: AsyncConnection, *, name: str) -> None:
     if await repository.witness_by_name(connection, name=name) is None:
         raise NotFound(f"no witness {name!r}")
     await repository.revoke_witness(connection, name=name)
+    await admin_actions.note(
+        connection,
+        tenant_id=None,
+        actor=admin_actions.command_line_actor(),
+        action="witness.revoke",
+        target={"witness": name},
+        at=datetime.now(UTC),
+    )
 
 
 async def add_cosignature(
