@@ -18,7 +18,7 @@ expected and found; nothing is served as proven in its place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,13 @@ from typing import Any
 from http_edge.problems import IntegrityFailure
 from ledger.errors import NoteError, ProofError, VerificationError
 from ledger.leaf import GENESIS_PREV, Leaf
-from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.merkle import (
+    NodeId,
+    leaf_hash,
+    range_inclusion_proofs,
+    range_subtrees,
+    verify_inclusion,
+)
 from ledger.note import Checkpoint, NoteSignature, NoteVerifier, open_note, verify_cosignature
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -175,6 +181,50 @@ def check_inclusion(
             index=index,
             expected=checkpoint.root_hash.hex(),
         ) from None
+
+
+def check_run_inclusion(
+    *,
+    start: int,
+    hashes: Sequence[bytes],
+    outside: Mapping[NodeId, bytes],
+    checkpoint: CheckedCheckpoint,
+) -> list[list[bytes]]:
+    """2, for a run of consecutive entries: the inclusion proofs of ``[start, start +
+    len(hashes))`` against the checkpoint, built from the run's own (recomputed) leaf hashes
+    and stored subtrees ``outside`` it, all checked at the cost of one.
+
+    Every hash a proof uses is then either computed from the run's leaf hashes or a stored
+    subtree lying wholly outside the run (a stored node that overlaps the run is set aside and
+    computed from below instead), so all the proofs are paths through one and the same tree:
+    the first leads to the checkpoint's root exactly when every one does (tests/service/
+    test_run_inclusion.py holds this against checking each proof). A failure therefore names
+    the run's first entry, not the entry at fault; a caller that must name it proves the run's
+    entries one by one against the stored tree (exports/proving.py does).
+    """
+    if not hashes:
+        return []
+    stop = start + len(hashes)
+    known = {node: value for node, value in outside.items() if not _overlaps(node, start, stop)}
+    known.update(range_subtrees(start, hashes))
+    try:
+        proofs = [p for _, p in range_inclusion_proofs(start, stop, checkpoint.size, known)]
+    except ProofError as error:  # a stored subtree it needs is not there
+        raise IntegrityFailure(
+            f"the inclusion proofs of entries {start} to {stop - 1} cannot be built from the "
+            f"store: {error}",
+            check="inclusion",
+            index=start,
+            expected=checkpoint.root_hash.hex(),
+        ) from None
+    check_inclusion(index=start, hashed=hashes[0], proof=proofs[0], checkpoint=checkpoint)
+    return proofs
+
+
+def _overlaps(node: NodeId, start: int, stop: int) -> bool:
+    """Whether the perfect subtree ``node`` (level, index) covers any leaf of [start, stop)."""
+    level, index = node
+    return index << level < stop and (index + 1) << level > start
 
 
 def check_log_signature(
