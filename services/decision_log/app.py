@@ -23,6 +23,7 @@ from decision_log.chains.service import ChainDirectory
 from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.projector import Projector
+from decision_log.decisions.verification import ScheduledVerification
 from decision_log.events import endpoints as events
 from decision_log.events.admission import Admission
 from decision_log.events.appender import GroupCommitter
@@ -136,12 +137,18 @@ def create_app(
         await checkpointer.start()
         if config.run_projector:
             await projector.start()
+        verification = ScheduledVerification(
+            engine=engine, period_seconds=config.projection_verify_seconds, clock=clock
+        )
+        if config.projection_verify_seconds > 0:
+            await verification.start()
         heap.settle()
         try:
             yield
         finally:
             await state.exports.close()
             await state.committer.close()
+            await verification.stop()
             await projector.stop()
             await checkpointer.stop()
             await state.authenticator.stop()
