@@ -124,10 +124,10 @@ async def read_run(
     """Entries [start, stop), the one before them unless ``before`` is given, and the stored
     subtrees outside the run that their proofs against the tree of ``size`` need."""
     first = start - 1 if before is None and start > 0 else start
-    rows = await chain_rows.entries_range(
+    rows = await repository.entries_between(
         connection, chain_id=chain.chain_id, start=first, stop=stop
     )
-    entries = [StoredEntry(int(r.idx), bytes(r.leaf), bytes(r.leaf_hash)) for r in rows]
+    entries = [StoredEntry(index, leaf, stored) for index, leaf, stored in rows]
     if first < start:
         if not entries or entries[0].index != first:
             raise missing_entry(first)
