@@ -252,29 +252,20 @@ async def plan_export(
         + ("" if override is None else "; under the override, what failed is listed at the top")
     )
     keys = verdict.keys
-    info = {
-        "format": BUNDLE_FORMAT,
-        "generator": f"audit-trail {VERSION}",
-        "created_at": format_received_at(state.clock()),
-        "origin": origin,
-        "tenant": principal.tenant,
-        "chain": chain,
-        "log": {"name": state.signer.origin, "verifier_key": state.signer.note_signer.verifier_key},
-        "verifier": None
-        if keys is None
-        else {"name": keys.get("name"), "verifier_key": keys.get("cosignature_verifier_key")},
-        "selection": selection.described,
-        "checkpoint": {
-            "size": checkpoint.size,
-            "root_hash": checkpoint.root_hash.hex(),
-            "cosigned": checkpoint.cosigned,
-        },
-        "consistency_from": [old_size for old_size, _, _ in consistency],
-        "attestation": attestation is not None,
-        "acknowledged_findings": verdict.acknowledged_findings(
+    info = _bundle_info(
+        state,
+        principal,
+        chain=chain,
+        origin=origin,
+        selection=selection.described,
+        checkpoint=checkpoint,
+        consistency_from=[old_size for old_size, _, _ in consistency],
+        verifier_keys=keys,
+        attested=attestation is not None,
+        acknowledged_findings=verdict.acknowledged_findings(
             size=checkpoint.size, predicate=predicate
         ),
-    }
+    )
     return ExportPlan(
         export_id=export_id,
         chain=ExportedChain(chain_id=int(row.id), tenant=principal.tenant, chain=chain),
@@ -289,6 +280,47 @@ async def plan_export(
         override=override,
         failures=failures,
     )
+
+
+def _bundle_info(
+    state: AppState,
+    principal: Principal,
+    *,
+    chain: str,
+    origin: str,
+    selection: dict[str, Any],
+    checkpoint: evidence.CheckedCheckpoint,
+    consistency_from: list[int],
+    verifier_keys: dict[str, Any] | None,
+    attested: bool,
+    acknowledged_findings: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What bundle.json says of the export (the writer adds the entries' counts and any
+    override)."""
+    return {
+        "format": BUNDLE_FORMAT,
+        "generator": f"audit-trail {VERSION}",
+        "created_at": format_received_at(state.clock()),
+        "origin": origin,
+        "tenant": principal.tenant,
+        "chain": chain,
+        "log": {"name": state.signer.origin, "verifier_key": state.signer.note_signer.verifier_key},
+        "verifier": None
+        if verifier_keys is None
+        else {
+            "name": verifier_keys.get("name"),
+            "verifier_key": verifier_keys.get("cosignature_verifier_key"),
+        },
+        "selection": selection,
+        "checkpoint": {
+            "size": checkpoint.size,
+            "root_hash": checkpoint.root_hash.hex(),
+            "cosigned": checkpoint.cosigned,
+        },
+        "consistency_from": consistency_from,
+        "attestation": attested,
+        "acknowledged_findings": acknowledged_findings,
+    }
 
 
 def _verification_lines(
