@@ -25,8 +25,9 @@ kind; their total is counted). The CLI exits 1 when there is any. ``ScheduledVer
 it in the decision_log every ``projection_verify_seconds`` (default an hour); deploy/kubernetes
 runs the CLI as a CronJob instead.
 
-Cost: one fold of every projected entry (the projector's ~45 µs an entry, on one core) and a
-hash join per table, once per period. A chain whose entries were deleted or rewritten in the
+Cost: one fold of every projected entry (the projector's own work) and a hash join per table,
+once per period: about 2 minutes of one core per million entries on a shared 2-core machine
+(docs/exports.md, Performance). A chain whose entries were deleted or rewritten in the
 store is folded as it is now: its mismatches then show the tamper as the read model sees it
 (the verifier reports the tamper itself).
 """
@@ -140,31 +141,13 @@ async def verify_projections(
             await repository.insert_scratch_positions(
                 connection, chain_ids=[chain.chain_id for chain in chains]
             )
-            projector = Projector(engine=engine)
             check = ProjectionCheck(
                 started_at=started,
                 finished_at=started,
                 chains=len(chains),
                 entries=sum(chain.position for chain in chains),
             )
-            folded = []
-            for chain in chains:
-                try:
-                    async with connection.transaction():  # a savepoint: one chain at a time
-                        await _fold(projector, connection, chain)
-                except Exception as error:
-                    if database_unavailable(error):
-                        raise
-                    # The entries the live projector folded, this fold could not: the chain
-                    # cannot be compared, which is itself a finding.
-                    check.mismatches.append(
-                        ReadModelMismatch(
-                            chain.tenant, chain.chain, None, "fold", None, describe(error)
-                        )
-                    )
-                    check.mismatch_count += 1
-                    continue
-                folded.append(chain)
+            folded = await _fold_all(Projector(engine=engine), connection, chains, check)
             await _compare(connection, live=live, chains=folded, check=check)
         finally:
             await transaction.rollback()  # the scratch tables go with it
@@ -181,6 +164,32 @@ async def verify_projections(
         )
     _log(check)
     return check
+
+
+async def _fold_all(
+    projector: Projector,
+    connection: Any,
+    chains: Sequence[repository.ProjectedChain],
+    check: ProjectionCheck,
+) -> list[repository.ProjectedChain]:
+    """Fold every chain into the scratch tables; the chains that could be folded."""
+    folded = []
+    for chain in chains:
+        try:
+            async with connection.transaction():  # a savepoint: one chain at a time
+                await _fold(projector, connection, chain)
+        except Exception as error:
+            if database_unavailable(error):
+                raise
+            # Entries the live projector folded and this fold could not: the chain cannot be
+            # compared, which is itself a finding.
+            check.mismatches.append(
+                ReadModelMismatch(chain.tenant, chain.chain, None, "fold", None, describe(error))
+            )
+            check.mismatch_count += 1
+            continue
+        folded.append(chain)
+    return folded
 
 
 async def _fold(projector: Projector, connection: Any, chain: repository.ProjectedChain) -> None:
