@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 .PHONY: install up test lint openapi fuzz bench bench-verify
 
 $(BIN)/audit-trail: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	touch $@
+	@echo "Installing audit-trail and its dependencies into $(VENV) (about 2 minutes the first time)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $@
 
 install: $(BIN)/audit-trail
 

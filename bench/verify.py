@@ -1,7 +1,14 @@
-"""Verifier benchmark: full replay of a large chain over the log's real HTTP API, then the cost
-of verifying each new checkpoint.
+"""Verifier benchmark: full replay of a large chain over the log's real HTTP API, one sweep pass
+re-reading all of it (what the schedule does once a period), then the cost of verifying each new
+checkpoint.
 
     python -m bench.verify [--entries 1000000] [--rounds 5] [--database-url postgresql://...]
+    python -m bench.verify --quick      # 20,000 entries, one round: a smoke run of seconds
+
+The sweep runs uncapped here, to measure what one entry costs: its rate, and the CPU seconds
+per entry of the verifier (this process), the decision_log serving the stream and PostgreSQL,
+from which the share of one core at the default cap (`AUDIT_TRAIL_VERIFIER_SWEEP_RATE_...`,
+10,000 entries/s) follows.
 
 Without ``--database-url`` an embedded PostgreSQL is started in a temporary folder. The chain is
 filled fast and honestly: leaves built by the decision_log's own leaf builder, hashed into its
@@ -15,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import secrets
 import tempfile
 import time
@@ -27,13 +33,16 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+import psutil
 
 from bench.auditor import wait_projected
 from bench.ingest import create_database, free_port, prepare, start_service
-from bench.machine import describe
+from bench.machine import describe, machine_line
 
 ORIGIN = "bench.localhost/log"
 FILL_BATCH = 50_000
+# The sweep's default rate cap (verifier.settings), to state what the measured cost means.
+DEFAULT_SWEEP_RATE = 10_000
 
 
 def event_json(number: int) -> bytes:
@@ -146,15 +155,50 @@ async def fill(database_url: str, key_file: Path, entries: int) -> None:
         await connection.close()
 
 
+def cpu_by_process(service_pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every process that works for the sweep, by pid: the decision_log's
+    process tree, PostgreSQL's processes and this one (the verifier)."""
+    service = psutil.Process(service_pid)
+    named = [(service, "decision_log")]
+    named += [(child, "decision_log") for child in service.children(recursive=True)]
+    named += [
+        (process, "PostgreSQL")
+        for process in psutil.process_iter(["name"])
+        if (process.info["name"] or "").startswith("postgres")
+    ]
+    named.append((psutil.Process(), "verifier"))
+    seconds: dict[int, tuple[str, float]] = {}
+    for process, component in named:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        seconds[process.pid] = (component, times.user + times.system)
+    return seconds
+
+
+def cpu_spent(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds per component between two samples, per process, so that a PostgreSQL backend
+    that exits meanwhile drops out (undercounting it) instead of making a sum go negative."""
+    spent = {"verifier": 0.0, "decision_log": 0.0, "PostgreSQL": 0.0}
+    for pid, (component, seconds) in after.items():
+        spent[component] += seconds - before.get(pid, (component, 0.0))[1]
+    return spent
+
+
 async def measure(
     *,
     port: int,
+    service_pid: int,
     database_url: str,
     verifier_database_url: str,
     key_file: Path,
     credentials: dict[str, Any],
     entries: int,
     rounds: int,
+    batches: tuple[int, ...],
 ) -> dict[str, Any]:
     from audit_trail import admin
     from decision_log.signing import LogSigner
@@ -163,8 +207,10 @@ async def measure(
     from ledger.note import CosignatureSigner
     from verifier.db import create_engine
     from verifier.log_client import ChainName, LogClient
+    from verifier.pacing import EntryRate
     from verifier.service import ChainVerifier
     from verifier.signing import VerifierSigner
+    from verifier.sweep import Sweeper
 
     log_signer = LogSigner.create(key=admin.ensure_key(key_file), origin=ORIGIN)
     verifier_key = SigningKey.generate()
@@ -192,12 +238,27 @@ async def measure(
         replay_seconds = time.perf_counter() - started
         assert state.verified_size == entries and state.halted_by is None, state
 
+        # One pass of the sweep over the whole chain, uncapped, in its default windows.
+        sweeper = Sweeper(
+            verifier=verifier,
+            engine=engine,
+            clock=lambda: datetime.now(UTC),
+            period_seconds=86400.0,
+            rate=EntryRate(1e12),
+        )
+        cpu_before = cpu_by_process(service_pid)
+        started = time.perf_counter()
+        swept = await sweeper.sweep_chain(name)
+        sweep_seconds = time.perf_counter() - started
+        sweep_cpu = cpu_spent(cpu_before, cpu_by_process(service_pid))
+        assert swept.result == "passed" and swept.cursor == entries, swept
+
         producer = {"Authorization": f"Bearer {credentials['keys']['producer']}"}
         auditor = {"Authorization": f"Bearer {credentials['keys']['auditor']}"}
         incremental: dict[int, list[float]] = {}
         size = entries
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            for batch in (100, 1000, 10_000):
+            for batch in batches:
                 for _ in range(rounds):
                     for first in range(0, batch, 1000):
                         count = min(1000, batch - first)
@@ -231,6 +292,9 @@ async def measure(
         "entries": entries,
         "replay_seconds": replay_seconds,
         "replay_entries_per_s": entries / replay_seconds,
+        "sweep_seconds": sweep_seconds,
+        "sweep_entries_per_s": entries / sweep_seconds,
+        "sweep_cpu_seconds": sweep_cpu,
         "incremental_ms": {
             str(batch): sorted(t * 1000 for t in times) for batch, times in incremental.items()
         },
@@ -244,7 +308,13 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a database is created)")
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 entries, one round of small batches"
+    )
     arguments = parser.parse_args()
+    batches: tuple[int, ...] = (100, 1000, 10_000)
+    if arguments.quick:
+        arguments.entries, arguments.rounds, batches = 20_000, 1, (100, 1000)
 
     from verifier import migrations as verifier_migrations
 
@@ -278,12 +348,14 @@ def main() -> None:
         result = asyncio.run(
             measure(
                 port=port,
+                service_pid=process.pid,
                 database_url=database_url,
                 verifier_database_url=verifier_database_url,
                 key_file=key_file,
                 credentials=credentials,
                 entries=arguments.entries,
                 rounds=arguments.rounds,
+                batches=batches,
             )
         )
     finally:
@@ -296,14 +368,33 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "results" / f"verify-{int(time.time())}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(json.dumps(result["machine"], indent=2))
     print(
         f"full replay: {result['entries']:,} entries in {result['replay_seconds']:.1f} s = "
         f"{result['replay_entries_per_s']:,.0f} entries/s"
     )
+    entries, seconds = result["entries"], result["sweep_seconds"]
+    cpu = result["sweep_cpu_seconds"]
+    print(
+        f"sweep pass (uncapped): {entries:,} entries in {seconds:.1f} s = "
+        f"{result['sweep_entries_per_s']:,.0f} entries/s; verifier "
+        f"{cpu['verifier'] / seconds:.0%} of one core"
+    )
+    per_entry = {name: value * 1e6 / entries for name, value in cpu.items()}
+    print(
+        "sweep CPU per entry (µs): "
+        + ", ".join(f"{name} {value:.2f}" for name, value in per_entry.items())
+    )
+    print(
+        f"at the default cap of {DEFAULT_SWEEP_RATE:,} entries/s "
+        f"({DEFAULT_SWEEP_RATE * 86400:,} entries a day): verifier "
+        f"{per_entry['verifier'] * DEFAULT_SWEEP_RATE / 1e6:.1%}, decision_log "
+        f"{per_entry['decision_log'] * DEFAULT_SWEEP_RATE / 1e6:.1%}, PostgreSQL "
+        f"{per_entry['PostgreSQL'] * DEFAULT_SWEEP_RATE / 1e6:.1%} of one core"
+    )
     for batch, times in result["incremental_ms"].items():
         median = times[len(times) // 2]
         print(f"incremental, {int(batch):>6,} new entries per checkpoint: median {median:.0f} ms")
+    print(machine_line(result["machine"]))
 
 
 if __name__ == "__main__":

@@ -142,6 +142,17 @@ def test_up_starts_everything_and_restarts_on_the_same_data(tmp_path: Path) -> N
         assert appended.status_code == 201, appended.text
         # The verifier, beside the log, replays the chain and its cosignature is served.
         wait_cosigned(url, verifier_url, credentials, 1)
+        # Both services serve /metrics to the bearer of the token `up` keeps (mode 0600).
+        token_file = data_dir / "keys" / "metrics-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        scraper = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        for base, series in (
+            (url, "audit_trail_group_commit_events_count"),
+            (verifier_url, "audit_trail_http_requests_total"),
+        ):
+            assert httpx.get(f"{base}/metrics").status_code == 401
+            scraped = httpx.get(f"{base}/metrics", headers=scraper)
+            assert scraped.status_code == 200 and series in scraped.text, base
         verifier_key = httpx.get(f"{verifier_url}/v1/keys").json()["cosignature_verifier_key"]
         status = httpx.get(
             f"{verifier_url}/v1/chains/{credentials['chain']}",

@@ -5,6 +5,7 @@ request id travels in the header, the problem body and the log line."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import logging.config
 import socket
@@ -83,7 +84,9 @@ async def test_an_error_after_the_answer_began_ends_the_stream(server: str) -> N
         assert (await client.get("/works")).status_code == 200
 
 
-async def test_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_log_lines_are_json_with_the_request_id_and_no_query(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from audit_trail.server import logging_config
 
     root = logging.getLogger()
@@ -92,8 +95,21 @@ async def test_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str]
     try:
         transport = httpx.ASGITransport(app=broken_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
-            await client.get("/fails", headers={"X-Request-Id": "trace-7"})
+            await client.get(
+                "/fails?access_token=atk_secret",
+                headers={
+                    "X-Request-Id": "trace-7",
+                    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                },
+            )
     finally:
         root.handlers[:], root.level = saved
-    lines = [line for line in capsys.readouterr().err.splitlines() if "GET /fails" in line]
-    assert lines and all("[trace-7]" in line for line in lines), lines
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
+    # What the service logged (httpx, the test's client, logs its own requests at INFO).
+    lines = [line for line in lines if not line["logger"].startswith("httpx")]
+    assert lines and "atk_secret" not in json.dumps(lines)
+    mine = [line for line in lines if line["request_id"] == "trace-7"]
+    assert {line["logger"] for line in mine} >= {"http_edge", "http_edge.requests"}
+    (request,) = [line for line in mine if line["message"] == "request"]
+    assert request["route"] == "/fails" and request["status"] == 500
+    assert request["traceparent"].startswith("00-4bf92f35")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,15 @@ def ensure_key(path: Path) -> SigningKey:
     if not path.exists():
         write_private_key(path, SigningKey.generate())
     return read_private_key(path)
+
+
+def ensure_secret(path: Path) -> str:
+    """A random token kept in ``path`` (mode 0600, created on first use)."""
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
 
 
 def ensure_witness(database_url: str, *, verifier_key: str, credentials_file: Path) -> str:

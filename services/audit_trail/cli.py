@@ -180,8 +180,9 @@ def log_level() -> str:
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from audit_trail.server import logging_config
+    from audit_trail.server import logging_config, multiprocess_metrics
 
+    multiprocess_metrics(workers=workers)
     uvicorn.run(
         "decision_log.app:create_app",
         factory=True,
@@ -252,6 +253,10 @@ def up(
             "AUDIT_TRAIL_VERIFIER_LOG_VERIFIER_KEY": signer.note_signer.verifier_key,
             "AUDIT_TRAIL_VERIFIER_NAME": cosigner.name,
         }
+        # Prometheus scrapes /metrics of both services with this token (keys/metrics-token).
+        os.environ.setdefault(
+            "AUDIT_TRAIL_METRICS_TOKEN", admin.ensure_secret(paths.metrics_token_file)
+        )
         verifier_url_public = f"http://{host}:{port + 1}"
         typer.echo(f"decision_log API: {api_url}  (OpenAPI docs at {api_url}/docs)")
         typer.echo(f"verifier API: {verifier_url_public}  (public keys at /v1/keys)")
@@ -638,14 +643,16 @@ def verifier_acknowledge(
     reason: Annotated[str, typer.Option(help="Why the chain may be followed again")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Acknowledge a finding: recorded for good; the chain is replayed from nothing."""
+    """Acknowledge a finding, recorded for good: the chain continues in a new epoch from the
+    last checkpoint cosigned before the finding's first bad index (or from 0, recorded as
+    history replaced), and every later attestation spanning the finding names it."""
     from verifier.db import create_engine as verifier_engine
-    from verifier.service import acknowledge_finding
+    from verifier.epochs import EpochStart, acknowledge_finding
 
-    async def action(url: str) -> None:
+    async def action(url: str) -> EpochStart:
         engine = verifier_engine(url, role=os.environ.get("AUDIT_TRAIL_VERIFIER_DB_ROLE"))
         try:
-            await acknowledge_finding(
+            return await acknowledge_finding(
                 engine, finding_id=finding_id, operator=operator, reason=reason, now=utc_now()
             )
         finally:
@@ -653,11 +660,15 @@ def verifier_acknowledge(
 
     configured = os.environ.get("AUDIT_TRAIL_VERIFIER_DATABASE_URL")
     if configured:
-        run_verifier(action(configured))
+        started = run_verifier(action(configured))
     else:
         with databases(data_dir) as (_, verifier_url):
-            run_verifier(action(verifier_url))
-    typer.echo(f"finding {finding_id} acknowledged; the chain is replayed from its start")
+            started = run_verifier(action(verifier_url))
+    if started.history_replaced:
+        where = "from 0: the history cosigned before is recorded as replaced"
+    else:
+        where = f"from the checkpoint of size {started.start_size} cosigned before the finding"
+    typer.echo(f"finding {finding_id} acknowledged; epoch {started.epoch} continues {where}")
 
 
 def run_verifier(coroutine: Any) -> Any:

@@ -7,7 +7,9 @@ CLI.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 
 def main() -> None:
@@ -17,6 +19,8 @@ def main() -> None:
 
             verify_app(args=sys.argv[2:], prog_name="audit-trail verify-bundle")
             return
+        if sys.argv[1:2] in (["serve"], ["up"], ["verifier"]):
+            fresh_metrics_folder()
         from audit_trail.cli import main as full_cli
 
         full_cli()
@@ -25,3 +29,16 @@ def main() -> None:
         # would otherwise print a traceback; the commands handle it themselves once running.
         # 130 = 128 + SIGINT, as a shell reports a command that Ctrl-C ended.
         sys.exit(130)
+
+
+def fresh_metrics_folder() -> None:
+    """Empty ``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus-client: values a
+    previous run left there (a restarted container keeps its emptyDir) would be added to this
+    run's, and the files of this process must not be removed once it has opened them."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()

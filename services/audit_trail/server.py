@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+import os
+import tempfile
 from typing import Any, ClassVar
 
 import orjson
@@ -253,9 +255,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def logging_config(level: str) -> dict[str, Any]:
-    """uvicorn's ``log_config``: one line per record on stderr, carrying the id of the request
-    being served (``http_edge.request_ids``; ``-`` outside a request), for uvicorn's loggers
-    and the services' own alike."""
+    """uvicorn's ``log_config``: one JSON object per line on stderr (``http_edge.logs``), each
+    carrying the id of the request being served (null outside one), for uvicorn's loggers and
+    the services' own alike; ``AUDIT_TRAIL_LOG_FORMAT=text`` gives plain lines instead, for a
+    person at a terminal."""
+    if os.environ.get("AUDIT_TRAIL_LOG_FORMAT", "json") == "text":
+        formatter: dict[str, Any] = {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+        }
+    else:
+        formatter = {"()": "http_edge.logs.JsonLineFormatter"}
     handler = {
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stderr",
@@ -266,11 +275,7 @@ def logging_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": "http_edge.request_ids.RequestIdFilter"}},
-        "formatters": {
-            "lines": {
-                "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
-            }
-        },
+        "formatters": {"lines": formatter},
         "handlers": {"stderr": handler},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
@@ -280,3 +285,12 @@ def logging_config(level: str) -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "propagate": True},
         },
     }
+
+
+def multiprocess_metrics(*, workers: int) -> None:
+    """With several uvicorn workers, give them a folder for prometheus-client's multiprocess
+    mode, unless the operator named one (``PROMETHEUS_MULTIPROC_DIR``, emptied at start by
+    ``audit_trail.entry``). Workers are new processes that import the app after this, so they
+    all write there; one worker serves its own registry."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="audit-trail-metrics-")

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from http_edge import metrics
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems
+from http_edge.readiness import Readiness
 from ledger.keys import read_private_key
 from starlette.types import Receive, Scope, Send
 
@@ -43,7 +45,13 @@ from decision_log.witnesses import endpoints as witnesses
 
 # Paths answered without the database (no 503), and the problems of single operations beyond the
 # rules of http_edge.openapi.
-ANSWERED_FROM_MEMORY = ("/healthz", "/v1/log/keys", "/v1/schemas", "/v1/schemas/{event_type}")
+ANSWERED_FROM_MEMORY = (
+    "/livez",
+    "/healthz",
+    "/v1/log/keys",
+    "/v1/schemas",
+    "/v1/schemas/{event_type}",
+)
 FURTHER_PROBLEMS = {
     ("POST", "/v1/chains/{chain}/events"): (409, 415),
     ("POST", "/v1/chains"): (409,),
@@ -121,7 +129,7 @@ def create_app(
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
             http=http,
-            verifier=VerifierClient(http=http, base_url=config.verifier_url),
+            verifier=VerifierClient(http=http, base_url=config.verifier_url, signer=signer),
             exports=ExportRunner(engine=engine, signer=signer),
             personal_data=PersonalData(
                 engine=engine,
@@ -129,6 +137,7 @@ def create_app(
                     kek_file=config.kek_file, pseudonym_key_file=config.pseudonym_key_file
                 ),
             ),
+            readiness=Readiness(outage_grace_seconds=config.readiness_outage_seconds),
         )
         app.state.audit_trail = state
         if isinstance(app, DecisionLogApp):
@@ -144,7 +153,8 @@ def create_app(
             await verification.start()
         heap.settle()
         try:
-            yield
+            with state.readiness.watching_termination():
+                yield
         finally:
             await state.exports.close()
             await state.committer.close()
@@ -173,6 +183,7 @@ def create_app(
     app.include_router(decisions.public)
     app.include_router(exports.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -384,3 +384,41 @@ async def _verified_cosignatures(
             )
         )
     return verified
+
+
+def stored_entry_problems(
+    *,
+    index: int,
+    leaf: bytes,
+    stored_hash: bytes,
+    previous_stored_hash: bytes | None,
+    tenant_json: bytes,
+    chain_json: bytes,
+) -> list[str]:
+    """What is wrong with one stored entry, as raw routes say it beside the bytes they serve.
+
+    Checked without parsing the event: a leaf is ``{"chain":C,"event":E,"index":I,"prev":"P",
+    "received_at":"R","tenant":T,"v":1}`` in RFC 8785 order, and the last ``,"index":`` and
+    ``,"prev":"`` of the bytes are the leaf's own (nothing after the event nests, and a quote
+    inside a string is escaped). ``previous_stored_hash`` is the stored hash of the entry
+    before (the genesis hash at index 0; None when not read).
+    """
+    problems = []
+    if leaf_hash(leaf) != stored_hash:
+        problems.append("leaf-hash")
+    at_index = leaf.rfind(b',"index":')
+    at_prev = leaf.rfind(b',"prev":"')
+    own_index = leaf[at_index + 9 : at_prev] if 0 < at_index < at_prev else b""
+    if (
+        own_index != str(index).encode()
+        or not leaf.startswith(b'{"chain":' + chain_json + b',"event":')
+        or not leaf.endswith(b',"tenant":' + tenant_json + b',"v":1}')
+    ):
+        problems.append("index")
+    if index == 0:
+        previous_stored_hash = GENESIS_PREV
+    if previous_stored_hash is not None:
+        prev = leaf[at_prev + 9 : at_prev + 9 + 64] if at_prev > 0 else b""
+        if prev != previous_stored_hash.hex().encode():
+            problems.append("link")
+    return problems

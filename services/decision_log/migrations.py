@@ -39,3 +39,11 @@ def head_revision() -> str:
     if head is None:
         raise RuntimeError("no migrations found")
     return head
+
+
+# The oldest schema this release's code runs on. A migration that only adds (a table, a
+# nullable column, an index) leaves it where it is, so replicas of the previous release stay
+# ready while it runs; it moves up to a revision only when the code starts to need that
+# revision, and a contracting migration (one that drops what an older release reads) ships a
+# release after the code that stopped reading it.
+OLDEST_RUNNABLE_SCHEMA = "0006_projection_status"

@@ -79,3 +79,9 @@ class Settings(BaseSettings):
         "request whose lock is held longer is answered 503",
     )
     checkpoint_interval_seconds: float = 0.5
+    readiness_outage_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the database may fail to answer before /readyz turns 503; "
+        "within it, the replica stays ready and answers 503 itself to requests that need it",
+    )

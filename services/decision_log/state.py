@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from http_edge.readiness import Readiness
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log.auth import ApiKeyAuthenticator, Clock, tenant_caller, witness_caller
@@ -39,6 +40,7 @@ class AppState:
     http: httpx.AsyncClient
     verifier: VerifierClient
     exports: ExportRunner
+    readiness: Readiness
 
 
 async def app_state(request: Request) -> AppState:

@@ -6,18 +6,42 @@ envelopes that the log embeds as they are. A verifier that is not configured, do
 or refuses is reported as such (``VerifierUnavailable``), never hidden: callers decide whether
 to go on without it (a decision view says so) or to refuse (an export).
 
+The caller's own API key never goes to the verifier, which may be run by someone else: each
+call carries a token the log signs for that verifier, one chain, one purpose and a minute
+(``ledger.tokens``). A verifier reached over the network needs HTTPS, so that even those
+tokens never travel in clear; only a loopback address may use plain HTTP.
+
 Path segments are quoted, so a chain name can never reach another route of the verifier.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
+from ledger.tokens import TokenClaims, mint
+
+from decision_log.signing import LogSigner
 
 VERIFY_TIMEOUT_SECONDS = 30.0
+# How long a token the log signs for one call stays good (the call takes at most the timeout).
+TOKEN_SECONDS = 60
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def require_private_transport(base_url: str) -> None:
+    """Refuse a verifier URL that would carry tokens in clear over a network."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ValueError(
+            f"the verifier URL {base_url!r} must use https (plain http only to a loopback address)"
+        )
 
 
 @dataclass(frozen=True)
@@ -30,9 +54,21 @@ class VerifierUnavailable:
 
 
 class VerifierClient:
-    def __init__(self, *, http: httpx.AsyncClient, base_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str | None,
+        signer: LogSigner,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._http = http
         self._base = None if not base_url else base_url.rstrip("/")
+        if self._base is not None:
+            require_private_transport(self._base)
+        self._signer = signer
+        self._clock = clock
+        self._audience: str | None = None
 
     @property
     def configured(self) -> bool:
@@ -45,9 +81,10 @@ class VerifierClient:
     async def keys(self) -> dict[str, Any] | VerifierUnavailable:
         return await self._json("GET", "/v1/keys", credential=None)
 
-    async def verify_now(
-        self, chain: str, *, credential: str
-    ) -> dict[str, Any] | VerifierUnavailable:
+    async def verify_now(self, *, tenant: str, chain: str) -> dict[str, Any] | VerifierUnavailable:
+        credential = await self._token(tenant=tenant, chain=chain, scope="verify")
+        if isinstance(credential, VerifierUnavailable):
+            return credential
         return await self._json(
             "POST",
             self._chain_path(chain, "/verify"),
@@ -55,13 +92,19 @@ class VerifierClient:
             seconds=VERIFY_TIMEOUT_SECONDS,
         )
 
-    async def status(self, chain: str, *, credential: str) -> dict[str, Any] | VerifierUnavailable:
+    async def status(self, *, tenant: str, chain: str) -> dict[str, Any] | VerifierUnavailable:
+        credential = await self._token(tenant=tenant, chain=chain, scope="status")
+        if isinstance(credential, VerifierUnavailable):
+            return credential
         return await self._json("GET", self._chain_path(chain, ""), credential=credential)
 
     async def attestations(
-        self, chain: str, *, credential: str
+        self, *, tenant: str, chain: str
     ) -> list[dict[str, Any]] | VerifierUnavailable:
         """The chain's attestations, newest first (each with its signed ``envelope``)."""
+        credential = await self._token(tenant=tenant, chain=chain, scope="status")
+        if isinstance(credential, VerifierUnavailable):
+            return credential
         answer = await self._json(
             "GET",
             self._chain_path(chain, "/attestations"),
@@ -74,6 +117,26 @@ class VerifierClient:
         if not isinstance(found, list):
             return VerifierUnavailable("the verifier's attestation list is malformed")
         return found
+
+    async def _token(self, *, tenant: str, chain: str, scope: str) -> str | VerifierUnavailable:
+        """A token for this verifier (named in its public keys), this chain and this purpose."""
+        if self._audience is None:
+            keys = await self.keys()
+            if isinstance(keys, VerifierUnavailable):
+                return keys
+            name = keys.get("name")
+            if not isinstance(name, str):
+                return VerifierUnavailable("the verifier does not name itself in /v1/keys")
+            self._audience = name
+        claims = TokenClaims(
+            issuer=self._signer.origin,
+            audience=self._audience,
+            tenant=tenant,
+            chain=chain,
+            scope=frozenset((scope,)),
+            expires=int(self._clock()) + TOKEN_SECONDS,
+        )
+        return mint(claims, self._signer.key)
 
     def _chain_path(self, chain: str, tail: str) -> str:
         return f"/v1/chains/{quote(chain, safe='')}{tail}"

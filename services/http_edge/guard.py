@@ -17,12 +17,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from http_edge.logs import log_request, route_template, traceparent_of
+from http_edge.metrics import observe_request
 from http_edge.outages import DatabaseFault, classify
 from http_edge.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -51,12 +54,15 @@ class RequestGuard:
             return
         request_id = request_id_from(scope["headers"])
         set_request_id(request_id)
+        began = time.perf_counter()
         started = False
+        status = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
                     (b"x-request-id", request_id.encode("ascii")),
@@ -75,6 +81,21 @@ class RequestGuard:
             problem = problem_for_exception(error, scope)
             if not started:
                 await send_problem(send_with_id, problem)
+        finally:
+            route = route_template(scope)
+            observe_request(
+                route=route,
+                method=scope["method"],
+                status=status,
+                seconds=time.perf_counter() - began,
+            )
+            log_request(
+                method=scope["method"],
+                route=route,
+                status=status,
+                started=began,
+                traceparent=traceparent_of(scope["headers"]),
+            )
 
 
 def problem_for_exception(error: Exception, scope: Scope, *, logged: bool = True) -> Problem:

@@ -16,7 +16,8 @@ A lock wait that hits the service's ``lock_timeout`` (55P03) is ``BUSY``: a requ
 with Retry-After as for an outage, but the database itself is up.
 
 Connection failures seen before PostgreSQL says anything (refused, reset, timed out, a pool
-with no connection to lend) count as outages too.
+with no connection to lend, a driver left mid-protocol by a server that went away) count as
+outages too.
 """
 
 from __future__ import annotations

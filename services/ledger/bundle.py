@@ -168,7 +168,7 @@ class BundleReport:
     # Checked under the verifier key the caller gave (not only the bundle's own copy of it).
     witnessed: bool = False
     # Findings the verifier's attestation says this history spans, each acknowledged by an
-    # operator: id, kind, first_bad_index, operator, reason, acknowledged_at.
+    # operator: id, kind, first_bad_index, acknowledged_by, reason, acknowledged_at.
     acknowledged_findings: list[dict[str, Any]] = field(default_factory=list)
     # What bundle.json says of an administrator's override the export was built under.
     override: dict[str, Any] | None = None
@@ -201,8 +201,9 @@ class BundleReport:
             lines.append(f"OK attestation {self.attestation}")
         lines.extend(
             f"ACKNOWLEDGED   finding {f.get('id')}: {f.get('kind')} at index "
-            f"{f.get('first_bad_index')}, acknowledged by {f.get('operator')} at "
-            f"{f.get('acknowledged_at')}: {f.get('reason')}"
+            f"{f.get('first_bad_index')}, acknowledged by "
+            f"{f.get('acknowledged_by', f.get('operator'))} at {f.get('acknowledged_at')}: "
+            f"{f.get('reason')}"
             for f in self.acknowledged_findings
         )
         lines.extend(f"NOTE           {note}" for note in self.notes)
@@ -566,7 +567,7 @@ def check_attestation(
 
 def acknowledged_findings(predicate: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The acknowledged findings an attestation says its range spans (each with id, kind,
-    first_bad_index, operator, reason, acknowledged_at)."""
+    first_bad_index, acknowledged_by, reason, acknowledged_at)."""
     listed = predicate.get("acknowledged_findings") or []
     if not isinstance(listed, list) or not all(isinstance(f, dict) for f in listed):
         raise BundleError(ATTESTATION, "acknowledged_findings is not a list of findings")

@@ -25,6 +25,12 @@ GENESIS_PREV = bytes(32)
 # its leaf's length (big-endian uint32) and the leaf bytes, back to back. No base64, no JSON.
 LEAF_FRAMES = "application/vnd.audit-trail.leaf-frames"
 LEAF_FRAME_HEADER = struct.Struct(">QI")
+# A frame whose length is this, with no bytes after its header, says that no entry is stored at
+# its index: a reader learns of the hole where it is, and one that ignores the marker fails on a
+# frame it cannot read, rather than taking a shorter stream for a whole one.
+LEAF_FRAME_MISSING = 0xFFFFFFFF
+# The NDJSON record that says the same, in place of the entry line.
+NDJSON_MISSING_PREFIX = b'{"integrity_failure":'
 
 
 def format_received_at(moment: datetime) -> str:

@@ -10,20 +10,25 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from http_edge import metrics
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems, forbid_nul_in_requests
+from http_edge.readiness import Readiness
 from ledger.keys import read_private_key
 from ledger.note import ALG_ED25519, NoteVerifier
 
 from verifier import VERSION, endpoints
 from verifier.auth import CallerAuthenticator
 from verifier.db import create_engine
+from verifier.limits import OnDemandLimiter
 from verifier.log_client import LogClient
+from verifier.pacing import EntryRate
 from verifier.problems import install_problem_handlers
 from verifier.service import ChainVerifier, Clock
 from verifier.settings import Settings
 from verifier.signing import VerifierSigner
 from verifier.state import AppState
+from verifier.sweep import Sweeper
 from verifier.worker import Worker
 
 DESCRIPTION = """
@@ -75,8 +80,18 @@ def create_app(
             log_verifier=log_verifier,
             clock=clock,
         )
+        sweeper = Sweeper(
+            verifier=verifier,
+            engine=engine,
+            clock=clock,
+            period_seconds=config.sweep_period_seconds,
+            rate=EntryRate(config.sweep_rate_entries_per_second),
+            window_entries=config.sweep_window_entries,
+            idle_seconds=config.poll_interval_seconds,
+        )
         worker = Worker(
             verifier=verifier,
+            sweeper=sweeper,
             log_client=log_client,
             poll_interval_seconds=config.poll_interval_seconds,
             attestation_interval_seconds=config.attestation_interval_seconds,
@@ -87,17 +102,26 @@ def create_app(
             log_client=log_client,
             signer=signer,
             verifier=verifier,
+            sweeper=sweeper,
             worker=worker,
             authenticator=CallerAuthenticator(
-                log_client=log_client, cache_seconds=config.auth_cache_seconds
+                log_client=log_client,
+                cache_seconds=config.auth_cache_seconds,
+                log_key=log_verifier.public_key,
+                name=config.name,
             ),
+            on_demand=OnDemandLimiter(
+                burst=config.on_demand_burst, per_minute=config.on_demand_per_minute
+            ),
+            readiness=Readiness(outage_grace_seconds=config.readiness_outage_seconds),
         )
         if run_worker:
             await worker.start()
         try:
-            yield
+            with app.state.verifier.readiness.watching_termination():
+                yield
         finally:
-            await worker.stop()
+            await worker.stop()  # the sweep's schedule and its on-demand jobs too
             await log_client.aclose()
             await engine.dispose()
 
@@ -114,8 +138,11 @@ def create_app(
             )
             document_problems(
                 schema,
-                without_database=("/healthz", "/v1/keys"),
-                extra={("POST", "/v1/chains/{chain}/verify"): (409,)},
+                without_database=("/livez", "/healthz", "/v1/keys"),
+                extra={
+                    ("POST", "/v1/chains/{chain}/verify"): (409, 429),
+                    ("GET", "/v1/chains/{chain}/entries/{index}/coverage"): (409,),
+                },
             )
             forbid_nul_in_requests(schema)
             app.openapi_schema = schema
@@ -124,4 +151,5 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(endpoints.router)
     app.include_router(endpoints.public)
+    app.include_router(metrics.router)
     return app

@@ -1,16 +1,17 @@
-"""The verifier's API: per chain status, attestations, verification on demand, coverage of one
-entry; the public keys; health."""
+"""The verifier's API: per chain status, attestations, verification on demand (a full re-read
+as a job), coverage of one entry; the public keys; health."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import text
+from fastapi.responses import JSONResponse
+from http_edge.readiness import probe_database, schema_range
 
 from verifier import repository
 from verifier.log_client import ChainName
-from verifier.migrations import head_revision
+from verifier.migrations import OLDEST_RUNNABLE_SCHEMA, migrations_dir
 from verifier.problems import NotFound, Unavailable
 from verifier.schemas import (
     Acknowledgement,
@@ -20,7 +21,11 @@ from verifier.schemas import (
     ChainStatusList,
     CosignedCheckpoint,
     Coverage,
+    EpochStart,
     FindingOut,
+    FindingRef,
+    SweepPass,
+    SweepStatus,
     Verification,
     VerifierKeys,
 )
@@ -48,11 +53,20 @@ async def chain_status(state: AppState, name: ChainName) -> ChainStatus:
     async with state.engine.connect() as connection:
         cosigned = await repository.latest_cosigned(connection, chain_id=row.id, epoch=row.epoch)
         findings = await repository.findings(connection, chain_id=row.id)
+        epochs = await repository.epochs(connection, chain_id=row.id)
+    started = next((e for e in epochs if e.epoch == row.epoch), None)
     return ChainStatus(
         tenant=name.tenant,
         chain=name.chain,
         origin=state.verifier.chain_origin(name),
         epoch=row.epoch,
+        epoch_start=EpochStart(
+            epoch=row.epoch,
+            start_size=0 if started is None else started.start_size,
+            history_replaced=False if started is None else started.history_replaced,
+            after_finding=None if started is None else started.after_finding,
+            started_at=None if started is None else started.started_at,
+        ),
         verified_size=row.verified_size,
         root_hash=bytes(row.verified_root).hex(),
         verified_at=row.verified_at,
@@ -81,9 +95,35 @@ async def chain_status(state: AppState, name: ChainName) -> ChainStatus:
                 else Acknowledgement(
                     operator=f.operator, reason=f.reason, acknowledged_at=f.acknowledged_at
                 ),
+                next_epoch=None
+                if f.next_epoch is None
+                else EpochStart(
+                    epoch=f.next_epoch,
+                    start_size=f.start_size,
+                    history_replaced=f.history_replaced,
+                    after_finding=f.id,
+                    started_at=f.acknowledged_at,
+                ),
             )
             for f in findings
         ],
+        sweep=SweepStatus.model_validate(await state.sweeper.status(row)),
+    )
+
+
+def sweep_pass(name: ChainName, row: Any) -> SweepPass:
+    return SweepPass(
+        chain=name.chain,
+        number=row.number,
+        requested=row.requested,
+        state="running" if row.finished_at is None else row.result,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        cursor=row.cursor,
+        end=row.end_size,
+        finding=None
+        if row.finding_id is None
+        else FindingRef(id=row.finding_id, kind=row.kind, first_bad_index=row.first_bad_index),
     )
 
 
@@ -118,21 +158,70 @@ async def get_status(chain: ChainSlug, state: State, caller: AuditorCaller) -> C
 @router.post(
     "/{chain}/verify",
     response_model=Verification,
-    summary="Verify now (and re-read every entry with full=true), then attest",
+    summary="Verify the new entries now, then attest; with full=true, re-read every entry "
+    "already verified, as a job",
+    responses={
+        202: {
+            "model": SweepPass,
+            "description": "full=true: the pass re-reading the chain (the one already running, "
+            "if any: one per chain at a time); poll its Location",
+            "headers": {
+                "Location": {
+                    "schema": {"type": "string"},
+                    "description": "/v1/chains/{chain}/sweeps/{number}",
+                }
+            },
+        },
+        409: {
+            "description": "The chain is halted by a finding (full=true), or another "
+            "verifier process advanced it first"
+        },
+    },
 )
 async def verify_now(
     chain: ChainSlug,
     state: State,
     caller: AuditorCaller,
-    full: Annotated[bool, Query(description="Also re-read every entry verified before")] = False,
-) -> Verification:
-    name = ChainName(caller.require_chain(chain), chain)
-    await state.verifier.verify(name, full=full)
-    issued = await state.verifier.attest(name, only_if_grown=False)
+    full: Annotated[
+        bool,
+        Query(
+            description="Also re-read every entry verified before, from the raw leaf bytes, "
+            "against the leaf hashes the verifier remembers: answered 202 with the pass"
+        ),
+    ] = False,
+) -> Any:
+    name = ChainName(caller.require_chain(chain, scope="verify"), chain)
+    state.on_demand.spend(caller.identity)
+    if full:
+        started = await state.sweeper.request_pass(name)
+        current = await state.sweeper.sweep_pass(name, int(started.number))
+        return JSONResponse(
+            sweep_pass(name, current).model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": f"/v1/chains/{chain}/sweeps/{current.number}"},
+        )
+    await state.verifier.verify(name)
+    issued = await state.verifier.current_attestation(name)
     return Verification(
         status=await chain_status(state, name),
         attestation=None if issued is None else attestation(issued),
     )
+
+
+@router.get(
+    "/{chain}/sweeps/{number}",
+    response_model=SweepPass,
+    summary="One pass re-reading the chain: running, passed, failed (with its finding) or "
+    "abandoned",
+)
+async def get_sweep_pass(
+    chain: ChainSlug,
+    number: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
+    state: State,
+    caller: AuditorCaller,
+) -> SweepPass:
+    name = ChainName(caller.require_chain(chain), chain)
+    return sweep_pass(name, await state.sweeper.sweep_pass(name, number))
 
 
 @router.get(
@@ -173,6 +262,12 @@ async def latest_attestation(chain: ChainSlug, state: State, caller: AuditorCall
     "/{chain}/entries/{index}/coverage",
     response_model=Coverage,
     summary="Whether a checkpoint this verifier cosigned covers the entry, with the proof",
+    responses={
+        409: {
+            "description": "integrity-failure (check `inclusion`): the log's inclusion proof "
+            "does not verify against the cosigned root"
+        }
+    },
 )
 async def entry_coverage(
     chain: ChainSlug,
@@ -191,21 +286,35 @@ async def public_keys(state: State) -> VerifierKeys:
     )
 
 
-@public.get("/healthz", tags=["health"], summary="The process is up")
+@public.get("/livez", tags=["health"], summary="The process is up (the store is not consulted)")
+async def livez() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@public.get("/healthz", tags=["health"], summary="The process is up: the same as /livez")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@public.get("/readyz", tags=["health"], summary="The store is reachable and its schema current")
-async def readyz(state: State) -> dict[str, str]:
-    try:
-        async with state.engine.connect() as connection:
-            current = (
-                await connection.execute(text("SELECT version_num FROM verifier.alembic_version"))
-            ).scalar()
-    except Exception:
-        raise Unavailable("the verifier's store is not reachable") from None
-    expected = head_revision()
-    if current != expected:
-        raise Unavailable(f"the store's schema is at {current}, the verifier needs {expected}")
-    return {"status": "ready", "schema": expected}
+@public.get(
+    "/readyz",
+    tags=["health"],
+    summary="Whether the verifier should be sent traffic",
+    description=(
+        "503 only while it shuts down, when its store's schema is older than this release "
+        "runs on, or when the store has not answered for longer than "
+        "AUDIT_TRAIL_VERIFIER_READINESS_OUTAGE_SECONDS."
+    ),
+)
+async def readyz(state: State) -> dict[str, Any]:
+    probe = await probe_database(
+        state.readiness,
+        state.engine,
+        version_table="verifier.alembic_version",
+        revisions=schema_range(str(migrations_dir()), OLDEST_RUNNABLE_SCHEMA),
+    )
+    if not probe.verdict.ready:
+        raise Unavailable(probe.verdict.reason)
+    if probe.fit is None:
+        return {"status": "ready", "database": probe.verdict.reason}
+    return {"status": "ready", "schema": probe.schema, "schema_fit": probe.fit.value}

@@ -8,16 +8,19 @@ is trusted: every answer is checked by the caller against the log's public key.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import httpx
+import orjson
 from ledger.leaf import LEAF_FRAMES
 
 from verifier.problems import Forbidden, LogUnavailable, Unauthenticated
 
 Mode = Literal["witness", "tenant"]
+NDJSON: Final = "application/x-ndjson"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +77,14 @@ class LogClient:
         return (await self._get(f"{self._base(name)}/checkpoint")).text
 
     async def entries(
-        self, name: ChainName, *, start: int, end: int
-    ) -> AsyncIterator[tuple[bytes, bool]]:
+        self, name: ChainName, *, start: int, end: int, frames: bool = True
+    ) -> AsyncGenerator[tuple[bytes, bool], None]:
         """The raw bytes of entries [start, end) as they arrive, each chunk with whether it is
         leaf frames (asked for first: no base64 or JSON to undo) or NDJSON (what older logs
-        serve)."""
+        serve, and what `frames=False` asks for: its lines carry the log's stored hash too)."""
         path = f"{self._base(name)}/entries/stream"
-        headers = {**self._headers, "Accept": f"{LEAF_FRAMES}, application/x-ndjson;q=0.5"}
+        accept = f"{LEAF_FRAMES}, {NDJSON};q=0.5" if frames else NDJSON
+        headers = {**self._headers, "Accept": accept}
         try:
             async with self._http.stream(
                 "GET", path, params={"start": start, "end": end}, headers=headers
@@ -93,6 +97,26 @@ class LogClient:
                     yield chunk, frames
         except httpx.HTTPError as error:
             raise LogUnavailable(f"the entry stream failed: {type(error).__name__}") from None
+
+    async def stored_leaf_hash(self, name: ChainName, *, index: int) -> bytes | None:
+        """The leaf hash the log stores beside entry `index` (None if it serves no such entry).
+
+        Never evidence of what the leaf is; only of whether the log's own data still agrees
+        with a leaf that changed (`verifier.history`)."""
+        body = b""
+        async with contextlib.aclosing(
+            self.entries(name, start=index, end=index + 1, frames=False)
+        ) as chunks:
+            async for chunk, _ in chunks:
+                body += chunk
+        for line in body.splitlines():
+            try:
+                record = orjson.loads(line)
+                if record.get("index") == index:
+                    return bytes.fromhex(record["leaf_hash"])
+            except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+                continue
+        return None
 
     async def consistency_proof(
         self, name: ChainName, *, old_size: int, new_size: int

@@ -39,3 +39,8 @@ def head_revision() -> str:
     if head is None:
         raise RuntimeError("no verifier migrations found")
     return head
+
+
+# The oldest schema of its store this release's code runs on (see decision_log.migrations: it
+# moves up only when the code starts to need a newer revision).
+OLDEST_RUNNABLE_SCHEMA = "v0002_sweeps_and_epochs"

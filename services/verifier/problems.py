@@ -8,6 +8,7 @@ from http_edge.problems import (
     PROBLEM_MEDIA_TYPE,
     Conflict,
     Forbidden,
+    IntegrityFailure,
     InvalidInput,
     NotFound,
     Problem,
@@ -20,15 +21,24 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "Conflict",
     "Forbidden",
+    "IntegrityFailure",
     "InvalidInput",
     "LogUnavailable",
     "NotFound",
     "Problem",
+    "TooManyRequests",
     "Unauthenticated",
     "Unavailable",
     "install_problem_handlers",
     "problem_response",
 ]
+
+
+class TooManyRequests(Problem):
+    status, slug, title = 429, "too-many-requests", "Too many requests from this caller"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class LogUnavailable(Unavailable):

@@ -32,10 +32,10 @@ from typing import Any, Final
 import orjson
 from ledger.canonical import canonicalize
 from ledger.errors import CanonicalJSONError, ProofError, VerificationError
-from ledger.leaf import LEAF_FRAME_HEADER, Leaf
+from ledger.leaf import LEAF_FRAME_HEADER, LEAF_FRAME_MISSING, NDJSON_MISSING_PREFIX, Leaf
 from ledger.merkle import MerkleFrontier, verify_consistency
 
-__all__ = ["EntryReplay", "Finding", "HistoryComparison", "first_unproven_size"]
+__all__ = ["EntryReplay", "Finding", "first_unproven_size"]
 
 _RECEIVED_AT: Final = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _RECEIVED_AT_SIZE: Final = 27
@@ -82,11 +82,11 @@ class Finding(VerificationError):
 _LINE_HEAD: Final = b'{"index":'
 _LINE_LEAF: Final = b',"leaf":"'
 _LINE_HASH: Final = b'","leaf_hash":"'
-_MALFORMED: Final = -1  # the index of an entry that could not be read
+MALFORMED_INDEX: Final = -1  # the index of an entry that could not be read
 
 
 def _entry_line(line: bytes) -> tuple[int, bytes]:
-    """(index, leaf) of an NDJSON entry line; (_MALFORMED, line) if it is not one."""
+    """(index, leaf) of an NDJSON entry line; (MALFORMED_INDEX, line) if it is not one."""
     # Fast path: the exact serialisation the log writes, {"index":N,"leaf":"B64","leaf_hash":"H"}
     # (the leaf_hash is never read). Anything else is parsed as JSON below.
     if line.startswith(_LINE_HEAD) and line.endswith(b'"}') and len(line) > 92:
@@ -107,9 +107,9 @@ def _entry_line(line: bytes) -> tuple[int, bytes]:
         index = record["index"]
         leaf = binascii.a2b_base64(record["leaf"], strict_mode=True)
     except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error, ValueError):
-        return _MALFORMED, line
+        return MALFORMED_INDEX, line
     if type(index) is not int or index < 0:
-        return _MALFORMED, line
+        return MALFORMED_INDEX, line
     return index, leaf
 
 
@@ -121,12 +121,21 @@ def split_entries(buffer: bytes, *, binary: bool) -> tuple[list[tuple[int, bytes
     if not binary:
         lines = buffer.split(b"\n")
         rest = lines.pop()
-        return [_entry_line(line) for line in lines if line], rest
+        # The log's in-band record of a missing entry is skipped: the next index then jumps,
+        # which is what the checks report (a missing entry at the index skipped).
+        return [
+            _entry_line(line)
+            for line in lines
+            if line and not line.startswith(NDJSON_MISSING_PREFIX)
+        ], rest
     records: list[tuple[int, bytes]] = []
     position, size, unpack = 0, len(buffer), LEAF_FRAME_HEADER.unpack_from
     header = LEAF_FRAME_HEADER.size
     while size - position >= header:
         index, length = unpack(buffer, position)
+        if length == LEAF_FRAME_MISSING:  # no entry stored there; the index jump says so
+            position += header
+            continue
         end = position + header + length
         if end > size:
             break
@@ -135,10 +144,10 @@ def split_entries(buffer: bytes, *, binary: bool) -> tuple[list[tuple[int, bytes
     return records, buffer[position:]
 
 
-def _leftover(buffer: bytes, *, binary: bool) -> list[tuple[int, bytes]]:
+def leftover_entries(buffer: bytes, *, binary: bool) -> list[tuple[int, bytes]]:
     """What the stream ended on: an unterminated last line, or a cut-off frame."""
     if binary:
-        return [(_MALFORMED, buffer)] if buffer else []
+        return [(MALFORMED_INDEX, buffer)] if buffer else []
     return [_entry_line(buffer)] if buffer.strip() else []
 
 
@@ -192,7 +201,7 @@ class EntryReplay:
     def finish(self, end: int) -> None:
         """The stream has ended; it must have held exactly the entries up to `end`."""
         if self._buffer:
-            records = _leftover(self._buffer, binary=self._binary)
+            records = leftover_entries(self._buffer, binary=self._binary)
             self._buffer = b""
             self._check_records(records)
         if self.size < end:
@@ -218,7 +227,7 @@ class EntryReplay:
         for index, leaf in records:
             if index != expected:
                 self.failed_hash = None
-                if index == _MALFORMED:
+                if index == MALFORMED_INDEX:
                     raise _malformed(leaf, expected)
                 if index > expected:
                     raise Finding(
@@ -351,60 +360,6 @@ def _is_canonical_object(event: bytes) -> bool:
         return canonicalize(value) == event
     except CanonicalJSONError:
         return False
-
-
-class HistoryComparison:
-    """Compares entries [0, ...) the log serves now with the leaf hashes the verifier remembers.
-
-    `first_difference` is the first index whose leaf no longer hashes to what the verifier
-    checked and cosigned (or that is missing or out of place), None if all fed entries match.
-    """
-
-    def __init__(self, remembered: Sequence[bytes]) -> None:
-        self.remembered = remembered
-        self.position = 0
-        self.first_difference: int | None = None
-        self.expected: str | None = None
-        self.found: str | None = None
-        self._buffer = b""
-        self._binary = False
-
-    def feed(self, data: bytes, *, binary: bool = False) -> None:
-        self._binary = binary
-        records, self._buffer = split_entries(self._buffer + data, binary=binary)
-        for index, leaf in records:
-            if self.first_difference is not None:
-                return
-            self._compare(index, leaf)
-
-    def finish(self, end: int) -> None:
-        for index, leaf in _leftover(self._buffer, binary=self._binary):
-            if self.first_difference is None:
-                self._compare(index, leaf)
-        if self.first_difference is None and self.position < end:
-            self._differ(self.remembered[self.position].hex(), "missing")
-
-    def _compare(self, index: int, leaf: bytes) -> None:
-        if index == _MALFORMED:
-            self._differ(self._remembered_hex(), "a malformed entry")
-            return
-        if index != self.position:
-            self._differ(self._remembered_hex(), f"entry {index}")
-            return
-        hashed = hashlib.sha256(b"\x00" + leaf).digest()
-        if self.position >= len(self.remembered) or hashed != self.remembered[self.position]:
-            self._differ(self._remembered_hex(), hashed.hex())
-            return
-        self.position += 1
-
-    def _remembered_hex(self) -> str:
-        if self.position < len(self.remembered):
-            return self.remembered[self.position].hex()
-        return "nothing"
-
-    def _differ(self, expected: str, found: str) -> None:
-        self.first_difference = self.position
-        self.expected, self.found = expected, found
 
 
 async def first_unproven_size(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,15 +14,34 @@ class Acknowledgement(BaseModel):
     acknowledged_at: datetime
 
 
+class EpochStart(BaseModel):
+    epoch: int
+    start_size: int = Field(
+        description="The epoch continues from the checkpoint of this size, cosigned before the "
+        "acknowledged finding's first bad index; entries [0, start_size) are still compared "
+        "with the leaf hashes remembered for them"
+    )
+    history_replaced: bool = Field(
+        description="True when the epoch had to start from 0 although entries had been "
+        "cosigned: none of the history cosigned before is carried over"
+    )
+    after_finding: int | None = Field(description="The acknowledged finding that started it")
+    started_at: datetime | None
+
+
 class FindingOut(BaseModel):
     id: int
     epoch: int
-    kind: str = Field(description="Which check failed, e.g. broken-link, rewritten-history")
+    kind: str = Field(
+        description="Which check failed: leaf-mismatch, missing-entry, misplaced-leaf, "
+        "rewritten-history, rollback, forked-history, inconsistent-checkpoint, ..."
+    )
     first_bad_index: int | None
     detail: str
     evidence: dict[str, Any] = Field(description="Expected vs found, checkpoints, proofs")
     found_at: datetime
     acknowledged: Acknowledgement | None
+    next_epoch: EpochStart | None = Field(description="The epoch its acknowledgement started")
     attestation: dict[str, Any] = Field(description="The signed negative attestation (DSSE)")
 
 
@@ -33,11 +52,41 @@ class CosignedCheckpoint(BaseModel):
     cosigned_at: datetime
 
 
+class SweepStatus(BaseModel):
+    current_pass: int | None = Field(description="The pass running, or the last one")
+    running: bool
+    requested: Literal["schedule", "on-demand"] | None
+    cursor: int = Field(description="Entries [0, cursor) re-read by the current pass so far")
+    end: int = Field(description="Entries [0, end) the current pass re-reads")
+    started_at: datetime | None
+    round_started_at: datetime | None = Field(
+        description="When the sweep's current round started: it re-reads every chain followed"
+    )
+    next_round_at: datetime | None = Field(
+        description="When the next round starts (later, if this one has not ended by then)"
+    )
+    last_full_sweep_finished_at: datetime | None = Field(
+        description="When a pass last re-read the whole chain (this epoch) and found it as cosigned"
+    )
+    last_full_sweep_size: int | None
+    behind: bool = Field(
+        description="The chain is not done with a round that started more than a period ago"
+    )
+    period_seconds: float
+    rate_entries_per_second: float = Field(description="The cap, over all chains")
+    entries_per_period_at_cap: int
+    watched_entries: int = Field(description="Entries of every chain the sweep re-reads")
+    rate_covers_period: bool = Field(
+        description="Whether the cap re-reads every watched entry within one period"
+    )
+
+
 class ChainStatus(BaseModel):
     tenant: str
     chain: str
     origin: str
-    epoch: int = Field(description="Starts over from an empty tree when a finding is acknowledged")
+    epoch: int = Field(description="Goes up by one when a finding is acknowledged")
+    epoch_start: EpochStart = Field(description="Where the current epoch started, and why")
     verified_size: int = Field(description="Entries replayed and checked; the cosigned size")
     root_hash: str
     verified_at: datetime | None
@@ -45,6 +94,7 @@ class ChainStatus(BaseModel):
     halted: bool = Field(description="True while a finding awaits an operator: nothing is cosigned")
     cosigned_checkpoint: CosignedCheckpoint | None
     findings: list[FindingOut]
+    sweep: SweepStatus
 
 
 class ChainStatusList(BaseModel):
@@ -67,6 +117,26 @@ class AttestationList(BaseModel):
 class Verification(BaseModel):
     status: ChainStatus
     attestation: Attestation | None
+
+
+class FindingRef(BaseModel):
+    id: int
+    kind: str
+    first_bad_index: int | None
+
+
+class SweepPass(BaseModel):
+    """One pass re-reading a chain: a job when asked for with `verify?full=true`."""
+
+    chain: str
+    number: int
+    requested: Literal["schedule", "on-demand"]
+    state: Literal["running", "passed", "failed", "abandoned"]
+    started_at: datetime
+    finished_at: datetime | None
+    cursor: int = Field(description="Entries [0, cursor) re-read so far")
+    end: int = Field(description="Entries [0, end) this pass re-reads")
+    finding: FindingRef | None = Field(description="What a failed pass found")
 
 
 class InclusionProof(BaseModel):

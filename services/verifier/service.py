@@ -4,7 +4,9 @@ cosign what checks out, attest, and raise findings with evidence.
 A chain is verified in numbered steps (see `ChainVerifier._check`). The verifier's replay
 position is always the last checkpoint it cosigned, so "consistent with what was cosigned" and
 "consistent with what was replayed" are the same statement, and a cosignature is only ever made
-for the newest checkpoint the verifier has checked.
+for the newest checkpoint the verifier has checked. Entries cosigned before are re-read by the
+sweep (`verifier.sweep`); a finding halts the chain until it is acknowledged
+(`verifier.epochs`).
 """
 
 from __future__ import annotations
@@ -18,23 +20,28 @@ from typing import Any
 
 from ledger.errors import NoteError, ProofError
 from ledger.leaf import GENESIS_PREV
-from ledger.merkle import EMPTY_ROOT, MerkleFrontier, verify_consistency, verify_inclusion
+from ledger.merkle import (
+    EMPTY_ROOT,
+    MerkleFrontier,
+    root_from_inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
 from ledger.note import Checkpoint, NoteVerifier, open_note
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from verifier import repository
-from verifier.attestations import ChainSubject, statement
+from verifier import metrics, repository
+from verifier.attestations import ChainSubject, acknowledged_finding, epoch_start, statement
 from verifier.log_client import ChainName, LogClient
-from verifier.problems import Conflict, LogUnavailable, NotFound
-from verifier.replay import EntryReplay, Finding, HistoryComparison, first_unproven_size
+from verifier.problems import Conflict, IntegrityFailure, LogUnavailable
+from verifier.remembered import LEAF_HASH_RUN
+from verifier.replay import EntryReplay, Finding, first_unproven_size
+from verifier.rereading import HistoryReader
 from verifier.signing import VerifierSigner
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-# Leaf hashes are remembered in runs of at most this many (2 MiB per row).
-LEAF_HASH_RUN = 65536
 
 
 @dataclass
@@ -64,6 +71,9 @@ class ChainVerifier:
         self._log_verifier = log_verifier
         self._clock = clock
         self._locks: dict[ChainName, asyncio.Lock] = {}
+        self.history = HistoryReader(
+            engine=engine, log_client=log_client, log_verifier=log_verifier
+        )
 
     @property
     def log_origin(self) -> str:
@@ -73,7 +83,10 @@ class ChainVerifier:
     def chain_origin(self, name: ChainName) -> str:
         return f"{self.log_origin}/{name.tenant}/{name.chain}"
 
-    def _lock(self, name: ChainName) -> asyncio.Lock:
+    def lock(self, name: ChainName) -> asyncio.Lock:
+        """The chain's cosigning lock: held while a checkpoint is checked and cosigned, and
+        while the sweep compares one window, so that nothing is cosigned between a difference
+        being seen and its finding halting the chain."""
         return self._locks.setdefault(name, asyncio.Lock())
 
     async def state(self, name: ChainName) -> Any:
@@ -94,25 +107,29 @@ class ChainVerifier:
     # Verification
     # -----------------------------------------------------------------------------------------
 
-    async def verify(self, name: ChainName, *, full: bool = False) -> Any:
+    async def verify(self, name: ChainName) -> Any:
         """Bring the chain up to the log's latest checkpoint; return the state afterwards.
 
-        With `full`, also re-read every entry already verified and compare it with the leaf
-        hash remembered for it (an old entry rewritten in place, with the log's Merkle data left
-        alone, is otherwise seen only by readers of that entry).
+        Only the entries new since the last cosigned checkpoint are read; the sweep
+        (`verifier.sweep`) re-reads the older ones on its schedule.
         """
         await self._log.detect_mode()
-        async with self._lock(name):
+        async with self.lock(name):
             state = await self.state(name)
             if state.halted_by is not None:
                 return state
             current = _Pass(name=name, state=state)
             try:
-                if full:
-                    await self._compare_history(current, end=int(state.verified_size))
                 await self._check(current)
             except Finding as finding:
-                await self._record_finding(current, finding)
+                await self.record_finding(
+                    name,
+                    state,
+                    finding,
+                    served_note=current.served_note,
+                    served=current.served,
+                    evidence=current.evidence,
+                )
             return await self.state(name)
 
     async def _check(self, current: _Pass) -> None:
@@ -147,13 +164,19 @@ class ChainVerifier:
             if cosigned is not None:
                 current.evidence["cosigned_checkpoint"] = cosigned
         # 2. It never shrinks what was cosigned (a rollback) ...
+        #    Whenever the log's checkpoint does not extend what was cosigned, the entries
+        #    cosigned are re-read first: the finding is then the first entry that is no longer
+        #    what was cosigned, named by the kind of change (`verifier.history`), and the
+        #    checkpoint itself is blamed only when every entry is still as it was. (The
+        #    cosigning lock stays held while locating: the chain is about to halt, so there is
+        #    nothing it could hold up.)
         if checkpoint.size < verified_size:
-            rewritten = await self._compare_history(current, end=checkpoint.size, raise_=False)
+            await self._raise_first_difference(current, end=verified_size)
             raise Finding(
                 "rollback",
-                f"the log's latest checkpoint has {checkpoint.size} entries; this verifier "
-                f"cosigned {verified_size}",
-                index=checkpoint.size if rewritten is None else rewritten,
+                f"the log still serves the {verified_size} entries this verifier cosigned, "
+                f"but its latest checkpoint has {checkpoint.size}",
+                index=checkpoint.size,
                 expected=f"size >= {verified_size}",
                 found=str(checkpoint.size),
             )
@@ -161,7 +184,7 @@ class ChainVerifier:
         #    consistency proof from the cosigned root to the new root.
         if checkpoint.size == verified_size:
             if checkpoint.root_hash != verified_root:
-                await self._compare_history(current, end=verified_size)
+                await self._raise_first_difference(current, end=verified_size)
                 raise Finding(
                     "forked-history",
                     f"a checkpoint of size {verified_size} with another root than the one "
@@ -186,7 +209,7 @@ class ChainVerifier:
                     new_root=checkpoint.root_hash,
                 )
             except ProofError as error:
-                await self._compare_history(current, end=verified_size)
+                await self._raise_first_difference(current, end=verified_size)
                 raise Finding(
                     "inconsistent-checkpoint",
                     f"the log cannot prove its checkpoint extends the one cosigned: {error}",
@@ -305,42 +328,14 @@ class ChainVerifier:
             return None
         return claimed.hex()
 
-    async def _compare_history(
-        self,
-        current: _Pass,
-        *,
-        end: int,
-        kind: str = "rewritten-history",
-        raise_: bool = True,
-    ) -> int | None:
-        """Compare entries [0, end) served now with the leaf hashes remembered for them.
-
-        Raises a finding at the first that differs (or returns its index with raise_=False).
-        """
-        state = current.state
-        end = min(end, int(state.verified_size))
-        if end <= 0:
-            return None
-        async with self._engine.connect() as connection:
-            remembered = await repository.remembered_hashes(
-                connection, chain_id=state.id, epoch=state.epoch, end=end
+    async def _raise_first_difference(self, current: _Pass, *, end: int) -> None:
+        """Raise the finding at the first of entries [0, end) that is no longer what this
+        verifier checked and cosigned, if any is."""
+        difference = await self.history.first_difference(current.name, current.state, end=end)
+        if difference is not None:
+            raise await self.history.diagnose(
+                current.name, current.state, difference, served=current.served
             )
-        comparison = HistoryComparison(remembered)
-        async for chunk, frames in self._log.entries(current.name, start=0, end=end):
-            comparison.feed(chunk, binary=frames)
-            if comparison.first_difference is not None:
-                break
-        comparison.finish(end)
-        index = comparison.first_difference
-        if index is None or not raise_:
-            return index
-        raise Finding(
-            kind,
-            f"entry {index} is not the entry this verifier checked and cosigned",
-            index=index,
-            expected=comparison.expected,
-            found=comparison.found,
-        )
 
     async def _cosign(
         self, current: _Pass, *, opened_text: str, checkpoint: Checkpoint, replay: EntryReplay
@@ -382,7 +377,9 @@ class ChainVerifier:
                 checkpoint_note=log_signed,
                 cosignature=line,
                 cosigned_at=now,
+                last_received_at=replay.last_received_at.decode(),
             )
+        metrics.COSIGNATURES.inc()
         await self._post(current.name, checkpoint.size, line)
 
     async def _post(self, name: ChainName, size: int, line: str) -> None:
@@ -410,9 +407,25 @@ class ChainVerifier:
             row = await repository.latest_cosigned(connection, chain_id=state.id, epoch=state.epoch)
         return None if row is None else f"{row.checkpoint_note}{row.cosignature}\n"
 
-    async def _record_finding(self, current: _Pass, finding: Finding) -> None:
-        state, name, now = current.state, current.name, self._clock()
-        evidence = {**current.evidence, **finding.evidence}
+    async def record_finding(
+        self,
+        name: ChainName,
+        state: Any,
+        finding: Finding,
+        *,
+        served_note: str | None = None,
+        served: Checkpoint | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> int:
+        """Record the finding with its signed negative attestation, and halt the chain: nothing
+        is cosigned for it again until an operator acknowledges (`verifier.epochs`). The caller
+        holds the chain's lock."""
+        now = self._clock()
+        evidence = {**(evidence or {}), **finding.evidence}
+        if "cosigned_checkpoint" not in evidence and int(state.verified_size):
+            cosigned = await self._latest_cosigned(state)
+            if cosigned is not None:
+                evidence["cosigned_checkpoint"] = cosigned
         described = {
             "kind": finding.kind,
             "tenant": name.tenant,
@@ -423,7 +436,6 @@ class ChainVerifier:
             "found": finding.found,
             "evidence": evidence,
         }
-        served = current.served
         subject = ChainSubject(
             tenant=name.tenant,
             chain=name.chain,
@@ -431,33 +443,31 @@ class ChainVerifier:
             size=int(state.verified_size) if served is None else served.size,
             root_hash=bytes(state.verified_root) if served is None else served.root_hash,
         )
-        envelope = self._signer.sign_statement(
-            statement(
-                subject=subject,
-                verifier_name=self._signer.name,
-                log_verifier_key=self._log_verifier.verifier_key,
-                checkpoint_note=current.served_note,
-                verified_range=(0, int(state.verified_size)),
-                entries_replayed=int(state.entries_replayed),
-                verified_at=state.verified_at,
-                issued_at=now,
-                finding=described,
-            )
-        )
         log.error("finding on %s/%s: %s", *_n(name), finding)
         async with self._engine.begin() as connection:
-            await repository.insert_finding(
+            context = await self._attestation_context(connection, state, size=subject.size)
+            envelope = self._signer.sign_statement(
+                statement(
+                    subject=subject,
+                    verifier_name=self._signer.name,
+                    log_verifier_key=self._log_verifier.verifier_key,
+                    checkpoint_note=served_note,
+                    verified_range=(0, int(state.verified_size)),
+                    entries_replayed=int(state.entries_replayed),
+                    verified_at=state.verified_at,
+                    issued_at=now,
+                    finding=described,
+                    **context,
+                )
+            )
+            finding_id = await repository.insert_finding(
                 connection,
                 chain_id=state.id,
                 epoch=state.epoch,
                 kind=finding.kind,
                 first_bad_index=finding.index,
                 detail=finding.detail,
-                evidence={
-                    "expected": finding.expected,
-                    "found": finding.found,
-                    **evidence,
-                },
+                evidence={"expected": finding.expected, "found": finding.found, **evidence},
                 attestation=envelope,
                 found_at=now,
             )
@@ -470,24 +480,79 @@ class ChainVerifier:
                 envelope=envelope,
                 issued_at=now,
             )
+        metrics.FINDINGS.labels(finding.kind).inc()
+        metrics.ATTESTATIONS.labels("failed").inc()
+        return finding_id
+
+    async def _attestation_context(
+        self, connection: AsyncConnection, state: Any, *, size: int
+    ) -> dict[str, Any]:
+        """What an attestation of [0, size) says beside its checks: the epoch it belongs to,
+        the last full sweep, and every acknowledged finding whose first bad index lies in the
+        range (who acknowledged it, when and why), so that no range spanning tampered history
+        is ever attested without naming it."""
+        epoch = int(state.epoch)
+        started = next(
+            (
+                row
+                for row in await repository.epochs(connection, chain_id=state.id)
+                if int(row.epoch) == epoch
+            ),
+            None,
+        )
+        swept = await repository.last_passed_sweep(connection, chain_id=state.id, epoch=epoch)
+        acknowledged = [
+            acknowledged_finding(row)
+            for row in await repository.acknowledged_findings(connection, chain_id=state.id)
+            if row.first_bad_index is None or int(row.first_bad_index) < size
+        ]
+        return {
+            "epoch": epoch_start(epoch, started),
+            "last_full_sweep": None
+            if swept is None
+            else {"finished_at": swept.finished_at, "size": int(swept.size)},
+            "acknowledged_findings": acknowledged,
+        }
 
     # -----------------------------------------------------------------------------------------
-    # Attestations, coverage, acknowledgement
+    # Attestations and coverage
     # -----------------------------------------------------------------------------------------
+
+    async def halted_count(self) -> int:
+        """Chains halted by a finding not yet acknowledged."""
+        async with self._engine.connect() as connection:
+            return await repository.halted_count(connection)
+
+    async def current_attestation(self, name: ChainName) -> Any | None:
+        """The attestation of what is checked now: a new one only when the checked size grew
+        since the last (or there is none yet); otherwise the last one stands, so asking again
+        and again stores nothing."""
+        issued = await self.attest(name, only_if_grown=True)
+        if issued is not None:
+            return issued
+        state = await self.state(name)
+        async with self._engine.connect() as connection:
+            last = await repository.last_attestation(connection, chain_id=state.id)
+        return last if last is not None else await self.attest(name, only_if_grown=False)
 
     async def attest(self, name: ChainName, *, only_if_grown: bool) -> Any | None:
         """Attest what the verifier has checked of the chain; None if nothing new to say.
 
         A halted chain gets its negative attestation (the finding's), not a new positive one.
         """
-        async with self._lock(name):
+        async with self.lock(name):
             state = await self.state(name)
             async with self._engine.begin() as connection:
                 last = await repository.last_attestation(connection, chain_id=state.id)
                 if state.halted_by is not None:
                     return None if only_if_grown else last
                 size = int(state.verified_size)
-                if only_if_grown and (size == 0 or (last is not None and last.size >= size)):
+                # Nothing new to say: the last attestation passed at this size (after a finding,
+                # once acknowledged, the chain's first passing attestation is new again).
+                if only_if_grown and (
+                    size == 0
+                    or (last is not None and last.size >= size and last.result == "passed")
+                ):
                     return None
                 cosigned = await repository.latest_cosigned(
                     connection, chain_id=state.id, epoch=state.epoch
@@ -500,6 +565,7 @@ class ChainVerifier:
                     size=size,
                     root_hash=bytes(state.verified_root),
                 )
+                context = await self._attestation_context(connection, state, size=size)
                 envelope = self._signer.sign_statement(
                     statement(
                         subject=subject,
@@ -512,6 +578,7 @@ class ChainVerifier:
                         entries_replayed=int(state.entries_replayed),
                         verified_at=state.verified_at,
                         issued_at=now,
+                        **context,
                     )
                 )
                 await repository.insert_attestation(
@@ -523,6 +590,7 @@ class ChainVerifier:
                     envelope=envelope,
                     issued_at=now,
                 )
+                metrics.ATTESTATIONS.labels("passed").inc()
                 return await repository.last_attestation(connection, chain_id=state.id)
 
     async def coverage(self, name: ChainName, *, index: int) -> dict[str, Any]:
@@ -545,8 +613,18 @@ class ChainVerifier:
         try:
             verify_inclusion(leaf_hash=claimed, index=index, size=size, proof=proof, root=root)
         except ProofError as error:
-            raise LogUnavailable(
-                f"the log's inclusion proof does not verify against the cosigned root: {error}"
+            try:
+                reached: str | None = root_from_inclusion_proof(
+                    leaf_hash=claimed, index=index, size=size, proof=proof
+                ).hex()
+            except ProofError:
+                reached = None
+            raise IntegrityFailure(
+                f"the log's inclusion proof does not verify against the cosigned root: {error}",
+                check="inclusion",
+                index=index,
+                expected=root.hex(),
+                found=reached,
             ) from None
         return {
             "index": index,
@@ -560,33 +638,6 @@ class ChainVerifier:
                 "hashes": [h.hex() for h in proof],
             },
         }
-
-
-async def acknowledge_finding(
-    engine: AsyncEngine, *, finding_id: int, operator: str, reason: str, now: datetime
-) -> None:
-    """An operator has looked at a finding: record it and replay the chain from nothing.
-
-    The cosigned checkpoints and findings of the earlier epoch stay in the store as they were.
-    """
-    async with engine.begin() as connection:
-        row = await repository.finding_by_id(connection, finding_id=finding_id)
-        if row is None:
-            raise NotFound(f"no finding {finding_id}")
-        if row.acknowledged is not None:
-            raise Conflict(f"finding {finding_id} is already acknowledged")
-        if row.halted_by != finding_id:
-            raise Conflict(f"finding {finding_id} is not the one halting its chain")
-        await repository.acknowledge(
-            connection,
-            finding_id=finding_id,
-            chain_id=int(row.chain_id),
-            operator=operator,
-            reason=reason,
-            at=now,
-            empty_root=EMPTY_ROOT,
-            genesis=GENESIS_PREV,
-        )
 
 
 def _log_signed_note(note: str, text: str, verifier: NoteVerifier) -> str:

@@ -34,10 +34,36 @@ class Settings(BaseSettings):
         default="audit_trail_verifier",
         description="Role the verifier acts as (SET ROLE); empty to use the login role as is",
     )
+    readiness_outage_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the store may fail to answer before /readyz turns 503",
+    )
     poll_interval_seconds: float = Field(default=1.0, description="How often to poll the log")
     attestation_interval_seconds: float = Field(
         default=300.0, description="Attest each chain this often while it grows"
     )
     auth_cache_seconds: float = Field(
         default=30.0, description="How long a caller's key, as checked with the log, is trusted"
+    )
+    # The sweep (verifier.sweep, docs/verifier.md): every entry already verified is re-read
+    # once per period, at most at the rate below across all chains. 10,000 entries/s over a
+    # day re-reads 864,000,000 entries; the longest time from a tamper of a verified entry to
+    # its finding is one period plus one pass of every chain at that rate.
+    sweep_period_seconds: float = Field(
+        default=86400.0, gt=0, description="Every chain is re-read in full once per period"
+    )
+    sweep_rate_entries_per_second: float = Field(
+        default=10000.0, gt=0, description="Cap on entries re-read per second, over all chains"
+    )
+    sweep_window_entries: int = Field(
+        default=65536,
+        ge=1,
+        le=65536,
+        description="Entries compared per window (the chain's cosigning lock is held for one)",
+    )
+    # On-demand work (POST .../verify) per caller: a burst, refilled per minute; beyond, 429.
+    on_demand_burst: int = Field(default=10, ge=1, description="On-demand requests at once")
+    on_demand_per_minute: float = Field(
+        default=10.0, gt=0, description="On-demand requests per caller and minute, sustained"
     )

@@ -7,13 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from http_edge.readiness import Readiness
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from verifier.auth import Caller, CallerAuthenticator
+from verifier.limits import OnDemandLimiter
 from verifier.log_client import LogClient
 from verifier.service import ChainVerifier
 from verifier.settings import Settings
 from verifier.signing import VerifierSigner
+from verifier.sweep import Sweeper
 from verifier.worker import Worker
 
 
@@ -24,8 +27,11 @@ class AppState:
     log_client: LogClient
     signer: VerifierSigner
     verifier: ChainVerifier
+    sweeper: Sweeper
     worker: Worker
     authenticator: CallerAuthenticator
+    on_demand: OnDemandLimiter
+    readiness: Readiness
 
 
 async def app_state(request: Request) -> AppState:

@@ -1,4 +1,5 @@
-"""Follows every chain the verifier can see: poll, verify, attest on a schedule."""
+"""Follows every chain the verifier can see: poll, verify, attest on a schedule; and runs the
+sweep that re-reads them (`verifier.sweep`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import time
 
 from http_edge.outages import log_failure
 
+from verifier import metrics
 from verifier.log_client import LogClient
 from verifier.problems import Problem
 from verifier.service import ChainVerifier
+from verifier.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +24,13 @@ class Worker:
         self,
         *,
         verifier: ChainVerifier,
+        sweeper: Sweeper,
         log_client: LogClient,
         poll_interval_seconds: float,
         attestation_interval_seconds: float,
     ) -> None:
         self._verifier = verifier
+        self._sweeper = sweeper
         self._log = log_client
         self._poll_interval = poll_interval_seconds
         self._attestation_interval = attestation_interval_seconds
@@ -40,6 +45,8 @@ class Worker:
                 await self._verifier.verify(name)
             except Problem as problem:
                 log.warning("verifying %s/%s: %s", name.tenant, name.chain, problem.detail)
+        metrics.LAST_PASS.set(time.time())
+        metrics.CHAINS_HALTED.set(await self._verifier.halted_count())
         due = time.monotonic() >= self._next_attestations if attest is None else attest
         if due:
             self._next_attestations = time.monotonic() + self._attestation_interval
@@ -48,8 +55,10 @@ class Worker:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="verifier-worker")
+        await self._sweeper.start()
 
     async def stop(self) -> None:
+        await self._sweeper.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

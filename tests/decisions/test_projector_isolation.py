@@ -39,6 +39,16 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float
         await asyncio.sleep(0.05)
 
 
+async def recovered(client: httpx.AsyncClient, tenant: TenantKeys) -> dict[str, Any]:
+    """The chain's projection status once it has caught up with no error (a fix applied)."""
+
+    async def caught_up() -> dict[str, Any] | None:
+        projection = await chain_projection(client, tenant.auditor, tenant.chain)
+        return projection if projection["error"] is None and projection["behind"] == 0 else None
+
+    return await eventually(caught_up, timeout=30)
+
+
 async def chain_projection(client: httpx.AsyncClient, key: str, chain: str) -> dict[str, Any]:
     response = await client.get(f"/v1/chains/{chain}", headers=headers(key))
     assert response.status_code == 200, response.text
@@ -253,8 +263,7 @@ async def test_a_chain_that_cannot_be_projected_now_stops_alone_and_resumes_by_i
         assert page["read_model"]["next_index"] == 1
         assert {d["decision_id"] for d in page["decisions"]} == {"held"}
 
-    await projected(database_url, timeout=30)
-    projection = await chain_projection(client, tenant.auditor, tenant.chain)
+    projection = await recovered(client, tenant)
     assert (projection["next_index"], projection["error"], projection["attempts"]) == (3, None, 0)
     assert projection["failing_since"] is None
     held = await view(client, tenant.auditor, tenant.chain, "held")
@@ -315,7 +324,7 @@ async def test_a_failing_entry_stops_its_chain_exactly_there_until_a_fix(
         note = (await view(client, tenant.auditor, tenant.chain, "a"))["read_model"]
         assert note["next_index"] == 2 and "SQLSTATE 22023" in note["error"]
 
-    await projected(database_url, timeout=30)
+    await recovered(client, tenant)
     assert await found(client, tenant.auditor, chain=tenant.chain) == {"a", "b", poison, "c"}
     projection = await chain_projection(client, tenant.auditor, tenant.chain)
     assert (projection["next_index"], projection["error"]) == (4, None)

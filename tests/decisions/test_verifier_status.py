@@ -48,4 +48,5 @@ async def test_evidence_reports_a_verifier_that_does_not_answer(
     with_absent = await client_with_absent_verifier.get(path, headers=headers(tenant.auditor))
     assert with_absent.status_code == 200
     verifier = with_absent.json()["evidence"]["verifier"]
-    assert verifier["available"] is False and verifier["url"].endswith(f"/v1/chains/{tenant.chain}")
+    assert verifier["available"] is False and verifier["attestation"] is None
+    assert "no answer" in verifier["reason"]

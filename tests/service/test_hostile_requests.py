@@ -222,7 +222,7 @@ async def test_other_methods_on_the_append_path_are_405(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_the_last_unlimited_admin_key_stays_unless_it_revokes_itself(
+async def test_the_last_unlimited_admin_key_ends_only_by_itself(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     admin = headers(tenant.admin)
@@ -236,16 +236,16 @@ async def test_the_last_unlimited_admin_key_stays_unless_it_revokes_itself(
     # With two unlimited admin keys, one may revoke the other.
     revoked = await client.post(f"/v1/keys/{second['key_id']}/revoke", headers=admin)
     assert revoked.status_code == 200
-    # Now the tenant's own key is the last: another admin key may neither revoke nor expire it.
-    by_other = headers(limited["api_key"])
-    refused = await client.post(f"/v1/keys/{own_id}/revoke", headers=by_other)
-    assert refused.status_code == 409, refused.text
+    # An admin key limited to chains does not even see an unlimited key, let alone end it.
+    by_limited = headers(limited["api_key"])
+    assert (await client.post(f"/v1/keys/{own_id}/revoke", headers=by_limited)).status_code == 404
     soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    refused = await client.patch(f"/v1/keys/{own_id}", json={"expires_at": soon}, headers=by_other)
-    assert refused.status_code == 409
-    still = await client.get("/v1/keys", headers=admin)
-    assert still.status_code == 200
-    # It may end itself.
+    refused = await client.patch(
+        f"/v1/keys/{own_id}", json={"expires_at": soon}, headers=by_limited
+    )
+    assert refused.status_code == 404
+    assert (await client.get("/v1/keys", headers=admin)).status_code == 200
+    # The last unlimited admin key may end itself.
     assert (await client.post(f"/v1/keys/{own_id}/revoke", headers=admin)).status_code == 200
 
 

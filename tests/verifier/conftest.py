@@ -181,7 +181,7 @@ async def exporting_app(
 ) -> AsyncIterator[FastAPI]:
     """A decision_log that asks the verifier (over ASGI) to verify and attest when it exports."""
     application = create_log_app(
-        settings.model_copy(update={"verifier_url": "http://verifier"}),
+        settings.model_copy(update={"verifier_url": "http://127.0.0.1:8001"}),
         verifier_transport=httpx.ASGITransport(app=verifier_app),
     )
     async with application.router.lifespan_context(application):
@@ -199,3 +199,33 @@ async def exporter(exporting_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def log_vkey(settings: LogSettings) -> NoteVerifier:  # noqa: F811
     key = read_private_key(settings.log_key_file)
     return NoteSigner(name=settings.log_origin, key=key).verifier
+
+
+COSIGNED = 40
+
+
+@dataclass
+class Cosigned:
+    """A chain of 40 entries, cosigned by the verifier at sizes 20 and 40."""
+
+    keys: TenantKeys
+    name: ChainName
+    database_url: str
+    signer: LogSigner
+    client: httpx.AsyncClient
+
+
+@pytest.fixture
+async def cosigned(
+    client: httpx.AsyncClient,  # noqa: F811
+    database_url: str,
+    signer: LogSigner,  # noqa: F811
+    verifier: ChainVerifier,
+) -> Cosigned:
+    keys = await make_tenant(database_url, signer)
+    name = ChainName(keys.tenant, keys.chain)
+    for size in (20, COSIGNED):
+        await grow(client, keys, 20)
+        state = await verifier.verify(name)
+        assert state.verified_size == size and state.halted_by is None
+    return Cosigned(keys=keys, name=name, database_url=database_url, signer=signer, client=client)

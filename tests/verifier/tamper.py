@@ -175,6 +175,25 @@ async def rewrite_history(
 ) -> None:
     """Change entry `index` and recompute every later leaf, link and hash, every Merkle node,
     and re-sign every checkpoint from `index` on with the log's real key."""
+    await rewrite_entries(connection, chain, index, tenant=tenant, name=name)
+    sizes = await connection.fetch(
+        "SELECT size FROM checkpoints WHERE chain_id = $1 AND size > $2", chain, index
+    )
+    await _rebuild_tree_and_checkpoints(
+        connection,
+        chain,
+        signer,
+        origin=signer.chain_origin(tenant=tenant, chain=name),
+        checkpoint_sizes=[int(row["size"]) for row in sizes],
+    )
+
+
+async def rewrite_entries(
+    connection: asyncpg.Connection, chain: int, index: int, *, tenant: str, name: str
+) -> None:
+    """Change entry `index` and recompute every later leaf, link and stored leaf hash, as an
+    insider without the log's key would: the Merkle nodes and checkpoints are left as they were.
+    Every leaf keeps its received_at."""
     rows = await connection.fetch(
         "SELECT idx, leaf FROM entries WHERE chain_id = $1 AND idx >= $2 ORDER BY idx",
         chain,
@@ -204,16 +223,6 @@ async def rewrite_history(
             prev,
             hashlib.sha256(leaf).digest(),
         )
-    sizes = await connection.fetch(
-        "SELECT size FROM checkpoints WHERE chain_id = $1 AND size > $2", chain, index
-    )
-    await _rebuild_tree_and_checkpoints(
-        connection,
-        chain,
-        signer,
-        origin=signer.chain_origin(tenant=tenant, chain=name),
-        checkpoint_sizes=[int(row["size"]) for row in sizes],
-    )
 
 
 async def truncate_tail(
@@ -224,15 +233,18 @@ async def truncate_tail(
     *,
     tenant: str,
     name: str,
+    resign: bool = True,
 ) -> None:
-    """Roll the chain back to `keep` entries, with a checkpoint of that size re-signed."""
+    """Roll the chain back to `keep` entries, with a checkpoint of that size re-signed (or,
+    with `resign=False`, only the checkpoints past `keep` removed, so that the newest left is
+    an older one)."""
     await connection.execute("DELETE FROM entries WHERE chain_id = $1 AND idx >= $2", chain, keep)
     await _rebuild_tree_and_checkpoints(
         connection,
         chain,
         signer,
         origin=signer.chain_origin(tenant=tenant, chain=name),
-        checkpoint_sizes=[keep],
+        checkpoint_sizes=[keep] if resign else [],
     )
 
 

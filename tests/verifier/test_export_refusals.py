@@ -27,8 +27,6 @@ schedule): then the refusal is its finding, at the same index. Both are accepted
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,13 +50,11 @@ from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 from fastapi import FastAPI
 from ledger.bundle import BUNDLE_JSON
-from ledger.canonical import canonicalize
-from ledger.leaf import Leaf, build_leaf
-from ledger.merkle import leaf_hash
 from ledger.note import CosignatureSigner, NoteVerifier
 from sqlalchemy.ext.asyncio import AsyncConnection
+from verifier.epochs import acknowledge_finding
 from verifier.log_client import ChainName
-from verifier.service import ChainVerifier, acknowledge_finding
+from verifier.service import ChainVerifier
 from verifier.state import AppState as VerifierState
 
 from tests.decisions.helpers import projected, recorded, reviewed
@@ -74,7 +70,7 @@ REASON = "court order 17/2026: the records as stored, for the inquiry"
 
 
 @dataclass
-class Cosigned:
+class WitnessedChain:
     """A tenant's chain of 40 entries that the verifier has verified and cosigned."""
 
     keys: TenantKeys
@@ -95,9 +91,9 @@ async def admin_auditor_key(database_url: str, tenant: str) -> str:
 
 
 @pytest.fixture
-async def cosigned(
+async def witnessed(
     exporter: httpx.AsyncClient, database_url: str, signer: LogSigner, verifier: ChainVerifier
-) -> Cosigned:
+) -> WitnessedChain:
     keys_ = await make_tenant(database_url, signer)
     events = [recorded(f"loan-{i}") for i in range(36)]
     events += [reviewed("loan-3"), reviewed("loan-9"), reviewed("loan-20"), reviewed("loan-31")]
@@ -106,50 +102,14 @@ async def cosigned(
     state = await verifier.verify(name)
     assert state.verified_size == SIZE and state.halted_by is None
     await projected(database_url)
-    return Cosigned(
+    return WitnessedChain(
         keys=keys_, name=name, admin_auditor=await admin_auditor_key(database_url, keys_.tenant)
     )
 
 
-async def rewrite_without_the_key(
-    connection: asyncpg.Connection, chain: int, index: int, *, tenant: str, name: str
-) -> None:
-    """Change entry `index` and recompute every later leaf, its stored hash and its link, as
-    an insider without the log's key can: the Merkle tree and the signed checkpoints stay."""
-    rows = await connection.fetch(
-        "SELECT idx, leaf FROM entries WHERE chain_id = $1 AND idx >= $2 ORDER BY idx",
-        chain,
-        index,
-    )
-    prev = leaf_hash(await tamper.leaf_at(connection, chain, index - 1))
-    for row in rows:
-        old = Leaf.parse(bytes(row["leaf"]))
-        event = old.event
-        if row["idx"] == index:
-            event = {**event, "data": {**event["data"], "output": {"decision": "approved"}}}
-        leaf = build_leaf(
-            tenant=tenant,
-            chain=name,
-            index=row["idx"],
-            received_at=old.received_at,
-            prev=prev,
-            event_json=canonicalize(event),
-        )
-        prev = leaf_hash(leaf)
-        await connection.execute(
-            "UPDATE entries SET leaf = $3, leaf_hash = $4, content_digest = $5 "
-            "WHERE chain_id = $1 AND idx = $2",
-            chain,
-            row["idx"],
-            leaf,
-            prev,
-            hashlib.sha256(leaf).digest(),
-        )
-
-
 @dataclass(frozen=True)
 class Tamper:
-    do: Callable[[asyncpg.Connection, int, LogSigner, Cosigned], Awaitable[None]]
+    do: Callable[[asyncpg.Connection, int, LogSigner, WitnessedChain], Awaitable[None]]
     # What the export is refused with: the check and the entry, or None for the verifier's
     # finding (its first bad index is the verifier's to say).
     refusal: tuple[str, int] | None
@@ -159,27 +119,29 @@ class Tamper:
     appends_after: int = 0
 
 
-async def _edit(db: asyncpg.Connection, chain: int, _: LogSigner, __: Cosigned) -> None:
+async def _edit(db: asyncpg.Connection, chain: int, _: LogSigner, __: WitnessedChain) -> None:
     await tamper.change_one_byte(db, chain, 7)
 
 
-async def _delete(db: asyncpg.Connection, chain: int, _: LogSigner, __: Cosigned) -> None:
+async def _delete(db: asyncpg.Connection, chain: int, _: LogSigner, __: WitnessedChain) -> None:
     await tamper.delete_entry(db, chain, 11)
 
 
-async def _swap(db: asyncpg.Connection, chain: int, _: LogSigner, __: Cosigned) -> None:
+async def _swap(db: asyncpg.Connection, chain: int, _: LogSigner, __: WitnessedChain) -> None:
     await tamper.swap_entries(db, chain, 13, 21)
 
 
-async def _rewrite(db: asyncpg.Connection, chain: int, _: LogSigner, c: Cosigned) -> None:
-    await rewrite_without_the_key(db, chain, 30, tenant=c.name.tenant, name=c.name.chain)
+async def _rewrite(db: asyncpg.Connection, chain: int, _: LogSigner, c: WitnessedChain) -> None:
+    await tamper.rewrite_entries(db, chain, 30, tenant=c.name.tenant, name=c.name.chain)
 
 
-async def _rewrite_with_key(db: asyncpg.Connection, chain: int, s: LogSigner, c: Cosigned) -> None:
+async def _rewrite_with_key(
+    db: asyncpg.Connection, chain: int, s: LogSigner, c: WitnessedChain
+) -> None:
     await tamper.rewrite_history(db, chain, 25, s, tenant=c.name.tenant, name=c.name.chain)
 
 
-async def _cut(db: asyncpg.Connection, chain: int, s: LogSigner, c: Cosigned) -> None:
+async def _cut(db: asyncpg.Connection, chain: int, s: LogSigner, c: WitnessedChain) -> None:
     await tamper.truncate_tail(db, chain, 33, s, tenant=c.name.tenant, name=c.name.chain)
 
 
@@ -198,20 +160,24 @@ TAMPERS = {
 
 
 async def do_tamper(
-    name: str, cosigned: Cosigned, database_url: str, signer: LogSigner, exporter: httpx.AsyncClient
+    name: str,
+    witnessed: WitnessedChain,
+    database_url: str,
+    signer: LogSigner,
+    exporter: httpx.AsyncClient,
 ) -> Tamper:
     chosen = TAMPERS[name]
     async with tamper.superuser(database_url) as db:
-        chain = await tamper.chain_id(db, cosigned.name.tenant, cosigned.name.chain)
-        await chosen.do(db, chain, signer, cosigned)
+        chain = await tamper.chain_id(db, witnessed.name.tenant, witnessed.name.chain)
+        await chosen.do(db, chain, signer, witnessed)
     if chosen.appends_after:
-        await grow(exporter, cosigned.keys, chosen.appends_after)
+        await grow(exporter, witnessed.keys, chosen.appends_after)
     return chosen
 
 
-async def open_findings(verifier_client: httpx.AsyncClient, cosigned: Cosigned) -> list[Any]:
+async def open_findings(verifier_client: httpx.AsyncClient, witnessed: WitnessedChain) -> list[Any]:
     status = await verifier_client.get(
-        f"/v1/chains/{cosigned.keys.chain}", headers=headers(cosigned.keys.auditor)
+        f"/v1/chains/{witnessed.keys.chain}", headers=headers(witnessed.keys.auditor)
     )
     return [f for f in status.json()["findings"] if f["acknowledged"] is None]
 
@@ -249,7 +215,7 @@ def verify_offline(
 @pytest.mark.parametrize("kind", list(TAMPERS))
 async def test_a_tampered_chain_is_not_exported_and_the_override_says_so(
     kind: str,
-    cosigned: Cosigned,
+    witnessed: WitnessedChain,
     exporter: httpx.AsyncClient,
     verifier_client: httpx.AsyncClient,
     database_url: str,
@@ -259,21 +225,21 @@ async def test_a_tampered_chain_is_not_exported_and_the_override_says_so(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    chosen = await do_tamper(kind, cosigned, database_url, signer, exporter)
-    path = f"/v1/chains/{cosigned.keys.chain}/exports"
+    chosen = await do_tamper(kind, witnessed, database_url, signer, exporter)
+    path = f"/v1/chains/{witnessed.keys.chain}/exports"
 
     # Refused, naming the entry and the check (or the verifier's finding).
     refused = await exporter.post(
-        path, json={"kind": "range"}, headers=headers(cosigned.keys.auditor)
+        path, json={"kind": "range"}, headers=headers(witnessed.keys.auditor)
     )
     assert refused.status_code == 409, refused.text
-    findings = await open_findings(verifier_client, cosigned)
+    findings = await open_findings(verifier_client, witnessed)
     assert_refused(refused.json(), chosen.refusal, findings)
     # The auditor's role is not enough to override.
     denied = await exporter.post(
         path,
         json={"kind": "range", "override_reason": REASON},
-        headers=headers(cosigned.keys.auditor),
+        headers=headers(witnessed.keys.auditor),
     )
     assert denied.status_code == 403, denied.text
 
@@ -282,7 +248,7 @@ async def test_a_tampered_chain_is_not_exported_and_the_override_says_so(
     built = await exporter.post(
         path,
         json={"kind": "range", "override_reason": REASON},
-        headers=headers(cosigned.admin_auditor),
+        headers=headers(witnessed.admin_auditor),
     )
     assert built.status_code == 201, built.text
     job = built.json()
@@ -291,7 +257,7 @@ async def test_a_tampered_chain_is_not_exported_and_the_override_says_so(
     first = job["overridden"][0]
     if chosen.refusal is not None and first.get("check") != "verifier-finding":
         assert (first["check"], first["index"]) == chosen.refusal
-    download = await exporter.get(job["download"], headers=headers(cosigned.admin_auditor))
+    download = await exporter.get(job["download"], headers=headers(witnessed.admin_auditor))
     files = unzip(download.content)
     assert next(iter(orjson.loads(files[BUNDLE_JSON]))) == "override"
     assert files[BUNDLE_JSON].decode().lstrip("{ \n").startswith('"override"')
@@ -316,13 +282,13 @@ async def test_a_tampered_chain_is_not_exported_and_the_override_says_so(
         assert "FAILED attestation.dsse.json" in said and "failed" in said
 
     # The override is on the tenant's access log, with its reason.
-    assert REASON in await access_log_text(database_url, cosigned.keys.tenant)
+    assert REASON in await access_log_text(database_url, witnessed.keys.tenant)
 
 
 @pytest.mark.parametrize("kind", [k for k, t in TAMPERS.items() if t.refusal is not None])
 async def test_a_background_export_of_a_tampered_chain_ends_failed_with_the_problem(
     kind: str,
-    cosigned: Cosigned,
+    witnessed: WitnessedChain,
     exporter: httpx.AsyncClient,
     exporting_app: FastAPI,
     database_url: str,
@@ -330,15 +296,14 @@ async def test_a_background_export_of_a_tampered_chain_ends_failed_with_the_prob
 ) -> None:
     """Large exports build after the answer (202); the same checks end the job ``failed``,
     carrying the problem: the entry and the check."""
-    chosen = await do_tamper(kind, cosigned, database_url, signer, exporter)
+    chosen = await do_tamper(kind, witnessed, database_url, signer, exporter)
     state = exporting_app.state.audit_trail
-    principal = await auditor(database_url, cosigned.keys.tenant)
+    principal = await auditor(database_url, witnessed.keys.tenant)
     plan = await plan_export(
         state,
         principal,
-        chain=cosigned.keys.chain,
+        chain=witnessed.keys.chain,
         request=ExportRequest(kind="range"),
-        api_key=cosigned.keys.auditor,
     )
     state.exports.start(plan)
     job = await get_export(state, principal, export_id=plan.export_id)
@@ -352,11 +317,11 @@ async def test_a_background_export_of_a_tampered_chain_ends_failed_with_the_prob
 
 
 async def test_no_verifier_no_export(
-    client: httpx.AsyncClient, cosigned: Cosigned, settings: Settings
+    client: httpx.AsyncClient, witnessed: WitnessedChain, settings: Settings
 ) -> None:
     """Without a verifier configured, or one that does not answer, nothing is certified."""
-    path = f"/v1/chains/{cosigned.keys.chain}/exports"
-    alone = await client.post(path, json={"kind": "range"}, headers=headers(cosigned.keys.auditor))
+    path = f"/v1/chains/{witnessed.keys.chain}/exports"
+    alone = await client.post(path, json={"kind": "range"}, headers=headers(witnessed.keys.auditor))
     assert alone.status_code == 409, alone.text
     assert alone.json()["type"].endswith("/verifier-unavailable")
     assert "no verifier is configured" in alone.json()["reason"]
@@ -365,7 +330,7 @@ async def test_no_verifier_no_export(
         transport = httpx.ASGITransport(app=silent)
         async with httpx.AsyncClient(transport=transport, base_url="http://log") as http:
             refused = await http.post(
-                path, json={"kind": "range"}, headers=headers(cosigned.keys.auditor)
+                path, json={"kind": "range"}, headers=headers(witnessed.keys.auditor)
             )
             assert refused.status_code == 409, refused.text
             assert refused.json()["type"].endswith("/verifier-unavailable")
@@ -373,7 +338,7 @@ async def test_no_verifier_no_export(
             built = await http.post(
                 path,
                 json={"kind": "range", "override_reason": REASON},
-                headers=headers(cosigned.admin_auditor),
+                headers=headers(witnessed.admin_auditor),
             )
             assert built.status_code == 201, built.text
             overridden = built.json()["overridden"]
@@ -381,7 +346,7 @@ async def test_no_verifier_no_export(
 
 
 async def test_an_acknowledged_finding_is_named_by_the_export_that_spans_it(
-    cosigned: Cosigned,
+    witnessed: WitnessedChain,
     exporter: httpx.AsyncClient,
     verifier_client: httpx.AsyncClient,
     verifier_state: VerifierState,
@@ -396,15 +361,15 @@ async def test_an_acknowledged_finding_is_named_by_the_export_that_spans_it(
     again, and each one whose checkpoint spans the finding names it, who acknowledged it, when
     and why; verify-bundle wants it accepted by id if the verifier's attestation names it."""
     async with tamper.superuser(database_url) as db:
-        chain = await tamper.chain_id(db, cosigned.name.tenant, cosigned.name.chain)
+        chain = await tamper.chain_id(db, witnessed.name.tenant, witnessed.name.chain)
         row = await db.fetchrow("SELECT * FROM entries WHERE chain_id = $1 AND idx = 11", chain)
         await tamper.delete_entry(db, chain, 11)
-    path = f"/v1/chains/{cosigned.keys.chain}/exports"
-    # The verifier re-reads what it verified before (here on demand, as on its schedule).
-    assert (await verifier.verify(cosigned.name, full=True)).halted_by is not None
-    (finding,) = await open_findings(verifier_client, cosigned)
+    path = f"/v1/chains/{witnessed.keys.chain}/exports"
+    # The verifier re-reads what it verified before: one sweep finds it.
+    assert (await verifier_state.sweeper.sweep_chain(witnessed.name)).finding_id is not None
+    (finding,) = await open_findings(verifier_client, witnessed)
     refused = await exporter.post(
-        path, json={"kind": "range"}, headers=headers(cosigned.keys.auditor)
+        path, json={"kind": "range"}, headers=headers(witnessed.keys.auditor)
     )
     assert refused.status_code == 409
     assert refused.json()["check"] == "verifier-finding"
@@ -422,12 +387,12 @@ async def test_an_acknowledged_finding_is_named_by_the_export_that_spans_it(
         reason="entry 11 restored from the backup of 2026-12-01",
         now=datetime.now(UTC),
     )
-    assert (await verifier.verify(cosigned.name)).halted_by is None
+    assert (await verifier.verify(witnessed.name)).halted_by is None
     built = await exporter.post(
-        path, json={"kind": "range"}, headers=headers(cosigned.keys.auditor)
+        path, json={"kind": "range"}, headers=headers(witnessed.keys.auditor)
     )
     assert built.status_code == 201, built.text
-    download = await exporter.get(built.json()["download"], headers=headers(cosigned.keys.auditor))
+    download = await exporter.get(built.json()["download"], headers=headers(witnessed.keys.auditor))
     files = unzip(download.content)
     info = orjson.loads(files[BUNDLE_JSON])
     (named,) = info["acknowledged_findings"]
@@ -437,12 +402,20 @@ async def test_an_acknowledged_finding_is_named_by_the_export_that_spans_it(
     assert b"ops@example.test" in files["README.txt"][:1500]
     bundle = tmp_path / "acknowledged.zip"
     bundle.write_bytes(download.content)
+    # The verifier's attestation names it too, so verify-bundle wants it accepted by its id.
     status, said = verify_offline(bundle, log_vkey, cosigner.verifier_key, capsys)
-    attested = orjson.loads(files["attestation.dsse.json"])
-    if b"acknowledged_findings" in base64.b64decode(attested["payload"]):
-        assert status == 3 and "--accept-acknowledged" in said, said
-    else:
-        assert status == 0, said  # this verifier's attestations do not name them yet
+    assert status == 3 and "--accept-acknowledged" in said, said
+    assert f"finding {finding['id']}: missing-entry at index 11" in said
+    try:
+        verify_bundle_command(
+            bundle,
+            log_key=log_vkey.verifier_key,
+            verifier_key=cosigner.verifier_key,
+            accept_acknowledged=[str(finding["id"])],
+        )
+    except typer.Exit as stopped:
+        raise AssertionError(capsys.readouterr()) from stopped
+    assert "VERIFIED" in capsys.readouterr().out
 
 
 async def auditor(database_url: str, tenant: str) -> Principal:
@@ -475,31 +448,31 @@ async def access_log_text(database_url: str, tenant: str) -> str:
 
 
 async def test_an_intact_chain_exports_as_before(
-    cosigned: Cosigned, exporter: httpx.AsyncClient
+    witnessed: WitnessedChain, exporter: httpx.AsyncClient
 ) -> None:
     """The checks refuse nothing that verifies (the override is not needed, nor listed)."""
     response = await append(
-        exporter, cosigned.keys.producer, cosigned.keys.chain, [recorded("loan-99")], batch=True
+        exporter, witnessed.keys.producer, witnessed.keys.chain, [recorded("loan-99")], batch=True
     )
     assert response.status_code == 201
     built = await exporter.post(
-        f"/v1/chains/{cosigned.keys.chain}/exports",
+        f"/v1/chains/{witnessed.keys.chain}/exports",
         json={"kind": "decisions", "decision_ids": ["loan-3", "loan-9"]},
-        headers=headers(cosigned.keys.auditor),
+        headers=headers(witnessed.keys.auditor),
     )
     assert built.status_code == 201, built.text
     assert built.json()["overridden"] is None and built.json()["problem"] is None
 
 
 async def test_a_decision_export_does_not_take_the_read_models_word(
-    cosigned: Cosigned, exporter: httpx.AsyncClient, database_url: str
+    witnessed: WitnessedChain, exporter: httpx.AsyncClient, database_url: str
 ) -> None:
     """A selective export picks its entries from the read model's timelines. One that lost the
     decision's last event, or lists another decision's event, is refused (projection-mismatch)
     instead of missing an event or disclosing someone else's. (A lost event in the middle of a
     timeline is for `projections verify`: tests/decisions/test_projection_verify.py.)"""
     async with tamper.superuser(database_url) as db:
-        chain = await tamper.chain_id(db, cosigned.name.tenant, cosigned.name.chain)
+        chain = await tamper.chain_id(db, witnessed.name.tenant, witnessed.name.chain)
         await db.execute(
             "DELETE FROM decision_events WHERE chain_id = $1 AND decision_id = 'loan-3' "
             "AND event_type LIKE '%reviewed%'",
@@ -511,12 +484,12 @@ async def test_a_decision_export_does_not_take_the_read_models_word(
             "WHERE chain_id = $1 AND decision_id = 'loan-5'",
             chain,
         )
-    path = f"/v1/chains/{cosigned.keys.chain}/exports"
+    path = f"/v1/chains/{witnessed.keys.chain}/exports"
     for decision, expected in (("loan-3", "absent"), ("loan-9", "subject 'loan-5'")):
         refused = await exporter.post(
             path,
             json={"kind": "decisions", "decision_ids": [decision]},
-            headers=headers(cosigned.keys.auditor),
+            headers=headers(witnessed.keys.auditor),
         )
         assert refused.status_code == 409, refused.text
         problem = refused.json()

@@ -383,7 +383,7 @@ async def test_a_bundle_spanning_an_acknowledged_finding_must_be_accepted_by_id(
             "id": 7,
             "kind": "missing-entry",
             "first_bad_index": 4,
-            "operator": "ops@example.test",
+            "acknowledged_by": "ops@example.test",
             "reason": "entry 4 restored from the backup",
             "acknowledged_at": "2026-12-01T10:00:00Z",
         }

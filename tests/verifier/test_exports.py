@@ -286,11 +286,7 @@ async def test_an_export_cut_off_by_a_shutdown_says_so(
         expires_at=None,
     )
     plan = await plan_export(
-        state,
-        principal,
-        chain=history.chain,
-        request=ExportRequest(kind="range"),
-        api_key=history.auditor,
+        state, principal, chain=history.chain, request=ExportRequest(kind="range")
     )
     runner = ExportRunner(engine=state.engine, signer=state.signer)
     runner.start(plan)

@@ -11,6 +11,7 @@ from decision_log.signing import LogSigner
 from ledger.note import CosignatureSigner, NoteVerifier, open_note
 from verifier import repository
 from verifier.log_client import ChainName
+from verifier.remembered import lineage, remembered_window
 from verifier.service import ChainVerifier
 from verifier.state import AppState
 
@@ -66,10 +67,14 @@ async def test_concurrent_appends_while_verifying_give_no_finding(
     assert state.entries_replayed == appended  # every entry replayed exactly once
     async with verifier_state.engine.connect() as connection:
         assert await repository.findings(connection, chain_id=state.id) == []
-        remembered = await repository.remembered_hashes(
-            connection, chain_id=state.id, epoch=0, end=appended
+        remembered = await remembered_window(
+            connection,
+            chain_id=state.id,
+            lineage=await lineage(connection, chain_id=state.id, epoch=0),
+            start=0,
+            stop=appended,
         )
-    assert len(remembered) == appended
+    assert len(remembered) == 32 * appended
 
     # The log serves the newest checkpoint with this verifier's cosignature, and both verify.
     note = (

@@ -14,6 +14,7 @@ import logging
 from http_edge.outages import log_failure
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from decision_log import metrics
 from decision_log.background import BackgroundLoop
 from decision_log.chains import repository
 from decision_log.chains.service import checkpoint_if_grown
@@ -53,11 +54,17 @@ class Checkpointer(BackgroundLoop):
         chains, self._dirty = self._dirty, set()
         for chain_id in sorted(chains):
             async with self._engine.begin() as connection:
-                await checkpoint_if_grown(connection, signer=self._signer, chain_id=chain_id)
+                signed = await checkpoint_if_grown(
+                    connection, signer=self._signer, chain_id=chain_id
+                )
+            if signed is not None:
+                metrics.CHECKPOINTS_SIGNED.inc()
 
     async def sweep(self) -> None:
         async with self._engine.connect() as connection:
             behind = await repository.chains_behind_checkpoint(connection)
+            metrics.CHECKPOINT_LAG.set(await repository.checkpoint_lag_seconds(connection))
+            metrics.COSIGNATURE_LAG.set(await repository.cosignature_lag_seconds(connection))
         self._dirty.update(behind)
         await self.sign_pending()
 

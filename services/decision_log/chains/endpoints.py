@@ -160,7 +160,12 @@ def entries_stream(
     )
 
 
-@router.get("/v1/chains/{chain}/entries/{index}", response_model=Entry, summary="One entry")
+@router.get(
+    "/v1/chains/{chain}/entries/{index}",
+    response_model=Entry,
+    response_model_exclude_none=True,
+    summary="One entry",
+)
 async def get_entry(chain: ChainSlug, index: EntryIndex, state: State, principal: Caller) -> Entry:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
@@ -171,6 +176,7 @@ async def get_entry(chain: ChainSlug, index: EntryIndex, state: State, principal
 @router.get(
     "/v1/chains/{chain}/proof/inclusion",
     response_model=InclusionProof,
+    response_model_exclude_none=True,
     summary="RFC 6962 inclusion proof of one entry in a tree of a checkpointed size",
 )
 async def get_inclusion_proof(
@@ -191,6 +197,7 @@ async def get_inclusion_proof(
 @router.get(
     "/v1/chains/{chain}/proof/consistency",
     response_model=ConsistencyProof,
+    response_model_exclude_none=True,
     summary="RFC 6962 consistency proof between two checkpointed tree sizes",
 )
 async def get_consistency_proof(

@@ -137,6 +137,46 @@ async def chains_behind_checkpoint(connection: AsyncConnection) -> list[int]:
     return [int(row.id) for row in result]
 
 
+async def checkpoint_lag_seconds(connection: AsyncConnection) -> float:
+    """How long the chain that has waited longest for a checkpoint of its committed entries has
+    waited, since its latest checkpoint was signed (0 when every chain is checkpointed)."""
+    result = await connection.execute(
+        text(
+            """
+            SELECT coalesce(max(extract(epoch FROM now() - k.signed_at)), 0) AS lag
+              FROM chains c
+              JOIN LATERAL (
+                  SELECT size, signed_at FROM checkpoints WHERE chain_id = c.id
+                   ORDER BY size DESC LIMIT 1
+              ) k ON true
+             WHERE c.size > k.size
+            """
+        )
+    )
+    return float(result.scalar_one())
+
+
+async def cosignature_lag_seconds(connection: AsyncConnection) -> float:
+    """Since when, at most, a chain has had checkpoints no witness cosigned: for every chain,
+    the age of its first checkpoint above its newest cosigned one (0 if all are cosigned)."""
+    result = await connection.execute(
+        text(
+            """
+            SELECT coalesce(max(extract(epoch FROM now() - k.signed_at)), 0) AS lag
+              FROM chains c
+              JOIN LATERAL (
+                  SELECT signed_at FROM checkpoints k
+                   WHERE k.chain_id = c.id AND k.size > 0
+                     AND k.size > coalesce(
+                         (SELECT max(size) FROM cosignatures s WHERE s.chain_id = c.id), 0)
+                   ORDER BY k.size LIMIT 1
+              ) k ON true
+            """
+        )
+    )
+    return float(result.scalar_one())
+
+
 async def entries_range(
     connection: AsyncConnection, *, chain_id: int, start: int, stop: int
 ) -> list[Any]:
@@ -148,6 +188,22 @@ async def entries_range(
         {"chain_id": chain_id, "start": start, "stop": stop},
     )
     return list(result)
+
+
+async def leaves_at(
+    connection: AsyncConnection, *, chain_id: int, indexes: list[int]
+) -> dict[int, bytes]:
+    """The leaf bytes of the entries at ``indexes`` that are stored."""
+    if not indexes:
+        return {}
+    result = await connection.execute(
+        text(
+            "SELECT idx, leaf FROM entries WHERE chain_id = :chain_id "
+            "AND idx = ANY(CAST(:indexes AS bigint[]))"
+        ),
+        {"chain_id": chain_id, "indexes": indexes},
+    )
+    return {int(row.idx): bytes(row.leaf) for row in result}
 
 
 async def merkle_nodes(

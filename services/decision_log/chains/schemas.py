@@ -68,10 +68,33 @@ class ChainList(BaseModel):
     chains: list[ChainInfo]
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class Entry(BaseModel):
     index: int
-    leaf: str = Field(description="The exact leaf bytes, base64")
-    leaf_hash: str = Field(description="SHA-256(0x00 || leaf), hex")
+    # Members that do not apply are left out, not sent as null: a healthy entry reads
+    # {index, leaf, leaf_hash} as it always has.
+    leaf: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="The exact leaf bytes, base64; absent if missing",
+    )
+    leaf_hash: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="SHA-256(0x00 || leaf) as stored, hex; absent if missing",
+    )
+    problems: list[str] | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="What does not check out about this entry as stored, beside it: "
+        "`leaf-hash` (the bytes do not hash to the stored hash), `index` (the leaf names "
+        "another index, tenant or chain), `link` (its prev is not the stored hash of the entry "
+        "before), `missing` (no entry is stored at this index). Absent when all is well; "
+        "nothing here is a claim that the entry was verified",
+    )
 
 
 class EntryPage(BaseModel):
@@ -85,6 +108,12 @@ class InclusionProof(BaseModel):
     leaf_hash: str
     root_hash: str
     hashes: list[str]
+    problems: list[str] | None = Field(
+        default=None,
+        description="What does not check out, beside the proof: `leaf-hash` (the entry's "
+        "bytes do not hash to the stored leaf hash), `inclusion` (the proof does not lead to "
+        "root_hash). Absent when all is well",
+    )
 
 
 class ConsistencyProof(BaseModel):
@@ -93,6 +122,10 @@ class ConsistencyProof(BaseModel):
     from_root: str
     to_root: str
     hashes: list[str]
+    problems: list[str] | None = Field(
+        default=None,
+        description="`consistency` when the proof does not show to_root extends from_root",
+    )
 
 
 class LogKey(BaseModel):

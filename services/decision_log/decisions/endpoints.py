@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials
 from ledger.canonical import MAX_SAFE_INTEGER
 
 from decision_log.auth import require_role
@@ -24,7 +23,7 @@ from decision_log.decisions.schemas import (
     EventTypeList,
 )
 from decision_log.problems import NotFound
-from decision_log.state import Caller, State, bearer
+from decision_log.state import Caller, State
 
 router = APIRouter(tags=["decisions"])
 
@@ -102,15 +101,12 @@ async def get_decision(
     decision_id: DecisionId,
     state: State,
     principal: Caller,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Any:
     require_role(principal, "auditor")
     view = await service.view(state, principal, chain=chain, decision_id=decision_id)
-    if state.settings.verifier_url and credentials is not None:
-        # The verifier answers to the same tenant keys (it asks the log which chains a key may
-        # read), so the caller's own key asks it; it never sees more than the caller may.
-        view.evidence.verifier = await service.verifier_status(
-            state.http, state.settings.verifier_url, chain=chain, api_key=credentials.credentials
+    if state.verifier.configured:
+        view.evidence.verifier = await service.latest_attestation(
+            state, tenant=principal.tenant, chain=chain
         )
     return view
 

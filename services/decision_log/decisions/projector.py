@@ -31,6 +31,7 @@ import orjson
 from http_edge.outages import DatabaseFault, classify
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from decision_log import metrics
 from decision_log.background import BackgroundLoop
 from decision_log.db import driver_connection
 from decision_log.decisions import repository
@@ -88,6 +89,7 @@ class Projector(BackgroundLoop):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 self._wake.clear()
                 await self.catch_up()
+                await self._report_backlog()
                 # Let commits accumulate: one pass over many entries costs far less than one
                 # pass per group commit, and the read model may trail the log by this much.
                 await asyncio.sleep(self._linger)
@@ -99,6 +101,14 @@ class Projector(BackgroundLoop):
                 else:
                     log.exception("decision projection failed; retrying")
                 await asyncio.sleep(self._poll)
+
+    async def _report_backlog(self) -> None:
+        async with driver_connection(self._engine) as connection:
+            behind, failing = await repository.projection_backlog(
+                connection, skip_slug=ACCESS_CHAIN
+            )
+        metrics.PROJECTOR_BEHIND.set(behind)
+        metrics.PROJECTOR_FAILING_CHAINS.set(failing)
 
     async def catch_up(self, *, wait_for_others: bool = False) -> int:
         """Project every chain up to its committed size; returns the entries projected here.
@@ -213,6 +223,7 @@ class Projector(BackgroundLoop):
         position: repository.Position,
         error: Exception,
     ) -> None:
+        metrics.PROJECTOR_ERRORS.inc()
         attempt = position.attempts + 1
         delay = retry_delay(attempt, first=self._retry_first, most=self._retry_max)
         reason = describe(error)

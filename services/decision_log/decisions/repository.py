@@ -38,6 +38,18 @@ async def chains_behind(connection: asyncpg.Connection, *, skip_slug: str) -> li
     return [ChainBehind(int(row["id"]), int(row["tenant_id"]), int(row["size"])) for row in rows]
 
 
+async def projection_backlog(connection: asyncpg.Connection, *, skip_slug: str) -> tuple[int, int]:
+    """(committed entries the read model lacks, chains whose projection is failing)."""
+    row = await connection.fetchrow(
+        "SELECT coalesce(sum(c.size - coalesce(p.next_idx, 0)), 0) AS behind, "
+        "count(*) FILTER (WHERE p.error IS NOT NULL) AS failing "
+        "FROM chains c LEFT JOIN projection_positions p ON p.chain_id = c.id WHERE c.slug <> $1",
+        skip_slug,
+    )
+    assert row is not None
+    return int(row["behind"]), int(row["failing"])
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     next_idx: int
@@ -240,7 +252,8 @@ async def tenant_chains(connection: AsyncConnection, *, tenant_id: int) -> dict[
 _SUMMARY_COLUMNS = (
     "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
     "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
-    "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable"
+    "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable, "
+    "solely_automated, legal_or_similar_effect"
 )
 
 
@@ -359,9 +372,10 @@ def _search_conditions(
 
 
 async def decision(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> Any | None:
+    """The decision's row, every column (``DECISION_COLUMNS``)."""
     result = await connection.execute(
         text(
-            f"SELECT {_SUMMARY_COLUMNS}, solely_automated, legal_or_similar_effect "
+            f"SELECT {', '.join(DECISION_COLUMNS)} "
             "FROM decisions WHERE chain_id = :chain_id AND decision_id = :decision_id"
         ),
         {"chain_id": chain_id, "decision_id": decision_id},
@@ -369,12 +383,31 @@ async def decision(connection: AsyncConnection, *, chain_id: int, decision_id: s
     return result.first()
 
 
-async def timeline(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> list[Any]:
-    """Every entry of the decision, in index order, with its exact leaf bytes and hash."""
+async def recorded_entries(
+    connection: AsyncConnection, *, keys: list[tuple[int, int]]
+) -> dict[tuple[int, int], Any]:
+    """The entries at (chain id, index) ``keys``, in one indexed read: the recorded events
+    of a page of search results."""
+    if not keys:
+        return {}
     result = await connection.execute(
         text(
-            "SELECT d.idx, d.event_type, e.received_at, e.leaf, e.leaf_hash "
-            "FROM decision_events d JOIN entries e ON e.chain_id = d.chain_id AND e.idx = d.idx "
+            "SELECT e.chain_id, e.idx, e.event_type, e.received_at, e.leaf, e.leaf_hash "
+            "FROM unnest(CAST(:chains AS bigint[]), CAST(:indexes AS bigint[])) "
+            "AS k(chain_id, idx) JOIN entries e ON e.chain_id = k.chain_id AND e.idx = k.idx"
+        ),
+        {"chains": [chain for chain, _ in keys], "indexes": [index for _, index in keys]},
+    )
+    return {(int(row.chain_id), int(row.idx)): row for row in result}
+
+
+async def timeline(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> list[Any]:
+    """Every entry the read model lists for the decision, in index order, with its exact leaf
+    bytes and hash as stored (null where the store no longer holds the entry)."""
+    result = await connection.execute(
+        text(
+            "SELECT d.idx, d.event_type, e.received_at, e.leaf, e.leaf_hash FROM decision_events d "
+            "LEFT JOIN entries e ON e.chain_id = d.chain_id AND e.idx = d.idx "
             "WHERE d.chain_id = :chain_id AND d.decision_id = :decision_id ORDER BY d.idx"
         ),
         {"chain_id": chain_id, "decision_id": decision_id},

@@ -28,6 +28,12 @@ class DecisionSummary(BaseModel):
     overridden: bool
     contested: bool
     outcome: str | None = Field(description="The latest observed outcome")
+    read_model_mismatch: list[str] = Field(
+        default_factory=list,
+        description="Fields the read model's row held otherwise than the event they come from "
+        "(the row was altered, or projected by older code); the values shown are the "
+        "event's. In a search page, only fields of the recorded event are checked",
+    )
     unprojectable: list[str] = Field(
         default_factory=list,
         description=(
@@ -152,23 +158,49 @@ class EventProof(BaseModel):
     hashes: list[str] | None = Field(description="RFC 6962 inclusion proof, hex")
 
 
+class VerifierAttestation(BaseModel):
+    """An attestation as the verifier issued it: its signed in-toto Statement (DSSE)."""
+
+    id: int
+    size: int = Field(description="Entries the verifier had checked")
+    root_hash: str
+    result: str = Field(description="passed, or failed with a finding")
+    issued_at: datetime
+    envelope: dict[str, Any] = Field(
+        description="DSSE envelope of an in-toto Statement v1, signed by the verifier's key "
+        "(GET /v1/keys on the verifier); it says what was checked and what was found"
+    )
+
+
+class VerifierEvidence(BaseModel):
+    available: bool = Field(description="False when the verifier could not be asked")
+    reason: str | None = Field(description="Why there is no attestation, if there is none")
+    attestation: VerifierAttestation | None = Field(
+        description="The verifier's latest signed attestation for the chain, as signed"
+    )
+
+
 class Evidence(BaseModel):
     origin: str = Field(description="The chain's checkpoint origin")
-    checkpoints: list[CheckpointEvidence]
-    proofs: list[EventProof]
-    verifier: dict[str, Any] | None = Field(
-        default=None,
-        description=(
-            "The verifier's latest status for the chain (verified size, root, findings), as it "
-            "answered; {'available': false, ...} if it did not; null when none is configured"
-        ),
+    checkpoints: list[CheckpointEvidence] = Field(
+        description="The checkpoints the proofs lead to; `cosigned` only where a witness's "
+        "cosignature verified when this was served"
+    )
+    proofs: list[EventProof] = Field(
+        description="One per timeline event, each checked against its checkpoint's root before "
+        "it was served"
+    )
+    verifier: VerifierEvidence | None = Field(
+        default=None, description="The verifier's word on the chain; null when none is configured"
     )
 
 
 class DecisionView(BaseModel):
     chain: str
     decision_id: str
-    state: DecisionSummary
+    state: DecisionSummary = Field(
+        description="Folded from the timeline's checked events, not read from the read model"
+    )
     timeline: list[TimelineEvent]
     explanation: Explanation | None = Field(description="Null until the decision is recorded")
     evidence: Evidence

@@ -13,12 +13,12 @@ import binascii
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 from ledger.leaf import format_received_at
-from ledger.merkle import NodeId, assemble_proof, inclusion_proof_plan, plan_node_ids
+from ledger.merkle import NodeId, assemble_proof, inclusion_proof_plan, leaf_hash, plan_node_ids
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from decision_log.chains import repository as chain_rows
@@ -27,6 +27,12 @@ from decision_log.decisions import repository
 from decision_log.decisions.access import record_access
 from decision_log.decisions.event_types import DECISION_RECORDED, EVENT_DATA_MODELS
 from decision_log.decisions.explanation import RecordedEvent, explain
+from decision_log.decisions.projection import (
+    DECISION_COLUMNS,
+    DecisionRow,
+    ProjectedEntry,
+    project_entry,
+)
 from decision_log.decisions.projector import ACCESS_CHAIN
 from decision_log.decisions.schemas import (
     CheckpointEvidence,
@@ -38,12 +44,22 @@ from decision_log.decisions.schemas import (
     Evidence,
     ReadModelNote,
     TimelineEvent,
+    VerifierAttestation,
+    VerifierEvidence,
+)
+from decision_log.evidence import (
+    CheckedCheckpoint,
+    StoredEntry,
+    check_entries,
+    check_inclusion,
+    latest_checkpoint,
+    latest_verified_checkpoint,
 )
 from decision_log.keys.service import Principal
-from decision_log.problems import InvalidInput, NotFound
+from decision_log.problems import IntegrityFailure, InvalidInput, NotFound
 from decision_log.signing import LogSigner
 from decision_log.state import AppState
-from decision_log.witnesses import repository as witness_rows
+from decision_log.verifier_client import VerifierUnavailable
 
 T = TypeVar("T")
 MAX_PAGE = 200
@@ -204,7 +220,9 @@ async def search_decisions(
             failing_since=status.first_failed_at,
         )
     return DecisionPage(
-        decisions=[summary(row, chain=chains[int(row.chain_id)]) for row in page],
+        decisions=await checked_summaries(
+            connection, page, chains=chains, tenant_id=principal.tenant_id
+        ),
         next_cursor=next_cursor,
         read_model=note,
     )
@@ -235,11 +253,81 @@ def read_model_note(
     )
 
 
+# The columns a decision takes from its recorded event alone; what later events change
+# (reviews, overrides, outcomes, contests) is checked by the decision view, which folds every
+# event, and by `audit-trail projections verify`.
+RECORDED_COLUMNS = (
+    "decided_at",
+    "received_at",
+    "system_name",
+    "deployment",
+    "model_name",
+    "model_version",
+    "policy_id",
+    "policy_version",
+    "decision",
+    "score",
+    "data_subject_ref",
+    "solely_automated",
+    "legal_or_similar_effect",
+)
+
+
+async def checked_summaries(
+    connection: AsyncConnection, rows: list[Any], *, chains: dict[int, str], tenant_id: int
+) -> list[DecisionSummary]:
+    """Search results, each checked against the event it came from (one indexed read for
+    the page): a row is the read model's, which can drift from the log or be altered, so the
+    values it shows from the recorded event are the event's, and where the row said otherwise
+    ``read_model_mismatch`` names the fields."""
+    recorded = await repository.recorded_entries(
+        connection,
+        keys=[(int(r.chain_id), int(r.decision_idx)) for r in rows if r.decision_idx is not None],
+    )
+    summaries = []
+    for row in rows:
+        found = recorded.get((int(row.chain_id), row.decision_idx))
+        shown, mismatch = row, []
+        if found is not None:
+            event = orjson.loads(found.leaf)["event"]
+            fresh = project_entry(
+                None,
+                ProjectedEntry(
+                    idx=int(row.decision_idx),
+                    received_at=found.received_at,
+                    event_type=found.event_type,
+                    subject=event.get("subject"),
+                    event=event,
+                ),
+                chain_id=int(row.chain_id),
+                tenant_id=tenant_id,
+            )
+            if fresh is not None:
+                mismatch = [
+                    column
+                    for column in RECORDED_COLUMNS
+                    if _cell(getattr(fresh, column)) != _cell(getattr(row, column))
+                ]
+                if leaf_hash(bytes(found.leaf)) != bytes(found.leaf_hash):
+                    mismatch.append("leaf_hash")
+                if mismatch:
+                    shown = _with_recorded(row, fresh)
+        summaries.append(summary(shown, chain=chains[int(row.chain_id)], mismatch=mismatch))
+    return summaries
+
+
+def _with_recorded(row: Any, fresh: DecisionRow) -> Any:
+    """The row with the recorded event's values in its decision-time columns."""
+    values = {name: getattr(row, name) for name in row._fields}
+    values.update({column: getattr(fresh, column) for column in RECORDED_COLUMNS})
+    return SimpleNamespace(**values)
+
+
 # Summary fields named otherwise in the read model's columns.
 _SUMMARY_FIELDS = {"system_name": "system"}
 
 
-def summary(row: Any, *, chain: str) -> DecisionSummary:
+def summary(row: Any, *, chain: str, mismatch: list[str] | None = None) -> DecisionSummary:
     return DecisionSummary(
         chain=chain,
         decision_id=row.decision_id,
@@ -261,6 +349,7 @@ def summary(row: Any, *, chain: str) -> DecisionSummary:
         contested=row.contested,
         outcome=row.outcome,
         unprojectable=[_SUMMARY_FIELDS.get(column, column) for column in row.unprojectable],
+        read_model_mismatch=[_SUMMARY_FIELDS.get(column, column) for column in mismatch or ()],
     )
 
 
@@ -284,20 +373,19 @@ async def view(
     return await _recorded_while(recording, reading())
 
 
-async def verifier_status(
-    http: httpx.AsyncClient, verifier_url: str, *, chain: str, api_key: str
-) -> dict[str, Any]:
-    """The verifier's status of a chain, as it says it; a verifier that does not answer is
-    reported, not hidden, and never fails the view."""
-    url = f"{verifier_url.rstrip('/')}/v1/chains/{chain}"
-    try:
-        response = await http.get(url, headers={"Authorization": f"Bearer {api_key}"})
-    except httpx.HTTPError as error:
-        return {"available": False, "url": url, "error": type(error).__name__}
-    if response.status_code != 200:
-        return {"available": False, "url": url, "status": response.status_code}
-    status: dict[str, Any] = response.json()
-    return {"available": True, "url": url, **status}
+async def latest_attestation(state: AppState, *, tenant: str, chain: str) -> VerifierEvidence:
+    """The verifier's latest signed attestation for the chain, embedded as it signed it (its
+    DSSE envelope checks under the verifier's key, which auditors get from the verifier); a
+    verifier that cannot say is reported as such, never hidden, and never fails the view."""
+    answer = await state.verifier.attestations(tenant=tenant, chain=chain)
+    if isinstance(answer, VerifierUnavailable):
+        return VerifierEvidence(available=False, reason=answer.reason, attestation=None)
+    latest = answer[0] if answer else None
+    return VerifierEvidence(
+        available=True,
+        reason=None if latest else "the verifier has issued no attestation for this chain yet",
+        attestation=None if latest is None else VerifierAttestation.model_validate(latest),
+    )
 
 
 async def read_decision(
@@ -308,6 +396,10 @@ async def read_decision(
     chain: str,
     decision_id: str,
 ) -> DecisionView:
+    """One decision, from its proven events: the read model only says which entries are the
+    decision's; every entry is checked from its bytes (``evidence.check_entries``) and proved
+    against a checkpoint whose signatures verify now, and the state shown is folded from those
+    entries, not read from the read model's row. Anything that does not check out is a 409."""
     # An unknown chain, a chain outside the key's scope, another tenant's chain and an unknown
     # decision all get this same answer.
     unknown = NotFound(f"no decision {decision_id!r} in chain {chain!r}")
@@ -322,51 +414,74 @@ async def read_decision(
     if row is None:
         raise unknown
     entries = await repository.timeline(connection, chain_id=chain_row.id, decision_id=decision_id)
+    leaf_hashes = await _checked(
+        connection, chain_row=chain_row, entries=entries, decision_id=decision_id
+    )
     timeline = [
         TimelineEvent(
             index=entry.idx,
             type=entry.event_type,
             known=entry.event_type in EVENT_DATA_MODELS,
             received_at=format_received_at(entry.received_at),
-            leaf_hash=bytes(entry.leaf_hash).hex(),
+            leaf_hash=hashed.hex(),
             leaf=base64.b64encode(bytes(entry.leaf)).decode(),
             event=orjson.loads(entry.leaf)["event"],
         )
-        for entry in entries
+        for entry, hashed in zip(entries, leaf_hashes, strict=True)
+    ]
+    state = fold_timeline(
+        entries, timeline, chain_id=int(chain_row.id), tenant_id=principal.tenant_id
+    )
+    if state is None:
+        raise unknown  # the read model names entries none of which is about this decision
+    mismatch = [
+        column
+        for column in CHECKED_COLUMNS
+        if _cell(getattr(state, column)) != _cell(getattr(row, column))
     ]
     explanation = None
     recorded = next(
-        (e for e in timeline if e.type == DECISION_RECORDED and e.index == row.decision_idx), None
+        (e for e in timeline if e.type == DECISION_RECORDED and e.index == state.decision_idx),
+        None,
     )
     if recorded is not None:
         deployment = None
-        if row.model_name is not None and row.model_version is not None:
+        if state.model_name is not None and state.model_version is not None:
             deployment = await repository.deployment_before(
                 connection,
                 chain_id=chain_row.id,
-                model_name=row.model_name,
-                model_version=row.model_version,
+                model_name=state.model_name,
+                model_version=state.model_version,
                 idx=recorded.index,
+            )
+        deployment_event = None
+        if deployment is not None:
+            await _checked(connection, chain_row=chain_row, entries=[deployment])
+            deployment_event = RecordedEvent(
+                int(deployment.idx), "", orjson.loads(deployment.leaf)["event"]
             )
         explanation = explain(
             chain=chain,
-            decided_at=row.decided_at,
+            decided_at=state.decided_at,
             recorded=RecordedEvent(recorded.index, recorded.type, recorded.event),
             later=[
                 RecordedEvent(e.index, e.type, e.event)
                 for e in timeline
                 if e.index > recorded.index
             ],
-            deployment=None
-            if deployment is None
-            else RecordedEvent(int(deployment.idx), "", orjson.loads(deployment.leaf)["event"]),
+            deployment=deployment_event,
             deployment_leaf_hash=None if deployment is None else bytes(deployment.leaf_hash).hex(),
         )
-    evidence = await _evidence(connection, chain_row=chain_row, signer=signer, timeline=timeline)
+    evidence = await _evidence(
+        connection,
+        chain_row=chain_row,
+        signer=signer,
+        proven={entry.index: hashed for entry, hashed in zip(timeline, leaf_hashes, strict=True)},
+    )
     return DecisionView(
         chain=chain,
         decision_id=decision_id,
-        state=summary(row, chain=chain),
+        state=summary(state, chain=chain, mismatch=mismatch),
         timeline=timeline,
         explanation=explanation,
         evidence=evidence,
@@ -379,73 +494,156 @@ async def read_decision(
     )
 
 
+# The columns of a decision row that its events determine (not ``last_idx``, which is the
+# read model's bookkeeping).
+CHECKED_COLUMNS = tuple(name for name in DECISION_COLUMNS if name != "last_idx")
+
+
+def _cell(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def fold_timeline(
+    entries: list[Any], timeline: list[TimelineEvent], *, chain_id: int, tenant_id: int
+) -> DecisionRow | None:
+    """The decision's state folded from its checked events, as the projector folds them."""
+    state: DecisionRow | None = None
+    for entry, event in zip(entries, timeline, strict=True):
+        state = project_entry(
+            state,
+            ProjectedEntry(
+                idx=event.index,
+                received_at=entry.received_at,
+                event_type=event.type,
+                subject=event.event.get("subject"),
+                event=event.event,
+            ),
+            chain_id=chain_id,
+            tenant_id=tenant_id,
+        )
+    return state
+
+
+async def _checked(
+    connection: AsyncConnection,
+    *,
+    chain_row: Any,
+    entries: list[Any],
+    decision_id: str | None = None,
+) -> list[bytes]:
+    """Check entries read from the store (``evidence.check_entries``): their hashes, their own
+    index, their links (reading the leaf before each one that is not among them, which must be
+    stored too), and, for a decision's timeline, that each is an event of that decision."""
+    for entry in entries:
+        if entry.leaf is None:
+            raise IntegrityFailure(
+                f"entry {entry.idx}, an event of this decision, is missing from the store",
+                check="missing",
+                index=int(entry.idx),
+            )
+    wanted = {e.idx for e in entries}
+    before = sorted({int(e.idx) - 1 for e in entries if e.idx > 0} - wanted)
+    predecessors = await chain_rows.leaves_at(connection, chain_id=chain_row.id, indexes=before)
+    absent = [index for index in before if index not in predecessors]
+    if absent:
+        raise IntegrityFailure(
+            f"entry {absent[0]} is missing from the store", check="missing", index=absent[0]
+        )
+    hashes = check_entries(
+        [StoredEntry(int(e.idx), bytes(e.leaf), bytes(e.leaf_hash)) for e in entries],
+        tenant=chain_row.tenant,
+        chain=chain_row.slug,
+        predecessors=predecessors,
+    )
+    if decision_id is not None:
+        for entry in entries:
+            subject = orjson.loads(entry.leaf)["event"].get("subject")
+            if subject != decision_id:
+                raise IntegrityFailure(
+                    f"entry {entry.idx} is an event of {subject!r}, not of this decision",
+                    check="index",
+                    index=int(entry.idx),
+                    expected=decision_id,
+                    found=str(subject),
+                )
+    return hashes
+
+
 async def projection_health(connection: AsyncConnection) -> dict[str, int]:
     """What /readyz says of the projection: counts only, since anyone may ask."""
     return {"chains_failing": await repository.failing_chain_count(connection)}
 
 
 async def _evidence(
-    connection: AsyncConnection, *, chain_row: Any, signer: LogSigner, timeline: list[TimelineEvent]
+    connection: AsyncConnection,
+    *,
+    chain_row: Any,
+    signer: LogSigner,
+    proven: dict[int, bytes],
 ) -> Evidence:
-    """Each event proved against the latest cosigned checkpoint that covers it; where none
-    does yet, against the latest checkpoint, flagged as not cosigned (DESIGN.md, Evidence)."""
-    cosigned = await witness_rows.latest_cosigned_checkpoint(connection, chain_id=chain_row.id)
-    checkpoints: dict[int, CheckpointEvidence] = {}
-    if cosigned is not None:
-        note, lines = await chain_service.cosigned_note(
-            connection, chain_id=chain_row.id, size=cosigned.size, note=cosigned.note
-        )
-        checkpoints[int(cosigned.size)] = CheckpointEvidence(
-            size=cosigned.size,
-            root_hash=bytes(cosigned.root_hash).hex(),
-            cosigned=True,
-            note=note,
-            cosignatures=[
-                Cosignature(
-                    witness=line.name,
-                    cosigned_at=line.cosigned_at,
-                    signature_line=line.signature_line,
-                )
-                for line in lines
-            ],
-        )
-    latest_size = chain_row.checkpoint_size
-    if latest_size is not None and (cosigned is None or latest_size > cosigned.size):
-        checkpoints[int(latest_size)] = CheckpointEvidence(
-            size=latest_size,
-            root_hash=bytes(chain_row.checkpoint_root).hex(),
-            cosigned=False,
-            note=chain_row.checkpoint_note,
-            cosignatures=[],
-        )
+    """Each event proved against the latest checkpoint whose cosignature verifies now that
+    covers it; where none does, against the latest checkpoint (its log signature checked),
+    flagged as not cosigned (DESIGN.md, Evidence). Every proof is checked before it is served.
+    ``proven``: the timeline's indexes with their leaf hashes, recomputed from their bytes."""
+    origin = signer.chain_origin(tenant=chain_row.tenant, chain=chain_row.slug)
+    log_verifier = signer.note_signer.verifier
+    cosigned = await latest_verified_checkpoint(
+        connection, chain_id=chain_row.id, origin=origin, log_verifier=log_verifier
+    )
+    latest = await latest_checkpoint(
+        connection, chain_row=chain_row, origin=origin, log_verifier=log_verifier
+    )
+    candidates = [c for c in (cosigned, latest) if c is not None]
+    if cosigned is not None and latest is not None and latest.size <= cosigned.size:
+        candidates = [cosigned]
     # Prefer the cosigned checkpoint (the smaller size) for every event it covers.
-    sizes = sorted(checkpoints)
-    plans: dict[int, tuple[int, list[tuple[NodeId, ...]]]] = {}
-    for event in timeline:
-        size = next((s for s in sizes if event.index < s), None)
-        if size is not None:
-            plans[event.index] = (size, inclusion_proof_plan(event.index, size))
-    nodes = await chain_rows.merkle_nodes(
+    chosen: dict[int, CheckedCheckpoint] = {}
+    plans: dict[int, list[tuple[NodeId, ...]]] = {}
+    for index in proven:
+        checkpoint = next((c for c in candidates if index < c.size), None)
+        if checkpoint is not None:
+            chosen[index] = checkpoint
+            plans[index] = inclusion_proof_plan(index, checkpoint.size)
+    nodes = await chain_service.stored_nodes(
         connection,
         chain_id=chain_row.id,
-        node_ids=plan_node_ids(node for _, plan in plans.values() for node in plan),
+        node_ids=plan_node_ids(node for plan in plans.values() for node in plan),
     )
     proofs = []
-    for event in timeline:
-        planned = plans.get(event.index)
+    for index, hashed in proven.items():
+        checkpoint = chosen.get(index)
+        hashes = None
+        if checkpoint is not None:
+            hashes = assemble_proof(plans[index], nodes)
+            check_inclusion(index=index, hashed=hashed, proof=hashes, checkpoint=checkpoint)
         proofs.append(
             EventProof(
-                index=event.index,
-                leaf_hash=event.leaf_hash,
-                tree_size=None if planned is None else planned[0],
-                hashes=None
-                if planned is None
-                else [h.hex() for h in assemble_proof(planned[1], nodes)],
+                index=index,
+                leaf_hash=hashed.hex(),
+                tree_size=None if checkpoint is None else checkpoint.size,
+                hashes=None if hashes is None else [h.hex() for h in hashes],
             )
         )
-    used = {proof.tree_size for proof in proofs}
+    used = {checkpoint.size for checkpoint in chosen.values()}
     return Evidence(
-        origin=signer.chain_origin(tenant=chain_row.tenant, chain=chain_row.slug),
-        checkpoints=[checkpoints[size] for size in sizes if size in used],
+        origin=origin,
+        checkpoints=[
+            CheckpointEvidence(
+                size=checkpoint.size,
+                root_hash=checkpoint.root_hash.hex(),
+                cosigned=checkpoint.cosigned,
+                note=checkpoint.note,
+                cosignatures=[
+                    Cosignature(
+                        witness=line.witness,
+                        cosigned_at=int(line.cosigned_at.timestamp()),
+                        signature_line=line.signature_line,
+                    )
+                    for line in checkpoint.cosignatures
+                ],
+            )
+            for checkpoint in sorted(candidates, key=lambda c: c.size)
+            if checkpoint.size in used
+        ],
         proofs=proofs,
     )

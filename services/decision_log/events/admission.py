@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from decision_log import metrics
 from decision_log.problems import Overloaded
 
 BUDGETS = ("bytes", "events")
@@ -53,6 +54,7 @@ class Admission:
         mine = by_tenant.get(ticket.tenant, 0)
         limit = self._limits[budget]
         if total + amount > limit or (mine and mine + amount > limit // (len(by_tenant) + 1)):
+            metrics.APPENDS_REFUSED.labels("overloaded").inc()
             raise Overloaded(
                 f"this worker holds {total} {budget} of appends, {mine} of them this tenant's; "
                 "retry shortly",

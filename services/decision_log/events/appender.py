@@ -34,6 +34,7 @@ from ledger.leaf import LeafPrefix, format_received_at
 from ledger.merkle import MerkleFrontier, leaf_hash
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from decision_log import metrics
 from decision_log.db import driver_connection
 from decision_log.events.admission import Admission, Ticket
 from decision_log.events.cloudevents import PreparedEvent
@@ -228,6 +229,7 @@ class GroupCommitter:
             if pending.future.done():  # the client went away before anything was written
                 continue
             if pending.enqueued_at < deadline:
+                metrics.APPENDS_REFUSED.labels("queue_timeout").inc()
                 pending.future.set_exception(
                     Overloaded(
                         "the append waited too long for its turn and was not written; retry",
@@ -245,10 +247,12 @@ class GroupCommitter:
         committed apart, so only the one at fault fails (invariant 8). A database that is
         unreachable fails every request at once with 503, and nothing is retried behind the
         callers' backs."""
+        began = time.perf_counter()
         try:
             results = await self._commit_group(group)
         except Exception as error:
             fault = classify(error)
+            metrics.GROUP_COMMITS_FAILED.labels(fault.value.replace("-", "_")).inc()
             if fault is DatabaseFault.BAD_DATA and len(group) > 1:
                 log.warning(
                     "group commit of chain %s refused by the database (%s); committing its "
@@ -265,6 +269,12 @@ class GroupCommitter:
                 if not pending.future.done():
                     pending.future.set_exception(problem)
             return
+        metrics.GROUP_COMMIT_SECONDS.observe(time.perf_counter() - began)
+        metrics.GROUP_COMMIT_EVENTS.observe(
+            sum(len(r) for r in results if not isinstance(r, Problem))
+        )
+        metrics.ADMISSION_BYTES.set(self.admission.held("bytes"))
+        metrics.ADMISSION_EVENTS.set(self.admission.held("events"))
         self._on_commit(group[0].chain.chain_id)
         for pending, result in zip(group, results, strict=True):
             if pending.future.done():
@@ -278,6 +288,7 @@ class GroupCommitter:
         if isinstance(error, Problem):
             return error
         if fault in (DatabaseFault.UNAVAILABLE, DatabaseFault.BUSY):
+            metrics.APPENDS_REFUSED.labels("database").inc()
             log.warning(
                 "group commit of chain %s: database %s (%s)",
                 chain.chain_id,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
 
 from decision_log.boundary import ChainSlug, ExportId
 from decision_log.decisions.access import record_access
 from decision_log.exports import repository, service
 from decision_log.exports.schemas import ExportJob, ExportList, ExportRequest
 from decision_log.problems import Conflict
-from decision_log.state import Caller, State, bearer
+from decision_log.state import Caller, State
 
 router = APIRouter(tags=["exports"])
 
@@ -54,14 +53,12 @@ async def create_export(
     state: State,
     principal: Caller,
     response: Response,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ExportJob:
     export = await service.create_export(
         state,
         principal,
         chain=chain,
         request=request,
-        api_key=None if credentials is None else credentials.credentials,
     )
     if export.status == "running":
         response.status_code = 202

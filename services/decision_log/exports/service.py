@@ -77,6 +77,7 @@ class ExportRunner:
             if reraise:
                 raise
 
+
     async def _fail(self, export_id: str, detail: str, problem: dict[str, Any] | None) -> None:
         async with self.engine.begin() as connection:
             await repository.mark_failed(
@@ -126,7 +127,6 @@ async def create_export(
     *,
     chain: str,
     request: ExportRequest,
-    api_key: str | None,
 ) -> ExportJob:
     require_role(principal, "auditor")
     if request.override_reason is not None:
@@ -139,7 +139,7 @@ async def create_export(
         chain=chain,
         query=request.model_dump(mode="json", exclude_none=True),
     )
-    plan = await plan_export(state, principal, chain=chain, request=request, api_key=api_key)
+    plan = await plan_export(state, principal, chain=chain, request=request)
     if len(plan.indexes) <= INLINE_ENTRIES:
         await state.exports.run(plan, reraise=True)
     else:
@@ -171,7 +171,6 @@ async def plan_export(
     *,
     chain: str,
     request: ExportRequest,
-    api_key: str | None,
 ) -> ExportPlan:
     override = (
         None
@@ -186,7 +185,7 @@ async def plan_export(
             raise problem
         failures.add(problem)
 
-    verdict = await ask_verifier(state.verifier, chain=chain, credential=api_key)
+    verdict = await ask_verifier(state.verifier, tenant=principal.tenant, chain=chain)
     if verdict.refusal is not None:
         refuse(verdict.refusal)
     origin = state.signer.chain_origin(tenant=principal.tenant, chain=chain)

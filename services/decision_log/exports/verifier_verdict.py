@@ -86,7 +86,10 @@ class VerifierVerdict:
         found: dict[Any, dict[str, Any]] = {}
         if predicate is not None:
             with contextlib.suppress(BundleError):  # verify-bundle will say what is wrong
-                found.update((f.get("id"), f) for f in acknowledged_findings(predicate))
+                for finding in acknowledged_findings(predicate):
+                    # The verifier names the operator ``acknowledged_by``.
+                    operator = finding.get("operator", finding.get("acknowledged_by"))
+                    found[finding.get("id")] = {**finding, "operator": operator}
         for finding in _findings(self.status):
             acknowledged = finding.get("acknowledged")
             first = finding.get("first_bad_index")
@@ -106,22 +109,18 @@ class VerifierVerdict:
         return list(found.values())
 
 
-async def ask_verifier(
-    verifier: VerifierClient, *, chain: str, credential: str | None
-) -> VerifierVerdict:
+async def ask_verifier(verifier: VerifierClient, *, tenant: str, chain: str) -> VerifierVerdict:
     """Ask the verifier to verify the chain now, then for its status and attestations."""
     if not verifier.configured:
         return VerifierVerdict(refusal=_unavailable("no verifier is configured for this log"))
-    if credential is None:
-        return VerifierVerdict(refusal=_unavailable("no credential to ask the verifier with"))
     keys = await verifier.keys()
     if isinstance(keys, VerifierUnavailable):
         return VerifierVerdict(refusal=_unavailable(keys.reason))
-    verified = await verifier.verify_now(chain, credential=credential)
-    status = await verifier.status(chain, credential=credential)
+    verified = await verifier.verify_now(tenant=tenant, chain=chain)
+    status = await verifier.status(tenant=tenant, chain=chain)
     if isinstance(status, VerifierUnavailable):
         return VerifierVerdict(keys=keys, refusal=_unavailable(status.reason))
-    attestations = await verifier.attestations(chain, credential=credential)
+    attestations = await verifier.attestations(tenant=tenant, chain=chain)
     verdict = VerifierVerdict(
         keys=keys,
         status=status,

@@ -17,7 +17,7 @@ router = APIRouter(tags=["keys"])
 async def list_keys(state: State, principal: Caller) -> list[KeyInfo]:
     require_role(principal, "admin")
     async with state.engine.connect() as connection:
-        return await service.list_keys(connection, tenant_id=principal.tenant_id)
+        return await service.list_keys(connection, tenant_id=principal.tenant_id, caller=principal)
 
 
 @router.post(
@@ -30,7 +30,11 @@ async def create_key(body: KeyCreate, state: State, principal: Caller) -> KeyCre
     require_role(principal, "admin")
     async with state.engine.begin() as connection:
         return await service.create_key(
-            connection, tenant_id=principal.tenant_id, request=body, now=state.clock()
+            connection,
+            tenant_id=principal.tenant_id,
+            request=body,
+            now=state.clock(),
+            caller=principal,
         )
 
 
@@ -47,7 +51,7 @@ async def revoke_key(key_id: KeyId, state: State, principal: Caller) -> KeyInfo:
             tenant_id=principal.tenant_id,
             key_id=key_id,
             now=state.clock(),
-            caller_key_id=principal.key_id,
+            caller=principal,
         )
 
 
@@ -61,5 +65,5 @@ async def update_key(key_id: KeyId, body: KeyUpdate, state: State, principal: Ca
             key_id=key_id,
             expires_at=body.expires_at,
             now=state.clock(),
-            caller_key_id=principal.key_id,
+            caller=principal,
         )

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from decision_log.keys import repository
 from decision_log.keys.schemas import KeyCreate, KeyCreated, KeyInfo
-from decision_log.problems import Conflict, InvalidInput, NotFound
+from decision_log.problems import Conflict, Forbidden, InvalidInput, NotFound
 from decision_log.slugs import check_slug
 
 KEY_PREFIX = "atk_"
@@ -106,14 +106,41 @@ def key_info(row: Any) -> KeyInfo:
     )
 
 
+def in_scope(caller: Principal | None, *, chains: list[str] | None) -> bool:
+    """Whether a key limited to ``chains`` (None: every chain) is within what ``caller`` may
+    manage: anything, for an admin key limited to no chain (or the operator, None); otherwise
+    keys limited to some of the caller's own chains, never a key limited to none."""
+    if caller is None or caller.chains is None:
+        return True
+    return chains is not None and set(chains) <= caller.chains
+
+
+def _check_grant(caller: Principal | None, request: KeyCreate) -> None:
+    """A key never grants more than it has: a chain-limited caller creates keys limited to a
+    non-empty subset of its own chains, with roles it holds itself."""
+    if caller is None or caller.chains is None:
+        return
+    if request.chains is None or not set(request.chains) <= caller.chains:
+        raise Forbidden(
+            "a key limited to chains may create keys only for a subset of its own chains: "
+            f"{', '.join(sorted(caller.chains))}"
+        )
+    extra = set(request.roles) - caller.roles
+    if extra:
+        raise Forbidden(f"this key cannot grant roles it does not hold: {', '.join(sorted(extra))}")
+
+
 async def create_key(
     connection: AsyncConnection,
     *,
     tenant_id: int,
     request: KeyCreate,
     now: datetime | None = None,
+    caller: Principal | None = None,
 ) -> KeyCreated:
-    """Create a key; ``now``, when given, refuses an expiry that has already passed."""
+    """Create a key; ``now``, when given, refuses an expiry that has already passed.
+    ``caller``: the admin key asking (None for the operator's CLI)."""
+    _check_grant(caller, request)
     if now is not None and request.expires_at is not None and request.expires_at <= now:
         raise InvalidInput("expires_at must be in the future", pointer="/expires_at")
     if request.chains is not None:
@@ -134,10 +161,25 @@ async def create_key(
     return KeyCreated(**key_info(row).model_dump(), api_key=api_key)
 
 
-async def list_keys(connection: AsyncConnection, *, tenant_id: int) -> list[KeyInfo]:
+async def list_keys(
+    connection: AsyncConnection, *, tenant_id: int, caller: Principal | None = None
+) -> list[KeyInfo]:
+    """The tenant's keys within the caller's scope (``in_scope``)."""
     return [
-        key_info(row) for row in await repository.keys_of_tenant(connection, tenant_id=tenant_id)
+        key_info(row)
+        for row in await repository.keys_of_tenant(connection, tenant_id=tenant_id)
+        if in_scope(caller, chains=row.chains)
     ]
+
+
+async def _managed_key(
+    connection: AsyncConnection, *, tenant_id: int, key_id: str, caller: Principal | None
+) -> None:
+    """The key exists in the tenant and within the caller's scope; else 404, as for a key that
+    does not exist (a chain-limited admin does not learn of keys beyond its chains)."""
+    row = await repository.key_by_id(connection, key_id=key_id)
+    if row is None or row.tenant_id != tenant_id or not in_scope(caller, chains=row.chains):
+        raise NotFound(f"no key {key_id!r}")
 
 
 async def revoke_key(
@@ -146,11 +188,12 @@ async def revoke_key(
     tenant_id: int,
     key_id: str,
     now: datetime,
-    caller_key_id: str | None = None,
+    caller: Principal | None = None,
 ) -> KeyInfo:
-    """Revoke a key. ``caller_key_id``: the admin key asking (None for the operator's CLI)."""
+    """Revoke a key. ``caller``: the admin key asking (None for the operator's CLI)."""
+    await _managed_key(connection, tenant_id=tenant_id, key_id=key_id, caller=caller)
     await _keep_an_unlimited_admin(
-        connection, tenant_id=tenant_id, key_id=key_id, now=now, caller_key_id=caller_key_id
+        connection, tenant_id=tenant_id, key_id=key_id, now=now, caller=caller
     )
     if not await repository.update_key(
         connection, tenant_id=tenant_id, key_id=key_id, revoked_at=now
@@ -166,13 +209,14 @@ async def set_key_expiry(
     key_id: str,
     expires_at: datetime,
     now: datetime,
-    caller_key_id: str | None = None,
+    caller: Principal | None = None,
 ) -> KeyInfo:
     """Set when a key stops working (a past time stops it at once)."""
     if expires_at.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone", pointer="/expires_at")
+    await _managed_key(connection, tenant_id=tenant_id, key_id=key_id, caller=caller)
     await _keep_an_unlimited_admin(
-        connection, tenant_id=tenant_id, key_id=key_id, now=now, caller_key_id=caller_key_id
+        connection, tenant_id=tenant_id, key_id=key_id, now=now, caller=caller
     )
     if not await repository.update_key(
         connection, tenant_id=tenant_id, key_id=key_id, expires_at=expires_at
@@ -187,13 +231,13 @@ async def _keep_an_unlimited_admin(
     tenant_id: int,
     key_id: str,
     now: datetime,
-    caller_key_id: str | None,
+    caller: Principal | None,
 ) -> None:
     """A tenant keeps a working admin key limited to no chain: its last one may be revoked or
     given an end only by itself (or by the operator, on the command line), never by another
     key, which could otherwise lock the tenant's administrators out."""
     admins = await repository.lock_unlimited_admin_keys(connection, tenant_id=tenant_id, now=now)
-    if admins == [key_id] and caller_key_id not in (None, key_id):
+    if admins == [key_id] and caller is not None and caller.key_id != key_id:
         raise Conflict(
             f"key {key_id!r} is the tenant's last admin key limited to no chain; create "
             "another before revoking or expiring it"

@@ -7,6 +7,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.errors import VerificationError
 from ledger.leaf import Leaf
 
 from decision_log.chains import service as chains
@@ -29,7 +30,7 @@ from decision_log.privacy.service import (
     plan_erasure,
     retained_until,
 )
-from decision_log.problems import NotFound
+from decision_log.problems import Forbidden, IntegrityFailure, NotFound
 from decision_log.state import AppState
 
 ERASED = "dev.audit-trail.subject.erased.v1"
@@ -72,6 +73,14 @@ async def erase_subject(state: AppState, principal: Principal, request: ErasureI
             now=now,
             override_reason=request.override_reason,
         )
+        # A subject's key is one for the whole tenant: a key limited to chains erases only a
+        # subject whose records all lie within them.
+        beyond = [row.slug for row in affected if not principal.may_use_chain(row.slug)]
+        if beyond:
+            raise Forbidden(
+                "the data subject has records in chains beyond this key's; an admin key "
+                "limited to no chain, or one covering them, must erase it"
+            )
         destroyed = await repository.destroy_keys(
             connection, tenant_id=principal.tenant_id, pseudonym=subject_ref, now=now
         )
@@ -218,7 +227,15 @@ async def reveal_entry(
     async with state.engine.connect() as connection:
         row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
         entry = await chains.read_entry(connection, row=row, index=index)
-        leaf = Leaf.parse(base64.b64decode(entry.leaf))
+        assert entry.leaf is not None  # read_entry refuses a missing entry
+        try:
+            leaf = Leaf.parse(base64.b64decode(entry.leaf))
+        except VerificationError as error:
+            raise IntegrityFailure(
+                f"entry {index}'s leaf is not in the leaf format: {error}",
+                check="leaf-hash",
+                index=index,
+            ) from None
         may = PERSONAL_DATA_ROLE in principal.roles
         revealed = await state.personal_data.reveal(
             connection,

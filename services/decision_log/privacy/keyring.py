@@ -73,18 +73,30 @@ def read_kek_file(path: Path) -> tuple[str, dict[str, bytes]]:
 
 
 def write_kek_file(path: Path, active: str, keks: dict[str, bytes]) -> None:
-    """Replace the file atomically (write, fsync, rename), readable by its owner only."""
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(
-            {"active": active, "keys": {k: base64.b64encode(v).decode() for k, v in keks.items()}},
-            handle,
-            indent=2,
-        )
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Replace the file atomically (write, fsync, rename), readable by its owner only.
+
+    The temporary file is new and ours: a unique name, created with O_EXCL and O_NOFOLLOW, so a
+    file or symlink planted beforehand (say a world-readable ``kek.json.tmp``) is never written
+    through or kept, and its mode is set exactly, whatever the umask."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            json.dump(
+                {
+                    "active": active,
+                    "keys": {k: base64.b64encode(v).decode() for k, v in keks.items()},
+                },
+                handle,
+                indent=2,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def new_kek_id(now: datetime | None = None) -> str:
@@ -97,6 +109,8 @@ def create_files(*, kek_file: Path, pseudonym_key_file: Path) -> None:
     if not kek_file.exists():
         write_kek_file(kek_file, (kek_id := new_kek_id()), {kek_id: secrets.token_bytes(32)})
     if not pseudonym_key_file.exists():
-        descriptor = os.open(pseudonym_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(
+            pseudonym_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+        )
         with os.fdopen(descriptor, "w") as handle:
             handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")

@@ -68,6 +68,7 @@ async def stream_entries(
 @router.get(
     "/chains/{tenant}/{chain}/proof/consistency",
     response_model=ConsistencyProof,
+    response_model_exclude_none=True,
     summary="RFC 6962 consistency proof between two checkpointed sizes",
 )
 async def get_consistency_proof(
@@ -88,6 +89,7 @@ async def get_consistency_proof(
 @router.get(
     "/chains/{tenant}/{chain}/proof/inclusion",
     response_model=InclusionProof,
+    response_model_exclude_none=True,
     summary="RFC 6962 inclusion proof",
 )
 async def get_inclusion_proof(
