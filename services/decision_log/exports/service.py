@@ -32,7 +32,7 @@ from ledger.merkle import verify_consistency
 from ledger.note import NoteVerifier
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from decision_log import VERSION, evidence
+from decision_log import VERSION, evidence, metrics
 from decision_log.auth import require_chain, require_role
 from decision_log.chains import service as chains
 from decision_log.decisions.access import record_access
@@ -76,9 +76,11 @@ class ExportRunner:
             await self._fail(plan.export_id, type(error).__name__, None)
             if reraise:
                 raise
-
+        else:
+            metrics.EXPORTS.labels("ready").inc()
 
     async def _fail(self, export_id: str, detail: str, problem: dict[str, Any] | None) -> None:
+        metrics.EXPORTS.labels("failed").inc()
         async with self.engine.begin() as connection:
             await repository.mark_failed(
                 connection, export_id=export_id, error=detail, problem=problem
