@@ -30,6 +30,13 @@ def read_verifier_key(value: str, *, option: str) -> NoteVerifier:
         raise typer.BadParameter(str(error), param_hint=option) from None
 
 
+# verify-bundle's exit statuses, so that a script can tell them apart.
+VERIFIED = 0
+FAILED = 1
+NOT_WITNESSED = 2  # consistent with the log key only: no verifier key was given
+UNACCEPTED_FINDINGS = 3  # spans acknowledged findings that were not accepted by id
+
+
 def verify_bundle_command(
     bundle: Annotated[Path, typer.Argument(help="The bundle (zip) to verify", exists=True)],
     log_key: Annotated[
@@ -40,11 +47,21 @@ def verify_bundle_command(
         typer.Option(
             "--verifier-key",
             help="The verifier's cosignature verifier key (or a file holding it); without it "
-            "the cosignature and the attestation are not checked",
+            "the bundle is at best consistent with the log key, not witnessed (exit 2)",
+        ),
+    ] = None,
+    accept_acknowledged: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--accept-acknowledged",
+            help="Accept a bundle whose history spans this acknowledged finding (its id; "
+            "repeat for several); otherwise such a bundle exits 3",
         ),
     ] = None,
 ) -> None:
-    """Verify an export bundle offline; exit 0 only if every check holds."""
+    """Verify an export bundle offline. Exit 0: every check holds, under the log's and the
+    verifier's keys; 1: a check failed (the first is named); 2: consistent with the log key
+    only, not witnessed (no --verifier-key); 3: it spans an acknowledged finding not accepted."""
     log = read_verifier_key(log_key, option="--log-key")
     witness = (
         None if verifier_key is None else read_verifier_key(verifier_key, option="--verifier-key")
@@ -58,15 +75,34 @@ def verify_bundle_command(
     except ZIP_READ_ERRORS as error:
         reason = str(error) or type(error).__name__
         typer.secho(f"FAILED {bundle}: not a readable zip file ({reason})", err=True, fg="red")
-        raise typer.Exit(1) from None
+        raise typer.Exit(FAILED) from None
     try:
         with archive:
             report = verify_bundle(archive, log_key=log, verifier_key=witness)
     except BundleError as error:
+        for line in error.warnings:
+            typer.secho(line, err=True, fg="yellow")
         typer.secho(f"FAILED {error}", err=True, fg="red")
-        raise typer.Exit(1) from None
+        raise typer.Exit(FAILED) from None
     for line in report.lines():
         typer.echo(line)
+    if not report.witnessed:
+        typer.secho(
+            f"NOT WITNESSED {bundle}: consistent with the log key only, not witnessed "
+            "(give --verifier-key to check the verifier's cosignature and attestation)",
+            fg="yellow",
+        )
+        raise typer.Exit(NOT_WITNESSED)
+    accepted = set(accept_acknowledged or ())
+    unaccepted = [f for f in report.acknowledged_findings if str(f.get("id")) not in accepted]
+    if unaccepted:
+        ids = ", ".join(str(f.get("id")) for f in unaccepted)
+        typer.secho(
+            f"ACKNOWLEDGED FINDINGS {bundle}: its history spans finding(s) {ids}, acknowledged "
+            "by an operator, not re-certified; accept each with --accept-acknowledged ID",
+            fg="yellow",
+        )
+        raise typer.Exit(UNACCEPTED_FINDINGS)
     typer.secho(f"VERIFIED {bundle}", fg="green")
 
 
@@ -90,6 +126,14 @@ def export_command(
         list[int] | None,
         typer.Option("--consistency-from", help="Size of a checkpoint you hold (repeat)"),
     ] = None,
+    override_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--override-reason",
+            help="Export even what does not verify (needs a key with the admin and auditor "
+            "roles); the reason is logged and printed at the top of the bundle",
+        ),
+    ] = None,
 ) -> None:
     """Ask the log for an export bundle, wait until it is built, and download it."""
     request: dict[str, Any]
@@ -101,6 +145,8 @@ def export_command(
         request = {"kind": "range", "start": start, "end": end}
     request = {k: v for k, v in request.items() if v is not None}
     request["consistency_from"] = consistency_from or []
+    if override_reason is not None:
+        request["override_reason"] = override_reason
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=120.0) as http:
         response = http.post(f"/v1/chains/{chain}/exports", json=request)
@@ -114,6 +160,13 @@ def export_command(
                 f"error: export {job['id']} {job['status']}: {job['error']}", err=True, fg="red"
             )
             raise typer.Exit(1)
+        if job.get("override_reason") is not None:
+            typer.secho(
+                f"warning: built under an override; {len(job.get('overridden') or [])} "
+                "check(s) failed and are listed at the top of the bundle",
+                err=True,
+                fg="yellow",
+            )
         with http.stream("GET", job["download"]) as download, output.open("wb") as out:
             if download.status_code != 200:
                 download.read()
@@ -126,8 +179,12 @@ def export_command(
 def _answer(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
+            problem = response.json()
+            detail = problem.get("detail", response.text)
+            named = {k: problem[k] for k in ("check", "index") if problem.get(k) is not None}
+            if named:
+                detail += " (" + ", ".join(f"{k} {v}" for k, v in named.items()) + ")"
+        except (ValueError, AttributeError):
             detail = response.text
         typer.secho(f"error: HTTP {response.status_code}: {detail}", err=True, fg="red")
         sys.exit(1)

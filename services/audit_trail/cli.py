@@ -535,6 +535,34 @@ def projections_rebuild(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     echo_json({"replayed_entries": replayed})
 
 
+@projections_app.command("verify")
+def projections_verify(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    tenant: Annotated[
+        list[str] | None, typer.Option("--tenant", help="Only this tenant's chains (repeat)")
+    ] = None,
+) -> None:
+    """Rebuild the decision read model from the log in scratch tables and report every
+    difference from the live one (projection-mismatch: chain, decision, column, expected,
+    found); exit 1 if there is any. The decision_log runs it every
+    AUDIT_TRAIL_PROJECTION_VERIFY_SECONDS (an hour by default)."""
+    from decision_log.db import create_engine
+    from decision_log.decisions.verification import verify_projections
+
+    async def action(url: str) -> Any:
+        engine = create_engine(url, role=admin.db_role(), pool_size=1)
+        try:
+            return await verify_projections(engine, clock=utc_now, tenants=tenant or None)
+        finally:
+            await engine.dispose()
+
+    with database(data_dir) as url:
+        check = run(action(url))
+    echo_json(check.summary())
+    if check.mismatch_count:
+        raise typer.Exit(1)
+
+
 @projections_app.command("follow")
 def projections_follow(
     data_dir: DataDir = DEFAULT_DATA_DIR,

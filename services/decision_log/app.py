@@ -26,6 +26,7 @@ from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.admin_records import AdminRecordPasses
 from decision_log.decisions.projector import Projector
+from decision_log.decisions.verification import ScheduledVerification
 from decision_log.events import endpoints as events
 from decision_log.events.admission import Admission
 from decision_log.events.appender import GroupCommitter
@@ -148,6 +149,11 @@ def create_app(
         await admin_records.start()
         if config.run_projector:
             await projector.start()
+        verification = ScheduledVerification(
+            engine=engine, period_seconds=config.projection_verify_seconds, clock=clock
+        )
+        if config.projection_verify_seconds > 0:
+            await verification.start()
         heap.settle()
         try:
             with state.readiness.watching_termination():
@@ -156,6 +162,7 @@ def create_app(
             await state.exports.close()
             await admin_records.stop()
             await state.committer.close()
+            await verification.stop()
             await projector.stop()
             await checkpointer.stop()
             await state.authenticator.stop()

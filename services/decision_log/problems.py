@@ -37,9 +37,11 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "Problem",
+    "ProjectionMismatch",
     "Unauthenticated",
     "Unavailable",
     "UnsupportedMediaType",
+    "VerifierRequired",
     "install_problem_handlers",
     "problem_response",
 ]
@@ -51,3 +53,34 @@ class InvalidEvent(Problem):
 
 class IdempotencyConflict(Conflict):
     slug, title = "idempotency-conflict", "Same (source, id) already appended with other content"
+
+
+class VerifierRequired(Conflict):
+    """What is asked for must be vouched for by the independent verifier, and no verifier is
+    configured, it did not answer, or it refused: nothing is certified without it. ``reason``
+    says which."""
+
+    slug, title = "verifier-unavailable", "No independent verifier could vouch for this"
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail, reason=reason)
+
+
+class ProjectionMismatch(Conflict):
+    """The read model says something the proven events do not: ``decision_id``, ``column``,
+    ``expected`` (from the events) and ``found`` (in the read model)."""
+
+    slug, title = "projection-mismatch", "The read model disagrees with the recorded events"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        decision_id: str | None,
+        column: str,
+        expected: str | None,
+        found: str | None,
+    ) -> None:
+        super().__init__(
+            detail, decision_id=decision_id, column=column, expected=expected, found=found
+        )

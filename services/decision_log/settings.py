@@ -39,6 +39,14 @@ class Settings(BaseSettings):
         description="Keep the decision read model up to date from this process; turn it off "
         "where `audit-trail projections follow` runs as a process of its own",
     )
+    projection_verify_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How often the decision_log rebuilds the read model from the entries in "
+        "scratch tables and reports every difference from the live one as a "
+        "projection-mismatch (`audit-trail projections verify`); 0 turns it off, e.g. where "
+        "a CronJob runs that command instead",
+    )
     pool_size: int = 10
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, description="The largest append body (one event or a batch)"

@@ -40,8 +40,31 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "enum": list(INTEGRITY_CHECKS),
             "description": "integrity-failure: which check failed",
         },
-        "expected": {"type": ["string", "null"], "description": "integrity-failure"},
-        "found": {"type": ["string", "null"], "description": "integrity-failure"},
+        "expected": {
+            "type": ["string", "null"],
+            "description": "integrity-failure, projection-mismatch: what the check expected",
+        },
+        "found": {
+            "type": ["string", "null"],
+            "description": "integrity-failure, projection-mismatch: what is stored",
+        },
+        "finding": {
+            "type": "object",
+            "description": "integrity-failure with check verifier-finding: the verifier's "
+            "finding (id, kind, first_bad_index, detail)",
+        },
+        "reason": {
+            "type": "string",
+            "description": "verifier-unavailable: why the verifier could not help",
+        },
+        "decision_id": {
+            "type": ["string", "null"],
+            "description": "projection-mismatch: the decision whose read-model rows disagree",
+        },
+        "column": {
+            "type": "string",
+            "description": "projection-mismatch: the read-model column (or timeline) at fault",
+        },
     },
     "required": ["type", "title", "status", "detail"],
 }

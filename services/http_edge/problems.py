@@ -100,7 +100,9 @@ class IntegrityFailure(Problem):
     """What is stored does not check out: the service will not serve it as proven.
 
     Members: ``index`` (the entry at fault, where one is), ``check`` (``leaf-hash``, ``link``,
-    ``index``, ``inclusion``, ``cosignature``, ``missing``), ``expected`` and ``found``."""
+    ``index``, ``inclusion``, ``consistency``, ``cosignature``, ``missing``, or
+    ``verifier-finding`` when the independent verifier has an unacknowledged finding on the
+    chain, then with ``finding``), ``expected`` and ``found``."""
 
     status, slug, title = 409, "integrity-failure", "The stored record does not verify"
 
@@ -119,7 +121,16 @@ class IntegrityFailure(Problem):
         )
 
 
-INTEGRITY_CHECKS = ("leaf-hash", "link", "index", "inclusion", "cosignature", "missing")
+INTEGRITY_CHECKS = (
+    "leaf-hash",
+    "link",
+    "index",
+    "inclusion",
+    "consistency",
+    "cosignature",
+    "missing",
+    "verifier-finding",
+)
 
 
 class PayloadTooLarge(Problem):

@@ -16,8 +16,12 @@ checkpoint the verifier cosigned. Its members:
 - ``SHA256SUMS`` (``sha256sum -c`` format) over all of the above, and ``manifest.dsse.json``: the
   same digests as the subjects of an in-toto Statement v1, signed by the log in a DSSE envelope.
 
-`verify_bundle` checks all of it and raises `BundleError` naming the first file and entry that
-fails; it trusts nothing in the bundle but what the given keys sign.
+`verify_bundle` checks all of it and raises `BundleError` naming the first file, entry and check
+that fails; it trusts nothing in the bundle but what the given keys sign. Given no verifier key,
+it checks the cosignature and the attestation under the bundle's own copy of the verifier's key
+(``keys/verifier.vkey``): that proves nothing by itself (the copy came with the bundle), but a
+cosignature or attestation that fails even under it is a failure. The report then says the
+bundle is consistent with the log's key only (``witnessed`` is false).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ SHA256SUMS: Final = "SHA256SUMS"
 MANIFEST: Final = "manifest.dsse.json"
 CONSISTENCY_DIR: Final = "consistency/"
 CONSISTENCY_SUFFIX: Final = ".tlog-consistency"
+VERIFIER_KEY: Final = "keys/verifier.vkey"
 
 _SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^\n]+)")
 
@@ -83,13 +88,26 @@ with contextlib.suppress(ImportError):  # Python may be built without lzma
 
 
 class BundleError(VerificationError):
-    """A bundle that does not verify: which file (and entry) failed, and how."""
+    """A bundle that does not verify: which file (and entry) failed, which check, and how.
 
-    def __init__(self, member: str, message: str, *, index: int | None = None) -> None:
+    The checks of an entry: ``format`` (not a v1 leaf), ``index`` (not the entry, chain or
+    order its place says), ``missing`` (an entry of a range is not there), ``selection`` (not
+    of the selected decisions), ``inclusion`` (not the leaf the checkpoint commits to, or a
+    proof against another checkpoint), ``link`` (its prev is not the entry before it)."""
+
+    def __init__(
+        self, member: str, message: str, *, index: int | None = None, check: str | None = None
+    ) -> None:
         self.member = member
         self.index = index
+        self.check = check
         self.message = message
+        # What the bundle says must be read first (an override it was built under), for the
+        # verdict to be printed with it.
+        self.warnings: list[str] = []
         where = member if index is None else f"{member}, entry {index}"
+        if check is not None:
+            where += f" ({check})"
         super().__init__(f"{where}: {message}")
 
 
@@ -147,19 +165,32 @@ class BundleReport:
     consistent_with: list[int] = field(default_factory=list)
     attestation: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Checked under the verifier key the caller gave (not only the bundle's own copy of it).
+    witnessed: bool = False
+    # Findings the verifier's attestation says this history spans, each acknowledged by an
+    # operator: id, kind, first_bad_index, acknowledged_by, reason, acknowledged_at.
+    acknowledged_findings: list[dict[str, Any]] = field(default_factory=list)
+    # What bundle.json says of an administrator's override the export was built under.
+    override: dict[str, Any] | None = None
+
+    def warnings(self) -> list[str]:
+        """What must be read before anything else: an override the export was built under."""
+        return override_warnings(self.override)
 
     def lines(self) -> list[str]:
         span = (
             "none" if self.first_index is None else f"indexes {self.first_index}..{self.last_index}"
         )
         lines = [
+            *self.warnings(),
             f"chain          {self.tenant}/{self.chain} ({self.origin})",
             f"selection      {orjson.dumps(self.selection).decode()}",
             f"checkpoint     size {self.checkpoint_size}, root {self.root_hash}",
             "OK manifest    signed by the log; SHA256SUMS and the signed manifest agree; "
             f"{self.files} files match their SHA-256",
             "OK checkpoint  signed by the log"
-            + (f"; cosigned by {', '.join(self.cosigned_by)}" if self.cosigned_by else ""),
+            + (f"; cosigned by {', '.join(self.cosigned_by)}" if self.cosigned_by else "")
+            + ("" if self.witnessed or not self.cosigned_by else " (under the bundle's own key)"),
             f"OK entries     {self.entries} ({span}), each leaf proved included in the checkpoint",
             f"OK links       {self.links_checked} links between consecutive entries",
         ]
@@ -168,8 +199,37 @@ class BundleReport:
             lines.append(f"OK consistency the checkpoint extends the log's checkpoints at {sizes}")
         if self.attestation is not None:
             lines.append(f"OK attestation {self.attestation}")
+        lines.extend(
+            f"ACKNOWLEDGED   finding {f.get('id')}: {f.get('kind')} at index "
+            f"{f.get('first_bad_index')}, acknowledged by "
+            f"{f.get('acknowledged_by', f.get('operator'))} at {f.get('acknowledged_at')}: "
+            f"{f.get('reason')}"
+            for f in self.acknowledged_findings
+        )
         lines.extend(f"NOTE           {note}" for note in self.notes)
         return lines
+
+
+def override_warnings(override: Any) -> list[str]:
+    """bundle.json's account of an administrator's override, as lines to print first."""
+    if not isinstance(override, dict):
+        return []
+    failures = [f for f in override.get("failures") or [] if isinstance(f, dict)]
+    total = override.get("failures_total", len(failures))
+    lines = [
+        "WARNING        exported under an administrator's override "
+        f"(reason: {override.get('reason')!r}); {total} check(s) failed at export time"
+    ]
+    lines.extend(f"WARNING          {_describe_failure(f)}" for f in failures[:10])
+    if isinstance(total, int) and total > 10:
+        lines.append(f"WARNING          ... and {total - 10} more (bundle.json)")
+    return lines
+
+
+def _describe_failure(failure: Mapping[str, Any]) -> str:
+    where = "" if failure.get("index") is None else f"entry {failure['index']} "
+    check = failure.get("check") or failure.get("type")
+    return f"{where}({check}): {failure.get('detail')}"
 
 
 def _verifying_keys(verifiers: Iterable[NoteVerifier]) -> dict[str, Any]:
@@ -239,19 +299,24 @@ def _check_manifest(files: Mapping[str, bytes], log_key: NoteVerifier) -> dict[s
 
 
 def _check_checkpoint(
-    text: str, *, info: Mapping[str, Any], log_key: NoteVerifier, verifier_key: NoteVerifier | None
+    text: str,
+    *,
+    info: Mapping[str, Any],
+    log_key: NoteVerifier,
+    verifier_key: NoteVerifier | None,
+    cosignature_required: bool,
 ) -> tuple[Checkpoint, list[str]]:
+    """The log's signature and, under ``verifier_key``, the verifier's cosignature: one that
+    is there must verify, and one must be there if ``cosignature_required``."""
     verifiers = [log_key] if verifier_key is None else [log_key, verifier_key]
     try:
         opened = open_note(text, verifiers)
         checkpoint = Checkpoint.parse(opened.text)
     except VerificationError as error:
-        raise BundleError(CHECKPOINT, str(error)) from None
+        raise BundleError(CHECKPOINT, str(error), check="cosignature") from None
     signers = {(s.name, s.key_id) for s in opened.verified}
     if (log_key.name, log_key.key_id) not in signers:
         raise BundleError(CHECKPOINT, "has no signature by the log key given")
-    if verifier_key is not None and (verifier_key.name, verifier_key.key_id) not in signers:
-        raise BundleError(CHECKPOINT, f"has no cosignature by the verifier {verifier_key.name}")
     expected = info.get("checkpoint") or {}
     if checkpoint.origin != info.get("origin"):
         raise BundleError(
@@ -261,6 +326,16 @@ def _check_checkpoint(
         "root_hash"
     ):
         raise BundleError(CHECKPOINT, "size or root hash differ from bundle.json")
+    if (
+        verifier_key is not None
+        and cosignature_required
+        and (verifier_key.name, verifier_key.key_id) not in signers
+    ):
+        raise BundleError(
+            CHECKPOINT,
+            f"has no cosignature by the verifier {verifier_key.name}",
+            check="cosignature",
+        )
     cosigners = [s.name for s in opened.verified if s.name != log_key.name]
     return checkpoint, cosigners
 
@@ -273,6 +348,7 @@ def _check_entries(
     checkpoint_text: str,
     report: BundleReport,
 ) -> None:
+    """Every entry, in order; the first that fails is named with its index and check."""
     data = files.get(ENTRIES)
     if data is None:
         raise BundleError(ENTRIES, "is missing")
@@ -288,42 +364,75 @@ def _check_entries(
         raise BundleError(INCLUSION_PROOFS, str(error)) from None
     if len(proofs) != len(leaves):
         raise BundleError(INCLUSION_PROOFS, f"holds {len(proofs)} proofs for {len(leaves)} entries")
+    parsed = []
+    for number, proof_text in enumerate(proofs, start=1):
+        try:
+            parsed.append(TlogProof.parse(proof_text, what="tlog-proof"))
+        except VerificationError as error:
+            raise BundleError(INCLUSION_PROOFS, f"proof {number}: {error}") from None
+    present = {proof.index for proof in parsed}
     selection = info.get("selection") or {}
     decision_ids = (
         set(selection.get("decision_ids") or []) if selection.get("kind") == "decisions" else None
     )
+    # A range or time export holds every entry of its index range [start, end), none left out.
+    span = _index_range(selection) if selection.get("kind") in ("range", "time") else None
     tenant, chain = info.get("tenant"), info.get("chain")
     size, root = checkpoint.size, checkpoint.root_hash
     previous_index, previous_hash = -1, b""
-    for line_number, (leaf, proof_text) in enumerate(zip(leaves, proofs, strict=True), start=1):
-        try:
-            proof = TlogProof.parse(proof_text, what="tlog-proof")
-        except VerificationError as error:
-            raise BundleError(INCLUSION_PROOFS, f"proof {line_number}: {error}") from None
+    for line_number, (leaf, proof) in enumerate(zip(leaves, parsed, strict=True), start=1):
         index = proof.index
+        if span is not None:
+            expected = span[0] if previous_index < 0 else previous_index + 1
+            if expected < min(index, span[1]) and expected not in present:
+                raise BundleError(
+                    ENTRIES,
+                    f"is missing: the selection is every entry in [{span[0]}, {span[1]}), and "
+                    f"entry {index} comes next",
+                    index=expected,
+                    check="missing",
+                )
+            if not span[0] <= index < span[1]:
+                raise BundleError(
+                    ENTRIES,
+                    f"is outside the selection [{span[0]}, {span[1]})",
+                    index=index,
+                    check="selection",
+                )
         try:
             value = orjson.loads(leaf)
         except orjson.JSONDecodeError:
-            raise BundleError(ENTRIES, f"line {line_number} is not JSON", index=index) from None
+            raise BundleError(
+                ENTRIES, f"line {line_number} is not JSON", index=index, check="format"
+            ) from None
         if not isinstance(value, dict) or value.get("v") != LEAF_VERSION:
-            raise BundleError(ENTRIES, f"line {line_number} is not a v1 leaf", index=index)
+            raise BundleError(
+                ENTRIES, f"line {line_number} is not a v1 leaf", index=index, check="format"
+            )
         if value.get("index") != index:
             raise BundleError(
                 ENTRIES,
                 f"line {line_number} holds entry {value.get('index')!r}, its proof is for {index}",
                 index=index,
+                check="index",
             )
         if index <= previous_index:
             raise BundleError(
                 ENTRIES,
                 f"entry {index} follows entry {previous_index}: not in index order",
                 index=index,
+                check="index",
             )
         if value.get("tenant") != tenant or value.get("chain") != chain:
-            raise BundleError(ENTRIES, f"leaf is not of chain {tenant}/{chain}", index=index)
+            raise BundleError(
+                ENTRIES, f"leaf is not of chain {tenant}/{chain}", index=index, check="index"
+            )
         if proof.checkpoint != checkpoint_text:
             raise BundleError(
-                INCLUSION_PROOFS, f"the proof is not against {CHECKPOINT}", index=index
+                INCLUSION_PROOFS,
+                f"the proof is not against {CHECKPOINT}",
+                index=index,
+                check="inclusion",
             )
         hashed = leaf_hash(leaf)
         try:
@@ -332,11 +441,13 @@ def _check_entries(
             )
         except VerificationError as error:
             raise BundleError(
-                ENTRIES, f"leaf is not the one committed: {error}", index=index
+                ENTRIES, f"leaf is not the one committed: {error}", index=index, check="inclusion"
             ) from None
         prev = value.get("prev")
         if index == 0 and prev != GENESIS_PREV.hex():
-            raise BundleError(ENTRIES, "the first entry does not link to the genesis", index=0)
+            raise BundleError(
+                ENTRIES, "the first entry does not link to the genesis", index=0, check="link"
+            )
         if previous_index >= 0 and index == previous_index + 1:
             if prev != previous_hash.hex():
                 raise BundleError(
@@ -344,6 +455,7 @@ def _check_entries(
                     f"prev is {prev}, not the leaf hash {previous_hash.hex()} of entry "
                     f"{previous_index}",
                     index=index,
+                    check="link",
                 )
             report.links_checked += 1
         if decision_ids is not None:
@@ -354,28 +466,28 @@ def _check_entries(
                     ENTRIES,
                     f"subject {subject!r} is not one of the selected decisions",
                     index=index,
+                    check="selection",
                 )
         if report.first_index is None:
             report.first_index = index
         report.last_index, previous_index, previous_hash = index, index, hashed
         report.entries += 1
-    if selection.get("kind") in ("range", "time"):
-        _check_range_complete(selection, report)
+    if span is not None:
+        expected = span[0] if previous_index < 0 else previous_index + 1
+        if expected < span[1]:
+            raise BundleError(
+                ENTRIES,
+                f"is missing: the selection is every entry in [{span[0]}, {span[1]})",
+                index=expected,
+                check="missing",
+            )
 
 
-def _check_range_complete(selection: Mapping[str, Any], report: BundleReport) -> None:
-    """A range or time export holds every entry of its index range, none left out."""
+def _index_range(selection: Mapping[str, Any]) -> tuple[int, int]:
     start, end = selection.get("start"), selection.get("end")
     if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start <= end:
         raise BundleError(BUNDLE_JSON, "the selection has no valid index range [start, end)")
-    complete = report.entries == end - start and (
-        report.entries == 0 or (report.first_index == start and report.last_index == end - 1)
-    )
-    if not complete:
-        raise BundleError(
-            ENTRIES,
-            f"holds {report.entries} entries, the selection is every entry in [{start}, {end})",
-        )
+    return start, end
 
 
 def _check_consistency(
@@ -413,31 +525,56 @@ def _check_consistency(
     return sorted(sizes)
 
 
-def _check_attestation(
-    data: bytes | None, *, checkpoint: Checkpoint, verifier_key: NoteVerifier | None
-) -> str | None:
-    if verifier_key is None:
-        return None
-    if data is None:
-        raise BundleError(ATTESTATION, "is missing: the bundle holds no verifier attestation")
-    envelope = _json_object(data, ATTESTATION)
+def check_attestation(
+    envelope: Mapping[str, Any],
+    *,
+    checkpoint: Checkpoint,
+    verifier_key: NoteVerifier,
+    whose: str = "the verifier key given",
+) -> dict[str, Any]:
+    """The predicate of the verifier's attestation that it checked the chain up to this
+    checkpoint and found it intact, once its signature, result and subject check out; a
+    ``BundleError`` on the attestation otherwise (a failed result names its finding)."""
     try:
         _, payload = verify_envelope(envelope, _verifying_keys([verifier_key]))
     except VerificationError as error:
-        raise BundleError(ATTESTATION, f"not signed by the verifier key given: {error}") from None
+        raise BundleError(ATTESTATION, f"not signed by {whose}: {error}") from None
     statement = _json_object(payload, ATTESTATION)
-    predicate = statement.get("predicate") or {}
+    predicate = statement.get("predicate")
+    if statement.get("predicateType") != CHAIN_VERIFICATION_PREDICATE_TYPE or not isinstance(
+        predicate, dict
+    ):
+        raise BundleError(ATTESTATION, "is not a chain verification attestation")
+    if predicate.get("result") != "passed":
+        finding = predicate.get("finding")
+        named = (
+            f": {finding.get('kind')} at index {finding.get('first_bad_index')}: "
+            f"{finding.get('detail')}"
+            if isinstance(finding, dict)
+            else ""
+        )
+        raise BundleError(ATTESTATION, f"says the verification {predicate.get('result')!r}{named}")
     subjects = statement.get("subject") or [{}]
-    subject = subjects[0] if isinstance(subjects[0], dict) else {}
+    subject = subjects[0] if isinstance(subjects, list) and isinstance(subjects[0], dict) else {}
     if (
-        statement.get("predicateType") != CHAIN_VERIFICATION_PREDICATE_TYPE
-        or subject.get("name") != checkpoint.origin
+        subject.get("name") != checkpoint.origin
         or (subject.get("digest") or {}).get("rfc6962-sha256") != checkpoint.root_hash.hex()
         or (subject.get("annotations") or {}).get("tree_size") != checkpoint.size
     ):
         raise BundleError(ATTESTATION, "is not about this chain at the checkpoint's size and root")
-    if predicate.get("result") != "passed":
-        raise BundleError(ATTESTATION, f"says the verification {predicate.get('result')!r}")
+    return predicate
+
+
+def acknowledged_findings(predicate: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The acknowledged findings an attestation says its range spans (each with id, kind,
+    first_bad_index, acknowledged_by, reason, acknowledged_at)."""
+    listed = predicate.get("acknowledged_findings") or []
+    if not isinstance(listed, list) or not all(isinstance(f, dict) for f in listed):
+        raise BundleError(ATTESTATION, "acknowledged_findings is not a list of findings")
+    return list(listed)
+
+
+def _describe_attestation(predicate: Mapping[str, Any], checkpoint: Checkpoint) -> str:
     checked = predicate.get("checked") or {}
     return (
         f"the verifier attests its check passed at size {checkpoint.size} "
@@ -445,12 +582,29 @@ def _check_attestation(
     )
 
 
+def _own_verifier_key(files: Mapping[str, bytes]) -> NoteVerifier | None:
+    """The bundle's own copy of the verifier's key: enough to find a bundle that contradicts
+    itself, never enough to trust it."""
+    data = files.get(VERIFIER_KEY)
+    if data is None:
+        return None
+    try:
+        key = NoteVerifier.from_verifier_key(data.decode("utf-8").strip())
+    except (UnicodeDecodeError, VerificationError) as error:
+        raise BundleError(VERIFIER_KEY, f"is not a verifier key: {error}") from None
+    if key.alg != ALG_COSIGNATURE_V1:
+        raise BundleError(VERIFIER_KEY, "is not a cosignature/v1 (type 0x04) verifier key")
+    return key
+
+
 def verify_bundle(
     archive: zipfile.ZipFile, *, log_key: NoteVerifier, verifier_key: NoteVerifier | None = None
 ) -> BundleReport:
     """Check a bundle against the log's key (and the verifier's), trusting nothing else in it.
 
-    Raises BundleError at the first failure; returns what was verified.
+    Raises BundleError at the first failure; returns what was verified. Without
+    ``verifier_key`` the cosignature and the attestation are checked under the bundle's own
+    copy of the verifier's key, if it has one, and the report is not ``witnessed``.
     """
     if verifier_key is not None and verifier_key.alg != ALG_COSIGNATURE_V1:
         raise ValueError("the verifier key must be its cosignature/v1 (type 0x04) verifier key")
@@ -461,15 +615,39 @@ def verify_bundle(
     info = _json_object(files[BUNDLE_JSON], BUNDLE_JSON)
     if info.get("format") != BUNDLE_FORMAT:
         raise BundleError(BUNDLE_JSON, f"format is {info.get('format')!r}, not {BUNDLE_FORMAT!r}")
+    try:
+        return _verify_contents(files, info, digests, log_key=log_key, verifier_key=verifier_key)
+    except BundleError as error:
+        error.warnings = override_warnings(info.get("override"))
+        raise
+
+
+def _verify_contents(
+    files: Mapping[str, bytes],
+    info: Mapping[str, Any],
+    digests: Mapping[str, str],
+    *,
+    log_key: NoteVerifier,
+    verifier_key: NoteVerifier | None,
+) -> BundleReport:
+    """Everything after the manifest and bundle.json (see verify_bundle)."""
     if CHECKPOINT not in files:
         raise BundleError(CHECKPOINT, "is missing")
     try:
         checkpoint_text = files[CHECKPOINT].decode("utf-8")
     except UnicodeDecodeError:
         raise BundleError(CHECKPOINT, "is not UTF-8") from None
+    own_key = None if verifier_key is not None else _own_verifier_key(files)
+    witness = verifier_key or own_key
+    claimed = info.get("checkpoint") or {}
     checkpoint, cosigners = _check_checkpoint(
-        checkpoint_text, info=info, log_key=log_key, verifier_key=verifier_key
+        checkpoint_text,
+        info=info,
+        log_key=log_key,
+        verifier_key=witness,
+        cosignature_required=verifier_key is not None or claimed.get("cosigned") is True,
     )
+    override = info.get("override")
     report = BundleReport(
         origin=checkpoint.origin,
         tenant=str(info.get("tenant")),
@@ -479,6 +657,8 @@ def verify_bundle(
         root_hash=checkpoint.root_hash.hex(),
         files=len(digests),
         cosigned_by=cosigners,
+        witnessed=verifier_key is not None,
+        override=override if isinstance(override, dict) else None,
     )
     _check_entries(
         files, info=info, checkpoint=checkpoint, checkpoint_text=checkpoint_text, report=report
@@ -486,11 +666,27 @@ def verify_bundle(
     report.consistent_with = _check_consistency(
         files, info=info, checkpoint=checkpoint, log_key=log_key
     )
-    report.attestation = _check_attestation(
-        files.get(ATTESTATION), checkpoint=checkpoint, verifier_key=verifier_key
-    )
+    attestation = files.get(ATTESTATION)
+    if verifier_key is not None and attestation is None:
+        raise BundleError(ATTESTATION, "is missing: the bundle holds no verifier attestation")
+    if witness is not None and attestation is not None:
+        predicate = check_attestation(
+            _json_object(attestation, ATTESTATION),
+            checkpoint=checkpoint,
+            verifier_key=witness,
+            whose="the verifier key given"
+            if verifier_key is not None
+            else f"the bundle's own verifier key ({VERIFIER_KEY})",
+        )
+        report.attestation = _describe_attestation(predicate, checkpoint)
+        report.acknowledged_findings = acknowledged_findings(predicate)
     if verifier_key is None:
         report.notes.append(
-            "cosignatures and the attestation were not checked: no --verifier-key given"
+            "no --verifier-key given: the cosignature and the attestation were checked only "
+            f"under the bundle's own copy of the verifier's key ({VERIFIER_KEY}), which "
+            "proves nothing by itself"
+            if own_key is not None
+            else "no --verifier-key given, and the bundle holds no verifier key: neither a "
+            "cosignature nor an attestation was checked"
         )
     return report

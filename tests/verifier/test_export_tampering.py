@@ -34,6 +34,7 @@ from ledger.bundle import (
     BundleError,
     verify_bundle,
 )
+from ledger.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.keys import SigningKey, read_private_key
 from ledger.note import CosignatureSigner, NoteSigner, NoteVerifier, sign_note
 from ledger.proofs import split_tlog_proofs
@@ -265,7 +266,7 @@ async def test_erased_personal_data_stays_unreadable_and_the_bundle_verifies(
 
 
 async def test_verify_bundle_needs_none_of_the_server_code(
-    bundle: Files, log_vkey: NoteVerifier, tmp_path: Path
+    bundle: Files, log_vkey: NoteVerifier, cosigner: CosignatureSigner, tmp_path: Path
 ) -> None:
     path = tmp_path / "bundle.zip"
     path.write_bytes(rezip(bundle).fp.getvalue())  # type: ignore[union-attr]
@@ -273,18 +274,28 @@ async def test_verify_bundle_needs_none_of_the_server_code(
         "import sys\n"
         "for name in ('decision_log', 'verifier', 'sqlalchemy', 'asyncpg', 'fastapi'):\n"
         "    sys.modules[name] = None  # importing any of them now fails\n"
-        "sys.argv = ['audit-trail', 'verify-bundle', sys.argv[1], '--log-key', sys.argv[2]]\n"
+        "sys.argv = ['audit-trail', 'verify-bundle', *sys.argv[1:]]\n"
         "from audit_trail.entry import main\n"
         "main()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(path), log_vkey.verifier_key],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "VERIFIED" in result.stdout
+
+    def verify(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, str(path), "--log-key", log_vkey.verifier_key, *options],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    witnessed = verify("--verifier-key", cosigner.verifier_key)
+    assert witnessed.returncode == 0, witnessed.stderr
+    assert "VERIFIED" in witnessed.stdout
+    # Without the verifier's key the bundle is at best consistent with the log's: never a bare
+    # VERIFIED, and a status of its own.
+    alone = verify()
+    assert alone.returncode == 2, alone.stderr
+    assert "consistent with the log key only, not witnessed" in alone.stdout
+    assert "VERIFIED" not in alone.stdout
 
 
 async def test_a_zip_damaged_anywhere_fails_cleanly(
@@ -292,6 +303,7 @@ async def test_a_zip_damaged_anywhere_fails_cleanly(
     database_url: str,
     signer: LogSigner,
     log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -316,7 +328,9 @@ async def test_a_zip_damaged_anywhere_fails_cleanly(
         # The command itself, as `audit-trail verify-bundle` runs it; any exception but its exit
         # is the traceback the command must never print.
         try:
-            verify_bundle_command(damaged, log_key=log_vkey.verifier_key)
+            verify_bundle_command(
+                damaged, log_key=log_vkey.verifier_key, verifier_key=cosigner.verifier_key
+            )
             verdict = "VERIFIED"
         except typer.Exit as stopped:
             assert stopped.exit_code == 1
@@ -326,3 +340,90 @@ async def test_a_zip_damaged_anywhere_fails_cleanly(
         assert said.startswith(verdict), (offset, printed)
         verdicts[verdict] += 1
     assert verdicts["FAILED"] > len(offsets) // 2, verdicts
+
+
+def run_verify(
+    path: Path,
+    log_vkey: NoteVerifier,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    verifier_key: str | None = None,
+    accept: list[str] | None = None,
+) -> tuple[int, str]:
+    try:
+        verify_bundle_command(
+            path,
+            log_key=log_vkey.verifier_key,
+            verifier_key=verifier_key,
+            accept_acknowledged=accept,
+        )
+        status = 0
+    except typer.Exit as stopped:
+        status = stopped.exit_code
+    printed = capsys.readouterr()
+    return status, printed.out + printed.err
+
+
+async def test_a_bundle_spanning_an_acknowledged_finding_must_be_accepted_by_id(
+    bundle: Files,
+    log_vkey: NoteVerifier,
+    settings: Settings,
+    cosigner: CosignatureSigner,
+    verifier_key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The verifier's attestation names the acknowledged findings its range spans (predicate
+    ``acknowledged_findings``); such an attestation is issued here with the verifier's own key,
+    and the bundle re-signed with the log's, as the log would build it."""
+    envelope = orjson.loads(bundle[ATTESTATION])
+    statement = orjson.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["acknowledged_findings"] = [
+        {
+            "id": 7,
+            "kind": "missing-entry",
+            "first_bad_index": 4,
+            "acknowledged_by": "ops@example.test",
+            "reason": "entry 4 restored from the backup",
+            "acknowledged_at": "2026-12-01T10:00:00Z",
+        }
+    ]
+    attested = sign_envelope(
+        payload_type=IN_TOTO_PAYLOAD_TYPE,
+        payload=orjson.dumps(statement),
+        key=read_private_key(verifier_key_file),
+    )
+    log_key = read_private_key(settings.log_key_file)
+    path = tmp_path / "acknowledged.zip"
+    path.write_bytes(
+        rezip(resign({**bundle, ATTESTATION: orjson.dumps(attested)}, log_key)).fp.getvalue()  # type: ignore[union-attr]
+    )
+    key = cosigner.verifier_key
+    status, said = run_verify(path, log_vkey, capsys, verifier_key=key)
+    assert status == 3, said
+    assert "ACKNOWLEDGED   finding 7: missing-entry at index 4" in said
+    assert "ops@example.test" in said and "--accept-acknowledged" in said
+    assert run_verify(path, log_vkey, capsys, verifier_key=key, accept=["8"])[0] == 3
+    status, said = run_verify(path, log_vkey, capsys, verifier_key=key, accept=["7"])
+    assert status == 0 and "VERIFIED" in said, said
+
+
+async def test_a_cosignature_the_bundle_claims_must_verify_even_without_the_key(
+    bundle: Files,
+    log_vkey: NoteVerifier,
+    settings: Settings,
+    cosigner: CosignatureSigner,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --verifier-key the bundle's own copy of the verifier's key still checks what the
+    bundle claims: a claimed cosignature that is not there fails (1), not 'not witnessed' (2)."""
+    uncosigned = b"".join(
+        line for line in lines(bundle[CHECKPOINT]) if cosigner.name.encode() not in line
+    )
+    log_key = read_private_key(settings.log_key_file)
+    path = tmp_path / "uncosigned.zip"
+    path.write_bytes(rezip(resign({**bundle, CHECKPOINT: uncosigned}, log_key)).fp.getvalue())  # type: ignore[union-attr]
+    status, said = run_verify(path, log_vkey, capsys)
+    assert status == 1, said
+    assert "FAILED checkpoint.txt (cosignature): has no cosignature by the verifier" in said

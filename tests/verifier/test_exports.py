@@ -298,7 +298,9 @@ async def test_an_export_cut_off_by_a_shutdown_says_so(
 async def test_an_export_the_store_cannot_back_fails_and_says_so(
     exporter: httpx.AsyncClient, history: TenantKeys, database_url: str
 ) -> None:
-    """Built before the answer or not, an export that fails is marked failed, not left running."""
+    """Built before the answer or not, an export that fails is marked failed, not left running,
+    and carries the problem it was refused with."""
+    await export(exporter, history, {"kind": "range", "end": 1})  # the verifier has seen it all
     async with superuser(database_url) as connection:
         chain = await chain_id(connection, history.tenant, history.chain)
         await connection.execute(
@@ -310,8 +312,10 @@ async def test_an_export_the_store_cannot_back_fails_and_says_so(
         headers=headers(history.auditor),
     )
     assert response.status_code == 409, response.text
-    assert "entry 4" in response.json()["detail"]
+    problem = response.json()
+    assert problem["type"].endswith("/integrity-failure")
+    assert (problem["index"], problem["check"]) == (4, "leaf-hash")
     jobs = (await exporter.get("/v1/exports", headers=headers(history.auditor))).json()
-    assert [(job["status"], "entry 4" in job["error"]) for job in jobs["exports"]] == [
-        ("failed", True)
-    ]
+    failed = [job for job in jobs["exports"] if job["status"] == "failed"]
+    assert len(failed) == 1 and "entry 4" in failed[0]["error"]
+    assert (failed[0]["problem"]["index"], failed[0]["problem"]["check"]) == (4, "leaf-hash")

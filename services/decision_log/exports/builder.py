@@ -1,52 +1,72 @@
-"""Builds an export's bundle: reads the planned entries in blocks, proves each against the
-plan's checkpoint, hands them to the bundle writer and stores the zip in the database.
+"""Builds an export's bundle: reads the planned entries in blocks, checks each block on its way
+out (``proving``), hands the exact bytes checked to the bundle writer and stores the zip in the
+database.
 
 Entries are read block by block on their own connections (plain reads: appends never wait for an
-export), and the CPU-bound work (proofs, tlog-proof text, deflate) runs in a worker thread.
+export), and the CPU-bound work (checks, proofs, tlog-proof text, deflate) runs in a worker
+thread. A check that fails stops the build with its problem (the job ends ``failed`` carrying
+it), unless an administrator overrode the checks: then what failed is written down and printed
+at the top of the bundle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.merkle import (
-    assemble_proof,
-    inclusion_proof_plan,
-    leaf_hash,
-    plan_node_ids,
-    range_inclusion_proofs,
-    range_proof_node_ids,
-    range_subtrees,
-)
+from http_edge.problems import IntegrityFailure
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from decision_log.chains import repository as chain_rows
 from decision_log.decisions.event_types import EVENT_DATA_MODELS, render_schema, schema_file_name
+from decision_log.evidence import CheckedCheckpoint
 from decision_log.exports import repository
+from decision_log.exports.proving import (
+    ExportedChain,
+    ExportedEntry,
+    OverriddenFailures,
+    StoredRun,
+    StoredSelection,
+    judge_as_stored,
+    name_first_unproven,
+    prove_run,
+    prove_selection,
+    read_run,
+    read_selection,
+)
 from decision_log.exports.writer import BundleWriter
-from decision_log.problems import Conflict
 from decision_log.signing import LogSigner
 
 BLOCK = 4096
 CHUNK_BYTES = 1 << 20
 
 
+@dataclass(frozen=True)
+class ExportOverride:
+    """An administrator's instruction to export even what does not verify, and why."""
+
+    reason: str
+    requested_by: str  # the API key id
+
+
 @dataclass
 class ExportPlan:
     export_id: str
-    chain_id: int
+    chain: ExportedChain
     info: dict[str, Any]
-    checkpoint_note: str
+    checkpoint: CheckedCheckpoint
     indexes: Sequence[int]
+    subjects: dict[int, str] | None = None
     consistency: list[tuple[int, list[bytes], str]] = field(default_factory=list)
     attestation: dict[str, Any] | None = None
-    verifier_keys: dict[str, str] | None = None
+    verifier_keys: dict[str, Any] | None = None
     verification: list[str] = field(default_factory=list)
+    override: ExportOverride | None = None
+    failures: OverriddenFailures = field(default_factory=OverriddenFailures)
 
 
 def _blocks(indexes: Sequence[int]) -> list[Sequence[int]]:
@@ -57,54 +77,106 @@ def _blocks(indexes: Sequence[int]) -> list[Sequence[int]]:
     return [indexes[i : i + BLOCK] for i in range(0, len(indexes), BLOCK)]
 
 
-async def _block_proofs(
-    engine: AsyncEngine, *, chain_id: int, block: Sequence[int], size: int
-) -> list[tuple[int, bytes, Sequence[bytes]]]:
-    """The entries of one block with their inclusion proofs against the tree of `size`."""
+async def _read_block(
+    engine: AsyncEngine, plan: ExportPlan, block: Sequence[int], before: bytes | None
+) -> StoredRun | StoredSelection:
+    """The block's entries as stored, with what their checks need from around them."""
+    size, chain = plan.checkpoint.size, plan.chain
     async with engine.connect() as connection:
-        if isinstance(block, range):
-            rows = await chain_rows.entries_range(
-                connection, chain_id=chain_id, start=block.start, stop=block.stop
+        if plan.override is not None:
+            return await read_selection(
+                connection, chain=chain, indexes=block, size=size, neighbours=True
             )
-            entries = [(int(r.idx), bytes(r.leaf), bytes(r.leaf_hash)) for r in rows]
-        else:
-            entries = await repository.entries_at(connection, chain_id=chain_id, indexes=block)
-        if [index for index, _, _ in entries] != list(block):
-            raise Conflict("the store is missing entries that the checkpoint covers")
-        for index, leaf, stored in entries:
-            if leaf_hash(leaf) != stored:
-                raise Conflict(f"entry {index} no longer hashes to its stored leaf hash")
         if isinstance(block, range):
-            known = range_subtrees(block.start, [h for _, _, h in entries])
-            wanted = range_proof_node_ids(block.start, block.stop, size) - known.keys()
-            known.update(
-                await chain_rows.merkle_nodes(connection, chain_id=chain_id, node_ids=wanted)
+            return await read_run(
+                connection,
+                chain=chain,
+                start=block.start,
+                stop=block.stop,
+                before=before,
+                size=size,
             )
-            proofs = [p for _, p in range_inclusion_proofs(block.start, block.stop, size, known)]
-            return [
-                (index, leaf, proof)
-                for (index, leaf, _), proof in zip(entries, proofs, strict=True)
-            ]
-        plans = [inclusion_proof_plan(index, size) for index in block]
-        nodes = await chain_rows.merkle_nodes(
-            connection, chain_id=chain_id, node_ids=plan_node_ids(n for plan in plans for n in plan)
+        return await read_selection(connection, chain=chain, indexes=block, size=size)
+
+
+def _check_block(plan: ExportPlan, stored: StoredRun | StoredSelection) -> list[ExportedEntry]:
+    """The block's entries, checked (under an override: judged, and kept as stored)."""
+    chain, checkpoint = plan.chain, plan.checkpoint
+    if isinstance(stored, StoredRun):
+        return prove_run(stored, chain=chain, checkpoint=checkpoint)
+    if plan.override is not None:
+        return judge_as_stored(
+            stored,
+            chain=chain,
+            checkpoint=checkpoint,
+            subjects=plan.subjects,
+            failures=plan.failures,
         )
-        return [
-            (index, leaf, assemble_proof(plan, nodes))
-            for (index, leaf, _), plan in zip(entries, plans, strict=True)
-        ]
+    return prove_selection(stored, chain=chain, checkpoint=checkpoint, subjects=plan.subjects)
+
+
+async def _checked_block(
+    engine: AsyncEngine, plan: ExportPlan, stored: StoredRun | StoredSelection
+) -> list[ExportedEntry]:
+    try:
+        return await asyncio.to_thread(_check_block, plan, stored)
+    except IntegrityFailure as failure:
+        if isinstance(stored, StoredRun) and failure.extensions.get("check") == "inclusion":
+            # The run failed as a whole: find the entry at fault.
+            async with engine.connect() as connection:
+                await name_first_unproven(
+                    connection, run=stored, chain=plan.chain, checkpoint=plan.checkpoint
+                )
+        raise
+
+
+def _last_leaf(stored: StoredRun | StoredSelection, block: Sequence[int]) -> bytes | None:
+    """The leaf the next run links to: the last of this one, if the store had it."""
+    if not isinstance(stored, StoredRun) or not stored.entries:
+        return None
+    last = stored.entries[-1]
+    return last.leaf if last.index == block[-1] else None
 
 
 async def build(engine: AsyncEngine, signer: LogSigner, plan: ExportPlan) -> None:
-    size = int(plan.info["checkpoint"]["size"])
-    writer = BundleWriter(info=plan.info, checkpoint_note=plan.checkpoint_note)
+    writer = BundleWriter(info=plan.info, checkpoint_note=plan.checkpoint.note)
+    await _add_entries(engine, plan, writer)
+    _add_files(writer, plan, signer)
+    await _store(engine, plan, writer, signer)
+
+
+async def _add_entries(engine: AsyncEngine, plan: ExportPlan, writer: BundleWriter) -> None:
+    """Every planned entry, block by block, checked on its way into the writer."""
+    blocks = _blocks(plan.indexes)
     done = 0
-    for block in _blocks(plan.indexes):
-        entries = await _block_proofs(engine, chain_id=plan.chain_id, block=block, size=size)
-        await asyncio.to_thread(writer.add_entries, entries)
-        done += len(entries)
-        async with engine.begin() as connection:
-            await repository.set_progress(connection, export_id=plan.export_id, done=done)
+    reading: asyncio.Task[StoredRun | StoredSelection] | None = None
+    if blocks:
+        reading = asyncio.create_task(_read_block(engine, plan, blocks[0], None))
+    try:
+        for number, block in enumerate(blocks):
+            assert reading is not None
+            stored = await reading
+            # The next block is read while this one is checked and written: PostgreSQL works
+            # on it meanwhile, and the checks run in a worker thread.
+            reading = None
+            if number + 1 < len(blocks):
+                reading = asyncio.create_task(
+                    _read_block(engine, plan, blocks[number + 1], _last_leaf(stored, block))
+                )
+            entries = await _checked_block(engine, plan, stored)
+            await asyncio.to_thread(writer.add_entries, entries)
+            done += len(block)
+            async with engine.begin() as connection:
+                await repository.set_progress(connection, export_id=plan.export_id, done=done)
+    finally:
+        if reading is not None:  # a check failed: the block read ahead is not needed
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+
+
+def _add_files(writer: BundleWriter, plan: ExportPlan, signer: LogSigner) -> None:
+    """Consistency proofs, the attestation, keys, schemas and the override, if any."""
     for old_size, hashes, old_note in plan.consistency:
         writer.add_consistency(old_size=old_size, hashes=hashes, old_note=old_note)
     if plan.attestation is not None:
@@ -120,17 +192,34 @@ async def build(engine: AsyncEngine, signer: LogSigner, plan: ExportPlan) -> Non
             writer.add_file("keys/verifier.pub.pem", pem.encode())
     for event_type in sorted(EVENT_DATA_MODELS):
         writer.add_file(f"schemas/{schema_file_name(event_type)}", render_schema(event_type))
+    if plan.override is not None:
+        writer.set_override(
+            reason=plan.override.reason,
+            requested_by=plan.override.requested_by,
+            failures=plan.failures.listed,
+            failures_total=plan.failures.total,
+        )
+
+
+async def _store(
+    engine: AsyncEngine, plan: ExportPlan, writer: BundleWriter, signer: LogSigner
+) -> None:
+    """Finish the zip and store it in the database, in chunks; the job is then ready."""
     with tempfile.TemporaryFile() as out:
         await asyncio.to_thread(writer.finish, out, key=signer.key, verification=plan.verification)
         out.seek(0)
-        digest, stored = hashlib.sha256(), 0
+        digest, size = hashlib.sha256(), 0
         async with engine.begin() as connection:
             for seq, chunk in enumerate(iter(lambda: out.read(CHUNK_BYTES), b"")):
                 digest.update(chunk)
-                stored += len(chunk)
+                size += len(chunk)
                 await repository.insert_chunk(
                     connection, export_id=plan.export_id, seq=seq, data=chunk
                 )
             await repository.mark_ready(
-                connection, export_id=plan.export_id, size=stored, sha256=digest.hexdigest()
+                connection,
+                export_id=plan.export_id,
+                size=size,
+                sha256=digest.hexdigest(),
+                overridden=None if plan.override is None else plan.failures.listed,
             )

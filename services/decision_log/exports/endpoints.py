@@ -31,7 +31,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     summary="Export a range, a time span or chosen decisions as a signed bundle "
     "(201 when built at once, 202 while it builds)",
-    responses={**_ERRORS, 202: {"model": ExportJob, "description": "Building; poll the job"}},
+    responses={
+        **_ERRORS,
+        202: {"model": ExportJob, "description": "Building; poll the job"},
+        403: {
+            "description": "The key lacks the auditor role (or, with override_reason, the "
+            "admin role)"
+        },
+        409: {
+            "description": "Refused: integrity-failure (an entry does not verify, naming its "
+            "index and check, or the verifier has an unacknowledged finding: check "
+            "verifier-finding), verifier-unavailable (no verifier configured or answering), "
+            "or projection-mismatch (the read model's timeline of a decision disagrees with "
+            "itself). An administrator may override with override_reason."
+        },
+    },
 )
 async def create_export(
     chain: ChainSlug,

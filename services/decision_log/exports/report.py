@@ -60,6 +60,59 @@ def _table(title: str, counts: Counter[str]) -> str:
     return f"<h2>{html.escape(title)}</h2><table><tr><th></th><th>count</th></tr>{rows}</table>"
 
 
+OVERRIDE_NOTICE = (
+    "NOT CERTIFIED: exported under an administrator's override although checks failed. The log "
+    "does not vouch for what is in this bundle; the failures are listed below."
+)
+
+
+def warnings(info: dict[str, Any]) -> list[str]:
+    """What a reader must see before anything else, one paragraph each: the override the bundle
+    was built under (with every check that failed), the acknowledged findings it spans."""
+    paragraphs = []
+    override = info.get("override")
+    if override:
+        failures = override.get("failures") or []
+        lines = [
+            override["notice"],
+            f"Reason given: {override['reason']}",
+            f"Requested by API key {override['requested_by']} (the override is on the tenant's "
+            "access log).",
+        ]
+        if override.get("failures_total"):
+            lines.append(f"Checks that failed at export time ({override['failures_total']}):")
+            lines.extend(f"- {_failure_line(failure)}" for failure in failures)
+            if override["failures_total"] > len(failures):
+                lines.append(f"- ... and {override['failures_total'] - len(failures)} more")
+        paragraphs.append(lines)
+    for finding in info.get("acknowledged_findings") or []:
+        paragraphs.append(
+            [
+                f"This export's history spans finding {finding.get('id')} of the independent "
+                f"verifier: {finding.get('kind')} at index {finding.get('first_bad_index')}. "
+                f"An operator ({finding.get('operator')}) acknowledged it at "
+                f"{finding.get('acknowledged_at')}: {finding.get('reason')}. An acknowledgement "
+                "does not re-certify the history before it."
+            ]
+        )
+    return ["\n".join(lines) for lines in paragraphs]
+
+
+def warnings_text(info: dict[str, Any]) -> str:
+    """The warnings as the head of README.txt (empty when there are none)."""
+    found = warnings(info)
+    if not found:
+        return ""
+    rule = "!" * 78
+    return f"{rule}\n" + "\n\n".join(found) + f"\n{rule}\n\n"
+
+
+def _failure_line(failure: dict[str, Any]) -> str:
+    where = "" if failure.get("index") is None else f"entry {failure['index']}, "
+    check = failure.get("check") or failure.get("column") or failure.get("type")
+    return f"{where}{check}: {failure.get('detail')}"
+
+
 def render_report(
     *, info: dict[str, Any], summary: BundleSummary, verification: list[str]
 ) -> bytes:
@@ -74,7 +127,10 @@ def render_report(
         ("Checkpoint", f"size {checkpoint['size']}, root {checkpoint['root_hash']}"),
         (
             "Cosigned",
-            "yes" if checkpoint["cosigned"] else "no (latest checkpoint, not yet cosigned)",
+            "yes (a witness's cosignature verified at export time)"
+            if checkpoint["cosigned"]
+            else "no (latest checkpoint: no witness cosignature verifies over one that covers "
+            "the selection)",
         ),
         ("Exported at", info["created_at"]),
     ]
@@ -86,8 +142,15 @@ def render_report(
             "outcomes observed": summary.event_types[OUTCOME_OBSERVED],
         }
     )
+    banner = "".join(
+        '<div class="warning">'
+        + "".join(f"<p>{html.escape(line)}</p>" for line in paragraph.split("\n"))
+        + "</div>"
+        for paragraph in warnings(info)
+    )
     body = "".join(
         (
+            banner,
             "<h1>Audit trail export</h1><table>",
             "".join(
                 f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
@@ -105,6 +168,8 @@ def render_report(
     )
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        ".warning{border:3px solid #b00;background:#fee;padding:.2em 1em;margin-bottom:1em}"
+        ".warning p{margin:.4em 0}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;"
         "text-align:left}"
     )
@@ -130,8 +195,11 @@ With the audit-trail CLI (installed with the project; it needs no database and n
     audit-trail verify-bundle THIS.zip --log-key 'LOG VERIFIER KEY' \\
         --verifier-key 'VERIFIER COSIGNATURE KEY'
 
-It exits 0 only when every check holds and otherwise names the first file and
-entry that fails.
+It exits 0 only when every check holds under both keys; 1 when a check fails,
+naming the first file, entry and check that fails; 2 without --verifier-key
+(consistent with the log key only, not witnessed); 3 when the bundle spans a
+finding of the verifier that an operator acknowledged, unless it is accepted with
+--accept-acknowledged ID.
 
 By hand, after unzipping:
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 _JOB_COLUMNS = (
     "x.id, c.slug AS chain, x.status, x.selection, x.checkpoint_size, x.total, x.done, x.bytes, "
-    "x.sha256, x.error, x.created_at, x.finished_at, x.expires_at"
+    "x.sha256, x.error, x.problem, x.override_reason, x.overridden, x.created_at, "
+    "x.finished_at, x.expires_at"
 )
 
 
@@ -27,13 +29,14 @@ async def insert_export(
     checkpoint_size: int,
     total: int,
     expires_at: datetime,
+    override_reason: str | None,
 ) -> None:
     await connection.execute(
         text(
             "INSERT INTO exports (id, tenant_id, chain_id, requested_by, selection, status, "
-            "checkpoint_size, total, expires_at) VALUES (:id, :tenant_id, :chain_id, "
-            ":requested_by, CAST(:selection AS jsonb), 'running', :checkpoint_size, :total, "
-            ":expires_at)"
+            "checkpoint_size, total, expires_at, override_reason) VALUES (:id, :tenant_id, "
+            ":chain_id, :requested_by, CAST(:selection AS jsonb), 'running', :checkpoint_size, "
+            ":total, :expires_at, :override_reason)"
         ),
         {
             "id": export_id,
@@ -44,6 +47,7 @@ async def insert_export(
             "checkpoint_size": checkpoint_size,
             "total": total,
             "expires_at": expires_at,
+            "override_reason": override_reason,
         },
     )
 
@@ -64,24 +68,41 @@ async def insert_chunk(
 
 
 async def mark_ready(
-    connection: AsyncConnection, *, export_id: str, size: int, sha256: str
+    connection: AsyncConnection,
+    *,
+    export_id: str,
+    size: int,
+    sha256: str,
+    overridden: list[dict[str, Any]] | None,
 ) -> None:
     await connection.execute(
         text(
             "UPDATE exports SET status = 'ready', done = total, bytes = :bytes, sha256 = :sha256, "
-            "finished_at = now() WHERE id = :id"
+            "overridden = CAST(:overridden AS jsonb), finished_at = now() WHERE id = :id"
         ),
-        {"id": export_id, "bytes": size, "sha256": sha256},
+        {
+            "id": export_id,
+            "bytes": size,
+            "sha256": sha256,
+            "overridden": None if overridden is None else orjson.dumps(overridden).decode(),
+        },
     )
 
 
-async def mark_failed(connection: AsyncConnection, *, export_id: str, error: str) -> None:
+async def mark_failed(
+    connection: AsyncConnection, *, export_id: str, error: str, problem: dict[str, Any] | None
+) -> None:
     await connection.execute(
         text(
-            "UPDATE exports SET status = 'failed', error = :error, finished_at = now() "
+            "UPDATE exports SET status = 'failed', error = :error, "
+            "problem = CAST(:problem AS jsonb), finished_at = now() "
             "WHERE id = :id AND status = 'running'"
         ),
-        {"id": export_id, "error": error},
+        {
+            "id": export_id,
+            "error": error,
+            "problem": None if problem is None else orjson.dumps(problem).decode(),
+        },
     )
 
 
@@ -150,20 +171,41 @@ async def index_range_received(
     return None if row.first is None else (int(row.first), int(row.last) + 1)
 
 
-async def decision_indexes(
+@dataclass(frozen=True, slots=True)
+class DecisionTimeline:
+    """What the read model says of one decision: its timeline's entry indexes, in order, and
+    the entries its row says it was recorded at and last changed by."""
+
+    indexes: list[int]
+    decision_idx: int | None
+    last_idx: int | None
+
+
+async def decision_timelines(
     connection: AsyncConnection, *, chain_id: int, decision_ids: Sequence[str]
-) -> dict[str, list[int]]:
+) -> dict[str, DecisionTimeline]:
+    """The read model's timelines and rows of the decisions it knows among ``decision_ids``
+    (a decision with a row and no timeline, or the other way round, is listed too)."""
     result = await connection.execute(
         text(
-            "SELECT decision_id, idx FROM decision_events WHERE chain_id = :chain_id "
-            "AND decision_id = ANY(CAST(:ids AS text[])) ORDER BY idx"
+            "SELECT decision_id, t.indexes, d.decision_idx, d.last_idx FROM ("
+            "SELECT decision_id, array_agg(idx ORDER BY idx) AS indexes FROM decision_events "
+            "WHERE chain_id = :chain_id AND decision_id = ANY(CAST(:ids AS text[])) "
+            "GROUP BY decision_id) t FULL JOIN ("
+            "SELECT decision_id, decision_idx, last_idx FROM decisions "
+            "WHERE chain_id = :chain_id AND decision_id = ANY(CAST(:ids AS text[]))) d "
+            "USING (decision_id)"
         ),
         {"chain_id": chain_id, "ids": list(decision_ids)},
     )
-    found: dict[str, list[int]] = {}
-    for row in result:
-        found.setdefault(row.decision_id, []).append(int(row.idx))
-    return found
+    return {
+        row.decision_id: DecisionTimeline(
+            indexes=[int(i) for i in row.indexes or ()],
+            decision_idx=None if row.decision_idx is None else int(row.decision_idx),
+            last_idx=None if row.last_idx is None else int(row.last_idx),
+        )
+        for row in result
+    }
 
 
 async def entries_at(
@@ -177,3 +219,24 @@ async def entries_at(
         {"chain_id": chain_id, "indexes": list(indexes)},
     )
     return [(int(r.idx), bytes(r.leaf), bytes(r.leaf_hash)) for r in result]
+
+
+async def entries_between(
+    connection: AsyncConnection, *, chain_id: int, start: int, stop: int
+) -> list[Any]:
+    """Entries [start, stop) in index order, as (index, leaf, stored leaf hash) records.
+
+    Read by the driver itself on the pooled connection: an export reads every entry of its
+    range, and SQLAlchemy's processing of each row would cost more than all the checks made
+    of it.
+    """
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    rows: list[Any] = await driver.fetch(
+        "SELECT idx, leaf, leaf_hash FROM entries WHERE chain_id = $1 AND idx >= $2 "
+        "AND idx < $3 ORDER BY idx",
+        chain_id,
+        start,
+        stop,
+    )
+    return rows

@@ -12,6 +12,7 @@ from decision_log.limits import MAX_BIGINT, MAX_SUBJECT_CHARS
 
 MAX_DECISIONS = 1000
 MAX_CONSISTENCY_SIZES = 32
+MAX_REASON_CHARS = 2000
 
 DecisionIdField = Annotated[str, Field(min_length=1, max_length=MAX_SUBJECT_CHARS)]
 CheckpointSize = Annotated[JsonInt, Field(ge=1, le=MAX_BIGINT)]
@@ -70,6 +71,14 @@ class ExportRequest(RequestBody):
         description="Sizes of earlier checkpoints the recipient holds; the bundle proves that "
         "its checkpoint extends each of them",
     )
+    override_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REASON_CHARS,
+        description="Export even what does not verify (a failed check, a verifier finding, no "
+        "verifier): needs a key with the admin role besides auditor. The reason is recorded "
+        "in the access log and printed at the top of the bundle with every check that failed",
+    )
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> ExportRequest:
@@ -101,6 +110,19 @@ class ExportJob(BaseModel):
     bytes: int | None = None
     sha256: str | None = Field(default=None, description="SHA-256 of the bundle file")
     error: str | None = None
+    problem: dict[str, Any] | None = Field(
+        default=None,
+        description="Why it failed: the problem (RFC 9457) it was refused with, e.g. an "
+        "integrity-failure naming the entry and the check",
+    )
+    override_reason: str | None = Field(
+        default=None, description="Built under an administrator's override, for this reason"
+    )
+    overridden: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Under an override: the checks that failed and were exported anyway (at "
+        "most 100 listed)",
+    )
     created_at: datetime
     finished_at: datetime | None = None
     expires_at: datetime

@@ -1,10 +1,18 @@
 """Exports: resolve what to export against one checkpoint, then build the bundle as a job.
 
-Planning happens while the request waits: the selection is turned into entry indexes, the
-checkpoint is chosen (the latest cosigned one that covers them, else the latest, flagged), the
-verifier is asked to verify now and for its attestation at that size. Building (`builder`)
-stores the finished zip in the database, so any replica can serve the download. Small exports
-are built before the answer; large ones run in the background and report progress.
+Planning happens while the request waits. The verifier is asked first (``verifier_verdict``):
+an export is refused while it has an unacknowledged finding on the chain, or when there is no
+verifier to ask or it does not answer. The selection is turned into entry indexes
+(``selection``); the checkpoint is the latest one whose cosignature verifies now under a
+registered witness's key and covers them (``evidence.latest_verified_checkpoint``), else the
+latest, flagged not cosigned; consistency proofs the recipient asked for are checked; the
+verifier's passing attestation at that checkpoint is embedded. Building (``builder``) checks
+every entry on its way out and stores the finished zip in the database, so any replica can
+serve the download. Small exports are built before the answer; large ones run in the
+background, and a background export that fails ends ``failed`` with its problem.
+
+An administrator may override every refusal, with a reason: the override is recorded on the
+access log, the bundle is built from what is stored, and what failed is printed at its top.
 """
 
 from __future__ import annotations
@@ -12,26 +20,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from http_edge.problems import IntegrityFailure
 from ledger.bundle import BUNDLE_FORMAT
+from ledger.errors import ProofError
 from ledger.leaf import format_received_at
-from sqlalchemy.ext.asyncio import AsyncEngine
+from ledger.merkle import verify_consistency
+from ledger.note import NoteVerifier
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from decision_log import VERSION
+from decision_log import VERSION, evidence, metrics
 from decision_log.auth import require_chain, require_role
 from decision_log.chains import service as chains
 from decision_log.decisions.access import record_access
 from decision_log.exports import repository
-from decision_log.exports.builder import ExportPlan, build
+from decision_log.exports.builder import ExportOverride, ExportPlan, build
+from decision_log.exports.proving import ExportedChain, OverriddenFailures
 from decision_log.exports.schemas import ExportJob, ExportRequest
+from decision_log.exports.selection import select_entries
+from decision_log.exports.verifier_verdict import VerifierVerdict, ask_verifier
 from decision_log.keys.service import Principal
 from decision_log.problems import InvalidInput, NotFound, Problem
 from decision_log.signing import LogSigner
 from decision_log.state import AppState
-from decision_log.verifier_client import VerifierUnavailable
 from decision_log.witnesses import repository as witness_rows
 
 logger = logging.getLogger(__name__)
@@ -52,16 +66,25 @@ class ExportRunner:
         """Build the bundle; a failure is written on the job (and raised again if asked)."""
         try:
             await build(self.engine, self.signer, plan)
-        except Exception as error:
-            logger.exception("export %s failed", plan.export_id)
-            detail = str(error) if isinstance(error, Problem) else type(error).__name__
-            await self._fail(plan.export_id, detail)
+        except Problem as problem:
+            logger.warning("export %s refused: %s", plan.export_id, problem.detail)
+            await self._fail(plan.export_id, problem.detail, problem.body())
             if reraise:
                 raise
+        except Exception as error:
+            logger.exception("export %s failed", plan.export_id)
+            await self._fail(plan.export_id, type(error).__name__, None)
+            if reraise:
+                raise
+        else:
+            metrics.EXPORTS.labels("ready").inc()
 
-    async def _fail(self, export_id: str, detail: str) -> None:
+    async def _fail(self, export_id: str, detail: str, problem: dict[str, Any] | None) -> None:
+        metrics.EXPORTS.labels("failed").inc()
         async with self.engine.begin() as connection:
-            await repository.mark_failed(connection, export_id=export_id, error=detail)
+            await repository.mark_failed(
+                connection, export_id=export_id, error=detail, problem=problem
+            )
 
     def start(self, plan: ExportPlan) -> None:
         task = asyncio.create_task(self.run(plan))
@@ -75,7 +98,7 @@ class ExportRunner:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
         for export_id in unfinished.values():
-            await self._fail(export_id, "interrupted: the service stopped; ask for it again")
+            await self._fail(export_id, "interrupted: the service stopped; ask for it again", None)
 
 
 def job(row: Any) -> ExportJob:
@@ -90,6 +113,9 @@ def job(row: Any) -> ExportJob:
         bytes=row.bytes,
         sha256=row.sha256,
         error=row.error,
+        problem=row.problem,
+        override_reason=row.override_reason,
+        overridden=row.overridden,
         created_at=row.created_at,
         finished_at=row.finished_at,
         expires_at=row.expires_at,
@@ -105,6 +131,8 @@ async def create_export(
     request: ExportRequest,
 ) -> ExportJob:
     require_role(principal, "auditor")
+    if request.override_reason is not None:
+        require_role(principal, "admin")  # besides auditor: overriding is an admin's decision
     require_chain(principal, chain)
     await record_access(
         state,
@@ -139,41 +167,6 @@ async def list_exports(state: AppState, principal: Principal) -> list[ExportJob]
     return [job(row) for row in rows if principal.may_use_chain(row.chain)]
 
 
-async def _verifier(
-    state: AppState, *, tenant: str, chain: str, lines: list[str]
-) -> tuple[str | None, dict[str, Any] | None]:
-    """Ask the verifier to verify the chain now (so that it cosigns the latest checkpoint);
-    return its URL for the chain and its public keys, or None where it cannot help."""
-    if not state.verifier.configured:
-        lines.append("no verifier is configured for this log: the bundle holds no attestation")
-        return None, None
-    keys = await state.verifier.keys()
-    verified = (
-        keys
-        if isinstance(keys, VerifierUnavailable)
-        else await state.verifier.verify_now(tenant=tenant, chain=chain)
-    )
-    for answer in (keys, verified):
-        if isinstance(answer, VerifierUnavailable):
-            lines.append(f"the verifier at {answer.url} did not help: {answer.reason}")
-            return None, None
-    assert not isinstance(keys, VerifierUnavailable)
-    return state.verifier.chain_url(chain), keys
-
-
-async def _attestation(
-    state: AppState, *, tenant: str, chain: str, size: int
-) -> dict[str, Any] | None:
-    attestations = await state.verifier.attestations(tenant=tenant, chain=chain)
-    if isinstance(attestations, VerifierUnavailable):
-        return None
-    for attestation in attestations:
-        if attestation.get("size") == size and attestation.get("result") == "passed":
-            envelope: dict[str, Any] = attestation["envelope"]
-            return envelope
-    return None
-
-
 async def plan_export(
     state: AppState,
     principal: Principal,
@@ -181,86 +174,57 @@ async def plan_export(
     chain: str,
     request: ExportRequest,
 ) -> ExportPlan:
-    lines: list[str] = []
-    verifier_url, verifier_keys = await _verifier(
-        state, tenant=principal.tenant, chain=chain, lines=lines
+    override = (
+        None
+        if request.override_reason is None
+        else ExportOverride(reason=request.override_reason, requested_by=principal.key_id)
     )
+    failures = OverriddenFailures()
+
+    def refuse(problem: Problem) -> None:
+        """Stop the export, or under an override write the failure down and go on."""
+        if override is None:
+            raise problem
+        failures.add(problem)
+
+    verdict = await ask_verifier(state.verifier, tenant=principal.tenant, chain=chain)
+    if verdict.refusal is not None:
+        refuse(verdict.refusal)
+    origin = state.signer.chain_origin(tenant=principal.tenant, chain=chain)
+    log_verifier = state.signer.note_signer.verifier
     async with state.engine.begin() as connection:
         await repository.delete_expired(connection)
         row = await chains.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
-        latest, latest_root, latest_note = chains.latest_checkpoint(row)
-        selection: dict[str, Any] = {"kind": request.kind}
-        indexes: Sequence[int]
-        if request.kind == "range":
-            start = request.start or 0
-            end = latest if request.end is None else request.end
-            if end > latest:
-                raise InvalidInput(
-                    f"end is beyond the latest checkpoint (size {latest}); later entries are "
-                    "not checkpointed yet",
-                    pointer="/end",
-                )
-            if start > end:
-                raise InvalidInput("start must not be after end", pointer="/start")
-            indexes = range(start, end)
-            selection.update(start=start, end=end)
-        elif request.kind == "time":
-            found = await repository.index_range_received(
+        latest = await evidence.latest_checkpoint(
+            connection, chain_row=row, origin=origin, log_verifier=log_verifier
+        )
+        if latest is None:
+            raise NotFound(f"chain {chain!r} has no checkpoint yet")
+        selection = await select_entries(
+            connection, chain_id=row.id, chain=chain, request=request, latest=latest.size
+        )
+        for mismatch in selection.mismatches:
+            refuse(mismatch)
+        needed = selection.indexes[-1] + 1 if len(selection.indexes) else 0
+        checkpoint = (
+            await evidence.latest_verified_checkpoint(
                 connection,
                 chain_id=row.id,
-                since=request.since,
-                until=request.until,
-                below=latest,
+                origin=origin,
+                log_verifier=log_verifier,
+                covering=needed,
             )
-            start, end = found or (0, 0)
-            indexes = range(start, end)
-            selection.update(
-                since=None if request.since is None else format_received_at(request.since),
-                until=None if request.until is None else format_received_at(request.until),
-                start=start,
-                end=end,
-            )
-        else:
-            wanted = list(dict.fromkeys(request.decision_ids or []))
-            found_ids = await repository.decision_indexes(
-                connection, chain_id=row.id, decision_ids=wanted
-            )
-            for position, decision_id in enumerate(wanted):
-                if decision_id not in found_ids:
-                    raise NotFound(
-                        f"no decision {decision_id!r} in chain {chain!r}",
-                        pointer=f"/decision_ids/{position}",
-                    )
-            indexes = sorted(i for ids in found_ids.values() for i in ids if i < latest)
-            selection.update(decision_ids=wanted)
-        needed = indexes[-1] + 1 if len(indexes) else 0  # ascending: a range, or sorted
-        cosigned = await witness_rows.latest_cosigned_checkpoint(connection, chain_id=row.id)
-        if cosigned is not None and needed <= int(cosigned.size):
-            size, root, note = int(cosigned.size), bytes(cosigned.root_hash), str(cosigned.note)
-        else:
-            size, root, note = latest, latest_root, latest_note
-        note, cosignatures = await chains.cosigned_note(
-            connection, chain_id=row.id, size=size, note=note
+            or latest
         )
-        if cosignatures:
-            names = ", ".join(line.name for line in cosignatures)
-            lines.append(f"checkpoint at size {size} is cosigned by {names}")
-        else:
-            lines.append(f"checkpoint at size {size} is not cosigned yet")
-        consistency = []
-        for position, old_size in enumerate(request.consistency_from):
-            if old_size in request.consistency_from[:position]:
-                continue  # asked twice, proved once
-            old = await witness_rows.checkpoint_at(connection, chain_id=row.id, size=old_size)
-            if old is None or not 1 <= old_size <= size:
-                raise InvalidInput(
-                    f"the log signed no checkpoint of size {old_size} at or below {size}",
-                    pointer=f"/consistency_from/{position}",
-                )
-            hashes = await chains.consistency_hashes(
-                connection, chain_id=row.id, old_size=old_size, new_size=size
-            )
-            consistency.append((old_size, hashes, str(old.note)))
+        consistency = await _consistency_proofs(
+            connection,
+            chain_id=row.id,
+            sizes=request.consistency_from,
+            checkpoint=checkpoint,
+            origin=origin,
+            log_verifier=log_verifier,
+            refuse=refuse,
+        )
         export_id = "exp_" + secrets.token_urlsafe(12)
         await repository.insert_export(
             connection,
@@ -268,30 +232,80 @@ async def plan_export(
             tenant_id=principal.tenant_id,
             chain_id=row.id,
             requested_by=principal.key_id,
-            selection=selection,
-            checkpoint_size=size,
-            total=len(indexes),
+            selection=selection.described,
+            checkpoint_size=checkpoint.size,
+            total=len(selection.indexes),
             expires_at=state.clock() + EXPIRY,
+            override_reason=None if override is None else override.reason,
         )
-    attestation = None
-    if verifier_url is not None:
-        attestation = await _attestation(state, tenant=principal.tenant, chain=chain, size=size)
-        lines.append(
-            f"the verifier attests a passing check at size {size}"
-            if attestation is not None
-            else f"the verifier has no passing attestation at size {size}"
-        )
-    info = {
+    attestation, predicate = verdict.attestation_for(checkpoint, origin=origin)
+    lines = _verification_lines(verdict, checkpoint, attested=attestation is not None)
+    if attestation is None and override is not None:
+        attestation = verdict.latest_attestation()
+        if attestation is not None:
+            lines.append(
+                "the verifier's latest attestation is included as it is: it does not vouch for "
+                "this checkpoint"
+            )
+    lines.append(
+        "each entry was checked on its way into the bundle: its leaf hash, index and link, "
+        "and its inclusion proof against the checkpoint"
+        + ("" if override is None else "; under the override, what failed is listed at the top")
+    )
+    keys = verdict.keys
+    info = _bundle_info(
+        state,
+        principal,
+        chain=chain,
+        origin=origin,
+        selection=selection.described,
+        checkpoint=checkpoint,
+        consistency_from=[old_size for old_size, _, _ in consistency],
+        verifier_keys=keys,
+        attested=attestation is not None,
+        acknowledged_findings=verdict.acknowledged_findings(
+            size=checkpoint.size, predicate=predicate
+        ),
+    )
+    return ExportPlan(
+        export_id=export_id,
+        chain=ExportedChain(chain_id=int(row.id), tenant=principal.tenant, chain=chain),
+        info=info,
+        checkpoint=checkpoint,
+        indexes=selection.indexes,
+        subjects=selection.subjects,
+        consistency=consistency,
+        attestation=attestation,
+        verifier_keys=keys,
+        verification=lines,
+        override=override,
+        failures=failures,
+    )
+
+
+def _bundle_info(
+    state: AppState,
+    principal: Principal,
+    *,
+    chain: str,
+    origin: str,
+    selection: dict[str, Any],
+    checkpoint: evidence.CheckedCheckpoint,
+    consistency_from: list[int],
+    verifier_keys: dict[str, Any] | None,
+    attested: bool,
+    acknowledged_findings: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What bundle.json says of the export (the writer adds the entries' counts and any
+    override)."""
+    return {
         "format": BUNDLE_FORMAT,
         "generator": f"audit-trail {VERSION}",
         "created_at": format_received_at(state.clock()),
-        "origin": state.signer.chain_origin(tenant=principal.tenant, chain=chain),
+        "origin": origin,
         "tenant": principal.tenant,
         "chain": chain,
-        "log": {
-            "name": state.signer.origin,
-            "verifier_key": state.signer.note_signer.verifier_key,
-        },
+        "log": {"name": state.signer.origin, "verifier_key": state.signer.note_signer.verifier_key},
         "verifier": None
         if verifier_keys is None
         else {
@@ -299,18 +313,95 @@ async def plan_export(
             "verifier_key": verifier_keys.get("cosignature_verifier_key"),
         },
         "selection": selection,
-        "checkpoint": {"size": size, "root_hash": root.hex(), "cosigned": bool(cosignatures)},
-        "consistency_from": [old_size for old_size, _, _ in consistency],
-        "attestation": attestation is not None,
+        "checkpoint": {
+            "size": checkpoint.size,
+            "root_hash": checkpoint.root_hash.hex(),
+            "cosigned": checkpoint.cosigned,
+        },
+        "consistency_from": consistency_from,
+        "attestation": attested,
+        "acknowledged_findings": acknowledged_findings,
     }
-    return ExportPlan(
-        export_id=export_id,
-        chain_id=int(row.id),
-        info=info,
-        checkpoint_note=note,
-        indexes=indexes,
-        consistency=consistency,
-        attestation=attestation,
-        verifier_keys=verifier_keys,
-        verification=lines,
+
+
+def _verification_lines(
+    verdict: VerifierVerdict, checkpoint: evidence.CheckedCheckpoint, *, attested: bool
+) -> list[str]:
+    """What report.html says was verified at export time."""
+    size = checkpoint.size
+    if checkpoint.cosigned:
+        names = ", ".join(c.witness for c in checkpoint.cosignatures)
+        lines = [f"checkpoint at size {size}: cosigned by {names} (verified at export time)"]
+    else:
+        lines = [
+            f"checkpoint at size {size}: not cosigned (no registered witness's cosignature "
+            "verifies over a checkpoint that covers the selection)"
+        ]
+    if verdict.refusal is not None:
+        lines.append(f"overridden: {verdict.refusal.detail}")
+    lines.append(
+        f"the verifier attests a passing check at size {size}"
+        if attested
+        else f"the verifier has no passing attestation at size {size}"
+    )
+    return lines
+
+
+async def _consistency_proofs(
+    connection: AsyncConnection,
+    *,
+    chain_id: int,
+    sizes: Sequence[int],
+    checkpoint: evidence.CheckedCheckpoint,
+    origin: str,
+    log_verifier: NoteVerifier,
+    refuse: Callable[[Problem], None],
+) -> list[tuple[int, list[bytes], str]]:
+    """Proofs that the checkpoint extends each earlier one asked for, each checked against the
+    earlier checkpoint as the log signed it."""
+    proofs = []
+    for position, old_size in enumerate(sizes):
+        if old_size in sizes[:position]:
+            continue  # asked twice, proved once
+        old = await witness_rows.checkpoint_at(connection, chain_id=chain_id, size=old_size)
+        if old is None or not 1 <= old_size <= checkpoint.size:
+            raise InvalidInput(
+                f"the log signed no checkpoint of size {old_size} at or below {checkpoint.size}",
+                pointer=f"/consistency_from/{position}",
+            )
+        try:
+            signed = evidence.check_log_signature(
+                str(old.note), log_verifier=log_verifier, origin=origin, size=old_size
+            )
+            hashes = await chains.consistency_hashes(
+                connection, chain_id=chain_id, old_size=old_size, new_size=checkpoint.size
+            )
+        except IntegrityFailure as failure:
+            refuse(failure)
+            continue
+        except ProofError as error:  # a stored node it needs is not there
+            refuse(_inconsistent(old_size, checkpoint, error))
+            continue
+        try:
+            verify_consistency(
+                old_size=old_size,
+                new_size=checkpoint.size,
+                proof=hashes,
+                old_root=signed.root_hash,
+                new_root=checkpoint.root_hash,
+            )
+        except ProofError as error:
+            refuse(_inconsistent(old_size, checkpoint, error))
+        proofs.append((old_size, hashes, str(old.note)))
+    return proofs
+
+
+def _inconsistent(
+    old_size: int, checkpoint: evidence.CheckedCheckpoint, error: ProofError
+) -> IntegrityFailure:
+    return IntegrityFailure(
+        f"the stored tree does not prove that the checkpoint of size {checkpoint.size} extends "
+        f"the one of size {old_size}: {error}",
+        check="consistency",
+        expected=checkpoint.root_hash.hex(),
     )

@@ -32,7 +32,14 @@ from ledger.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.keys import SigningKey
 from ledger.proofs import ConsistencyProofFile, TlogProof
 
-from decision_log.exports.report import README, BundleSummary, render_report
+from decision_log.exports.proving import ExportedEntry
+from decision_log.exports.report import (
+    OVERRIDE_NOTICE,
+    README,
+    BundleSummary,
+    render_report,
+    warnings_text,
+)
 
 # Deflate at its fastest level: leaves are JSON and compress well even so, and the repeated
 # checkpoint in every proof is within deflate's window.
@@ -52,6 +59,14 @@ class _HashedSpool:
         self.sha256.update(data)
 
 
+def bundle_json(info: dict[str, Any]) -> bytes:
+    """bundle.json: an override and acknowledged findings first, where a reader starts; the
+    rest in key order."""
+    first = {key: info[key] for key in ("override", "acknowledged_findings") if info.get(key)}
+    rest = {key: value for key, value in sorted(info.items()) if key not in first}
+    return orjson.dumps({**first, **rest}, option=orjson.OPT_INDENT_2)
+
+
 class BundleWriter:
     def __init__(self, *, info: dict[str, Any], checkpoint_note: str) -> None:
         self.info = info
@@ -61,17 +76,18 @@ class BundleWriter:
         self._proofs = _HashedSpool()
         self._files: dict[str, bytes] = {}
 
-    def add_entries(self, entries: Sequence[tuple[int, bytes, Sequence[bytes]]]) -> None:
-        """Entries in index order: (index, leaf bytes, inclusion proof against the checkpoint)."""
+    def add_entries(self, entries: Sequence[ExportedEntry]) -> None:
+        """Entries in index order, each with its inclusion proof against the checkpoint; the
+        leaf bytes written are the ones that were checked."""
         leaves: list[bytes] = []
         proofs: list[str] = []
-        for index, leaf, proof in entries:
-            self.summary.add(orjson.loads(leaf))
-            leaves.append(leaf)
+        for entry in entries:
+            self.summary.add(orjson.loads(entry.leaf))
+            leaves.append(entry.leaf)
             leaves.append(b"\n")
             proofs.append(
                 TlogProof(
-                    index=index, hashes=tuple(proof), checkpoint=self.checkpoint_note
+                    index=entry.index, hashes=tuple(entry.proof), checkpoint=self.checkpoint_note
                 ).to_text()
             )
         self._entries.write(b"".join(leaves))
@@ -79,6 +95,26 @@ class BundleWriter:
 
     def add_file(self, name: str, data: bytes) -> None:
         self._files[name] = data
+
+    def set_override(
+        self,
+        *,
+        reason: str,
+        requested_by: str,
+        failures: list[dict[str, Any]],
+        failures_total: int,
+    ) -> None:
+        """The bundle was built under an administrator's override: said first in bundle.json,
+        README.txt and report.html, with every check that failed (at most 100 listed)."""
+        self.info["override"] = {
+            "notice": OVERRIDE_NOTICE
+            if failures_total
+            else "Exported under an administrator's override; every check passed.",
+            "reason": reason,
+            "requested_by": requested_by,
+            "failures": failures,
+            "failures_total": failures_total,
+        }
 
     def add_consistency(self, *, old_size: int, hashes: Sequence[bytes], old_note: str) -> None:
         proof = ConsistencyProofFile(
@@ -97,13 +133,14 @@ class BundleWriter:
             "last_received_at": self.summary.last_received,
         }
         small = {
-            "README.txt": README.format(
-                origin=self.info["origin"], log_name=self.info["log"]["name"]
+            "README.txt": (
+                warnings_text(self.info)
+                + README.format(origin=self.info["origin"], log_name=self.info["log"]["name"])
             ).encode(),
             "report.html": render_report(
                 info=self.info, summary=self.summary, verification=verification
             ),
-            BUNDLE_JSON: orjson.dumps(self.info, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+            BUNDLE_JSON: bundle_json(self.info),
             CHECKPOINT: self.checkpoint_note.encode(),
             **dict(sorted(self._files.items())),
         }
