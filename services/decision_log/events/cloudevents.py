@@ -84,12 +84,13 @@ def parse_events(
         (f"/{position}", check_event(item, pointer=f"/{position}"))
         for position, item in enumerate(document)
     ]
-    seen: dict[tuple[str, str], int] = {}
+    # The idempotency key is (chain, source, type, id) (events.appender).
+    seen: dict[tuple[str, str, str], int] = {}
     for position, (_, event) in enumerate(events):
-        key = (event["source"], event["id"])
+        key = (event["source"], event["type"], event["id"])
         if key in seen:
             raise InvalidInput(
-                f"events {seen[key]} and {position} share source and id; "
+                f"events {seen[key]} and {position} share source, type and id; "
                 "each event of a batch needs its own idempotency key",
                 pointer=f"/{position}/id",
             )

@@ -65,11 +65,14 @@ async def serve_append(
     (request id, no exception answered with a bare 500), inline, so the hot path pays for no
     extra middleware layer; its body is capped here, after authentication."""
     authorization = b""
-    content_type = b""
+    content_type: bytes | None = None
     content_length = -1
     caller_request_id = b""
+    ce_headers: list[tuple[bytes, bytes]] = []
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        if name[:3] == b"ce-":
+            ce_headers.append((name, value))  # binary mode's attributes (events.binary)
+        elif name == b"authorization":
             authorization = value
         elif name == b"content-type":
             content_type = value
@@ -92,6 +95,7 @@ async def serve_append(
             authorization=authorization,
             content_type=content_type,
             content_length=content_length,
+            ce_headers=ce_headers,
         )
         media_type, headers = b"application/json", {}
     except Exception as error:
@@ -108,8 +112,9 @@ async def _append(
     chain: str,
     *,
     authorization: bytes,
-    content_type: bytes,
+    content_type: bytes | None,
     content_length: int,
+    ce_headers: list[tuple[bytes, bytes]],
 ) -> tuple[int, bytes]:
     scheme, _, api_key = authorization.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer":
@@ -126,9 +131,14 @@ async def _append(
     try:
         body = await read_body(receive, limit=limit)
         admission.release(ticket, "bytes", ticket.bytes - len(body))
-        media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
         return await service.append_events(
-            state, principal, chain=chain, media_type=media_type, body=body, ticket=ticket
+            state,
+            principal,
+            chain=chain,
+            content_type=content_type,
+            body=body,
+            ce_headers=ce_headers,
+            ticket=ticket,
         )
     finally:
         admission.release(ticket, "bytes")
@@ -183,14 +193,32 @@ def document_append(openapi: dict[str, Any]) -> None:
             {"$ref": "#/components/schemas/AppendBatchResponse"},
         ]
     }
+    attribute_headers = [
+        {
+            "name": f"ce-{name}",
+            "in": "header",
+            "required": False,
+            "description": f"Binary mode: the event's `{name}` attribute, percent-encoded UTF-8 "
+            "(HTTP binding §3.1.3.2); required in binary mode. Every other attribute and "
+            "extension travels as a `ce-<name>` header too",
+            "schema": {"type": "string"},
+        }
+        for name in ("specversion", "id", "source", "type")
+    ]
     openapi.setdefault("paths", {})["/v1/chains/{chain}/events"] = {
         "post": {
             "tags": ["events"],
-            "summary": "Append one event (structured mode) or a batch of events",
+            "summary": "Append one event (structured or binary mode) or a batch of events",
             "description": (
                 "Each event is appended at the next index of the chain once committed; the "
-                "answer carries its receipt, signed by the log (DSSE). `(chain, source, id)` is "
-                "the idempotency key: a retry with the same content gets the original receipt."
+                "answer carries its receipt, signed by the log (DSSE). The CloudEvents mode "
+                "follows the HTTP binding (§3): `application/cloudevents+json` is one event, "
+                "`application/cloudevents-batch+json` a batch, any other "
+                "`application/cloudevents...` type is refused (415), and every other content "
+                "type, or none, is binary mode: the attributes are `ce-*` headers and the body is "
+                "the data (`data` when it is JSON, else `data_base64`). `(chain, source, type, "
+                "id)` is the idempotency key: a retry with the same content gets the original "
+                "receipt."
             ),
             "operationId": "append_events",
             "security": [{"HTTPBearer": []}],
@@ -205,7 +233,8 @@ def document_append(openapi: dict[str, Any]) -> None:
                         "minLength": 1,
                         "maxLength": 64,
                     },
-                }
+                },
+                *attribute_headers,
             ],
             "requestBody": {
                 "required": True,
@@ -219,6 +248,16 @@ def document_append(openapi: dict[str, Any]) -> None:
                             "maxItems": Settings.model_fields["max_batch_events"].default,
                         }
                     },
+                    "application/json": {
+                        "schema": {"description": "Binary mode: the data of one event"}
+                    },
+                    "application/octet-stream": {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Binary mode: the data of one event, any bytes",
+                        }
+                    },
                 },
             },
             "responses": {
@@ -230,11 +269,18 @@ def document_append(openapi: dict[str, Any]) -> None:
                     "description": "Every event had been appended before: original receipts",
                     "content": {"application/json": {"schema": receipts}},
                 },
-                "400": {"description": "Invalid JSON or CloudEvent; `pointer` names the field"},
+                "400": {
+                    "description": "Invalid JSON or CloudEvent; `pointer` names the field in "
+                    "the body, `header` the ce-* header at fault"
+                },
                 "404": {"description": "No such chain for this key"},
-                "409": {"description": "Same (source, id) already appended with other content"},
+                "409": {
+                    "description": "Same (source, type, id) already appended with other content"
+                },
                 "413": {"description": "Body, batch or event too large"},
-                "415": {"description": "Not cloudevents+json or cloudevents-batch+json"},
+                "415": {
+                    "description": "An event format other than JSON (application/cloudevents+x)"
+                },
                 "503": {
                     "description": "Overloaded or database unavailable: retry after Retry-After"
                 },
