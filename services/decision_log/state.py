@@ -10,7 +10,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from decision_log.auth import ApiKeyAuthenticator, Clock, tenant_caller, witness_caller
+from decision_log.auth import (
+    ApiKeyAuthenticator,
+    Clock,
+    refuse_url_key,
+    tenant_caller,
+    witness_caller,
+)
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.events.appender import GroupCommitter
@@ -53,9 +59,11 @@ bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Be
 
 
 async def any_caller(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal | Witness:
+    refuse_url_key(request.scope.get("query_string", b""))
     return await state.authenticator.authenticate(
         None if credentials is None else credentials.credentials
     )

@@ -18,7 +18,7 @@ from http_edge.guard import problem_for_exception
 from http_edge.request_ids import SAFE_REQUEST_ID, new_request_id, set_request_id
 from starlette.types import Message, Receive, Scope, Send
 
-from decision_log.auth import tenant_caller
+from decision_log.auth import ingest_caller
 from decision_log.boundary import SLUG_PATTERN
 from decision_log.events import service
 from decision_log.events.admission import Ticket
@@ -33,12 +33,14 @@ from decision_log.problems import (
     InternalError,
     PayloadTooLarge,
     Problem,
-    Unauthenticated,
 )
 from decision_log.settings import Settings
 from decision_log.state import AppState
 
 APPEND_PATH = re.compile(r"^/v1/chains/([^/]+)/events$")
+# A success answered to a key sent in the URL is not to be kept by shared caches
+# (CloudEvents http-webhook.md §3.2).
+URL_KEY_ANSWER_HEADERS = {"Cache-Control": "private"}
 
 # The append route as FastAPI knows it: never reached (DecisionLogApp serves POST before
 # routing), it makes other methods on the path a 405 with Allow: POST rather than a 404.
@@ -87,7 +89,7 @@ async def serve_append(
     )
     set_request_id(request_id)
     try:
-        status, answer = await _append(
+        status, answer, headers = await _append(
             state,
             scope,
             receive,
@@ -97,7 +99,7 @@ async def serve_append(
             content_length=content_length,
             ce_headers=ce_headers,
         )
-        media_type, headers = b"application/json", {}
+        media_type = b"application/json"
     except Exception as error:
         problem = problem_for_exception(error, scope)
         status, answer = problem.status, problem.to_json()
@@ -115,11 +117,14 @@ async def _append(
     content_type: bytes | None,
     content_length: int,
     ce_headers: list[tuple[bytes, bytes]],
-) -> tuple[int, bytes]:
-    scheme, _, api_key = authorization.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer":
-        raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
-    principal = tenant_caller(await state.authenticator.authenticate(api_key, use_cache=True))
+) -> tuple[int, bytes, dict[str, str]]:
+    """(status, answer, extra headers) of an append."""
+    principal, key_in_url = await ingest_caller(
+        state.authenticator,
+        authorization=authorization,
+        query=scope.get("query_string", b""),
+        chain=chain,
+    )
     limit = state.settings.max_body_bytes
     if content_length > limit:
         raise PayloadTooLarge(f"the body is {content_length} bytes; at most {limit} are accepted")
@@ -131,7 +136,7 @@ async def _append(
     try:
         body = await read_body(receive, limit=limit)
         admission.release(ticket, "bytes", ticket.bytes - len(body))
-        return await service.append_events(
+        status, answer = await service.append_events(
             state,
             principal,
             chain=chain,
@@ -140,6 +145,7 @@ async def _append(
             ce_headers=ce_headers,
             ticket=ticket,
         )
+        return status, answer, URL_KEY_ANSWER_HEADERS if key_in_url else {}
     finally:
         admission.release(ticket, "bytes")
 
@@ -177,6 +183,18 @@ async def respond(
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+URL_KEY_PARAMETER = {
+    "name": "access_token",
+    "in": "query",
+    "required": False,
+    "description": "For senders that cannot set headers (CloudEvents http-webhook.md §3.2): the "
+    "API key, instead of Authorization. Only a key whose sole role is producer and that is "
+    "limited to this one chain is taken here; any other key is refused (401). A key in a URL "
+    "counts as exposed: scope it narrowly and rotate it",
+    "schema": {"type": "string"},
+}
 
 
 def document_append(openapi: dict[str, Any]) -> None:
@@ -234,6 +252,7 @@ def document_append(openapi: dict[str, Any]) -> None:
                         "maxLength": 64,
                     },
                 },
+                URL_KEY_PARAMETER,
                 *attribute_headers,
             ],
             "requestBody": {
