@@ -29,6 +29,8 @@ from decision_log.events.appender import GroupCommitter
 from decision_log.events.endpoints import append_chain, document_append, serve_append
 from decision_log.exports import endpoints as exports
 from decision_log.exports.service import ExportRunner
+from decision_log.ingest import endpoints as ingest
+from decision_log.ingest.settings import IngestSettingsCache
 from decision_log.keys import endpoints as keys
 from decision_log.privacy import endpoints as privacy
 from decision_log.privacy.keyring import Keyring
@@ -128,6 +130,7 @@ def create_app(
                     kek_file=config.kek_file, pseudonym_key_file=config.pseudonym_key_file
                 ),
             ),
+            ingest=IngestSettingsCache(engine=engine, max_event_bytes=config.max_event_bytes),
         )
         app.state.audit_trail = state
         if isinstance(app, DecisionLogApp):
@@ -165,6 +168,7 @@ def create_app(
     app.include_router(decisions.router)
     app.include_router(decisions.public)
     app.include_router(exports.router)
+    app.include_router(ingest.router)
     app.include_router(health.router)
 
     def openapi() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from decision_log.auth import (
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.events.appender import GroupCommitter
+from decision_log.ingest.settings import IngestSettingsCache
 from decision_log.keys.service import Principal, Witness
 from decision_log.privacy.service import PersonalData
 from decision_log.settings import Settings
@@ -45,6 +46,7 @@ class AppState:
     http: httpx.AsyncClient
     verifier: VerifierClient
     exports: ExportRunner
+    ingest: IngestSettingsCache
 
 
 async def app_state(request: Request) -> AppState:

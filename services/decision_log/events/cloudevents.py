@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -219,13 +220,27 @@ def prepare_event(
     digest_key: bytes,
     plaintext_json: bytes | None = None,
     data_subject: str | None = None,
+    oversize_to_digest: bool = False,
 ) -> PreparedEvent:
     """Canonicalise a checked event. ``plaintext_json`` is the event before its personal fields
-    were sealed: idempotency compares plaintexts, since ciphertexts differ on every retry."""
+    were sealed: idempotency compares plaintexts, since ciphertexts differ on every retry.
+
+    An event over ``max_event_bytes`` is refused, or, with ``oversize_to_digest`` (the chain's
+    setting), kept with its data replaced by what identifies it (``data_digested``). Events with
+    personal data are always refused: a plain digest of personal data is never stored."""
     event_json = canonical_event(value, pointer=pointer)
+    if (
+        len(event_json) > max_event_bytes
+        and oversize_to_digest
+        and plaintext_json is None
+        and ("data" in value or "data_base64" in value)
+    ):
+        value = data_digested(value)
+        event_json = canonical_event(value, pointer=pointer)
     if len(event_json) > max_event_bytes:
         raise PayloadTooLarge(
-            f"the event is {len(event_json)} bytes in canonical form; at most {max_event_bytes}",
+            f"the event is {len(event_json)} bytes in canonical form; this chain takes at most "
+            f"{max_event_bytes}",
             pointer=pointer,
         )
     return PreparedEvent(
@@ -237,6 +252,26 @@ def prepare_event(
         content_digest=content_digest(digest_key, plaintext_json or event_json),
         data_subject=data_subject,
     )
+
+
+# Extension attributes of an event whose data was over its chain's limit and is not stored.
+DATA_DIGEST = "datadigest"
+DATA_SIZE = "datasize"
+
+
+def data_digested(value: dict[str, Any]) -> dict[str, Any]:
+    """The event without its data, naming it instead: ``datadigest`` (``sha256:<hex>`` of the
+    data's bytes: those of ``data_base64`` decoded, or the RFC 8785 form of JSON ``data``, which
+    for a binary-mode JSON body is the body with its whitespace and key order normalised),
+    ``datasize`` (their length) and ``datacontenttype`` as sent."""
+    digested = {name: field for name, field in value.items() if name not in NOT_ATTRIBUTES}
+    if "data_base64" in value:
+        payload = base64.b64decode(value["data_base64"])
+    else:
+        payload = canonical_event(value["data"], pointer="/data")
+    digested[DATA_DIGEST] = "sha256:" + hashlib.sha256(payload).hexdigest()
+    digested[DATA_SIZE] = len(payload)
+    return digested
 
 
 def _escape(name: str) -> str:

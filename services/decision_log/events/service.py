@@ -14,8 +14,9 @@ from decision_log.events.admission import Ticket
 from decision_log.events.appender import Receipt
 from decision_log.events.binary import content_mode, event_from_binary, media_type_of
 from decision_log.events.cloudevents import parse_events
+from decision_log.ingest.metrics import count_refused
 from decision_log.keys.service import Principal
-from decision_log.problems import InvalidInput
+from decision_log.problems import InvalidInput, PayloadTooLarge
 from decision_log.slugs import SLUG
 from decision_log.state import AppState
 
@@ -56,9 +57,20 @@ async def append_events(
             max_depth=settings.max_json_depth,
             max_events=settings.max_batch_events,
         )
-    events = await state.personal_data.prepare(
-        ref, principal.tenant_id, checked, max_event_bytes=settings.max_event_bytes
-    )
+    chain_ingest = await state.ingest.for_chain(ref.chain_id)
+    try:
+        events = await state.personal_data.prepare(
+            ref,
+            principal.tenant_id,
+            checked,
+            max_event_bytes=chain_ingest.max_event_bytes,
+            oversize_to_digest=chain_ingest.digest_oversize,
+        )
+    except PayloadTooLarge as problem:
+        # Senders that never retry lose such an event: count it per source for the operator.
+        source = dict(checked).get(problem.pointer or "", {}).get("source", "")
+        count_refused(tenant=ref.tenant, chain=ref.chain, source=source, reason="too-large")
+        raise
     receipts = await state.committer.append(
         ref, events, batch=batch, key_id=principal.key_id, ticket=ticket
     )
