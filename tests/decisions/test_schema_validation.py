@@ -15,6 +15,7 @@ from decision_log.decisions.event_types import (
     DECISION_RECORDED,
     DECISION_REVIEWED,
     EVENT_DATA_MODELS,
+    GENAI_INVOCATION,
     MODEL_DEPLOYED,
     OUTCOME_OBSERVED,
     RECORDS_ACCESSED,
@@ -26,7 +27,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from tests.decisions.helpers import contested, deployed, outcome, overridden, recorded, reviewed
+from tests.decisions.helpers import (
+    contested,
+    deployed,
+    genai_span,
+    outcome,
+    overridden,
+    recorded,
+    reviewed,
+)
 
 VALID_DATA: dict[str, dict[str, Any]] = {
     DECISION_RECORDED: recorded("d-1")["data"],
@@ -42,6 +51,7 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "chain": "credit",
         "decision_id": "d-1",
     },
+    GENAI_INVOCATION: genai_span("ab" * 16, "cd" * 8, parent="ef" * 8)["data"],
 }
 
 JSON_VALUES = st.recursive(
