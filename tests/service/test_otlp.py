@@ -270,6 +270,15 @@ async def test_invalid_genai_spans_are_rejected_with_a_message_and_the_rest_land
     assert await chain_size(client, tenant.auditor, tenant.chain) == 1
 
 
+def deep_resource() -> bytes:
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for _ in range(20):
+        value = {"arrayValue": {"values": [value]}}
+    document = otlp_json([json_span()])
+    document["resourceSpans"][0]["resource"]["attributes"].append({"key": "deep", "value": value})
+    return orjson.dumps(document)
+
+
 def gzipped(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=9)
 
@@ -281,6 +290,7 @@ def gzipped(data: bytes) -> bytes:
         (b'{"resourceSpans": [', JSON, None, 400),  # not JSON
         (b'{"resourceSpans": 7}', JSON, None, 400),  # not OTLP/JSON
         (orjson.dumps(otlp_json([json_span(traceId="xyz")])), JSON, None, 400),  # not hex
+        (deep_resource(), JSON, None, 400),  # a resource no event can hold
         (b"\x1f\x8b\x08\x00garbage", PROTOBUF, "gzip", 400),  # not gzip
         (gzipped(b"\x00" * 1000)[:-12], PROTOBUF, "gzip", 400),  # truncated gzip
         (gzipped(b"\x00" * (40 * 1024 * 1024)), PROTOBUF, "gzip", 413),  # inflates past the cap
@@ -292,6 +302,7 @@ def gzipped(data: bytes) -> bytes:
         "json",
         "otlp-json",
         "hex",
+        "deep-resource",
         "gzip",
         "truncated-gzip",
         "gzip-bomb",

@@ -41,14 +41,17 @@ async def append_events(
         raise InvalidInput("chain must be a lowercase slug (a-z, 0-9, '-')", parameter="chain")
     require_chain(principal, chain)
     refuse_producer_append(chain)
-    mode = content_mode(media_type_of(content_type))
+    media_type = media_type_of(content_type)
+    mode = content_mode(media_type)
     ref = await state.directory.resolve(
         tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
     )
     settings = state.settings
     batch = mode == "batch"
     if mode == "binary":
-        event = event_from_binary(ce_headers, content_type, body, max_depth=settings.max_json_depth)
+        event = event_from_binary(
+            ce_headers, content_type, body, max_depth=settings.max_json_depth, media_type=media_type
+        )
         checked = [("", event)]
     else:
         checked = parse_events(

@@ -175,6 +175,16 @@ def _convert_ids(message: dict[str, Any], where: str) -> None:
 
 
 def received_spans(request: ExportTraceServiceRequest) -> Iterator[ReceivedSpan]:
+    """Every span of the request with its resource and scope in OTLP/JSON form. A resource or
+    scope whose attributes nest too deep for an event is a malformed request (400), since
+    none of its spans could be appended."""
+    try:
+        yield from _received_spans(request)
+    except SpanRejected as rejected:
+        raise InvalidInput(f"a resource or scope cannot be kept: {rejected}") from None
+
+
+def _received_spans(request: ExportTraceServiceRequest) -> Iterator[ReceivedSpan]:
     for resource_spans in request.resource_spans:
         resource: dict[str, Any] = {
             "attributes": [attribute_json(kv, depth=1) for kv in resource_spans.resource.attributes]
