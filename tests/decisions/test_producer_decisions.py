@@ -102,6 +102,9 @@ async def test_a_kserve_request_and_response_are_one_decision(
     assert first["endpoint"] == "" and json.loads(first["metadata"]) == {"X-Request-Id": ["r-17"]}
     exchange = decision["explanation"]["inference"]
     assert exchange["server"] == "kserve" and exchange["response"] == "recorded"
+    assert exchange["steps"][0]["at"] == KSERVE_TIME
+    assert exchange["steps"][0]["recorded_at"] == "2026-12-02T09:15:02.130000001Z"
+    assert exchange["steps"][1]["data"]["outputs"][0]["data"] == [1]
     assert "sklearn-iris" in decision["explanation"]["text"]
     for proof in decision["evidence"]["proofs"]:
         assert proof["hashes"] is not None or proof["tree_size"] is None

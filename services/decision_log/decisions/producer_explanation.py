@@ -89,6 +89,7 @@ def _explain_inference(
             type=event.type,
             node=_text(event.event.get("modelid")) or _text(event.event.get("component")),
             at=_text(event.event.get("time")),
+            recorded_at=_text(event.event.get("recordedtime")),
             data=event.event.get("data", event.event.get("data_base64")),
         )
         for event in exchange

@@ -120,6 +120,9 @@ class InferenceStep(BaseModel):
     type: str = Field(description="The event type: an inference request or response")
     node: str | None = Field(description="Seldon: the graph node (modelid); KServe: component")
     at: str | None = Field(description="When it happened (the event's time, as sent)")
+    recorded_at: str | None = Field(
+        default=None, description="KServe: when the logger made the event (recordedtime)"
+    )
     data: Any | None = Field(description="The body as recorded (data, or data_base64)")
 
 

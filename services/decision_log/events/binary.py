@@ -95,10 +95,10 @@ def event_from_binary(
     inline, and header names are spelled out only for a problem."""
     event: dict[str, Any] = {}
     for raw_name, raw_value in ce_headers:
-        name = raw_name[3:].decode("latin-1")
+        name = _ATTRIBUTE_NAMES.get(raw_name) or raw_name[3:].decode("latin-1")
         if name in event or name in NOT_BINARY_ATTRIBUTES:
             _refuse_header(name, event)
-        if b"%" in raw_value or raw_value[:1] == b'"':
+        if b"%" in raw_value or raw_value.startswith(b'"'):
             event[name] = decode_header_value(raw_value, header=f"ce-{name}")
             continue
         try:
@@ -136,6 +136,29 @@ def event_from_binary(
 
 
 _NOT_JSON = object()
+# The usual headers' attribute names, spelled once rather than for every event.
+_ATTRIBUTE_NAMES = {
+    f"ce-{name}".encode(): name
+    for name in (
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "subject",
+        "time",
+        "dataschema",
+        "inferenceservicename",
+        "namespace",
+        "component",
+        "endpoint",
+        "metadata",
+        "annotations",
+        "recordedtime",
+        "requestid",
+        "modelid",
+        "protocol",
+    )
+}
 # Members of the JSON format that are not attributes, and the one attribute that travels as
 # Content-Type: none of them may come as a ce-* header (§3.1.1, §3.1.2).
 NOT_BINARY_ATTRIBUTES = frozenset(("datacontenttype", "data", "data_base64"))

@@ -72,7 +72,7 @@ async def serve_append(
     caller_request_id = b""
     ce_headers: list[tuple[bytes, bytes]] = []
     for name, value in scope["headers"]:
-        if name[:3] == b"ce-":
+        if name.startswith(b"ce-"):
             ce_headers.append((name, value))  # binary mode's attributes (events.binary)
         elif name == b"authorization":
             authorization = value
