@@ -1,6 +1,7 @@
 """Ingest benchmark: single-event and batched POSTs over real HTTP, beside the peer.
 
     python -m bench.ingest [--seconds 10] [--runs 3] [--workers 1] [--clients 64]
+                           [--mode structured|binary|both]
                            [--projector process|in-process] [--soak SECONDS]
                            [--overload] [--server guarded|stock]
                            [--database-url postgresql://...]
@@ -32,7 +33,13 @@ import asyncpg
 import httpx
 
 from bench.cpu import CpuMeter, CpuReport
-from bench.load import LoadResult, event_template, generate_load, request_bytes
+from bench.load import (
+    LoadResult,
+    binary_event_template,
+    event_template,
+    generate_load,
+    request_bytes,
+)
 from bench.machine import describe, machine_line
 from bench.postgres import postgres_server
 
@@ -171,6 +178,32 @@ def measure_single(
     return summarise(result)
 
 
+def measure_single_binary(
+    port: int, credentials: dict[str, Any], clients: int, seconds: float
+) -> dict[str, Any]:
+    """Single events in binary mode (ce-* headers, the data as the body), the same event as
+    ``measure_single`` sends structured."""
+    make_event = binary_event_template()
+    path = f"/v1/chains/{credentials['chain']}/events"
+    key = credentials["keys"]["producer"]
+
+    def make() -> tuple[bytes, int]:
+        attributes, body = make_event()
+        return request_bytes(
+            host="127.0.0.1",
+            path=path,
+            key=key,
+            content_type="application/json",
+            body=body,
+            extra=attributes,
+        ), 1
+
+    result = generate_load(
+        host="127.0.0.1", port=port, connections=clients, seconds=seconds, make_request=make
+    )
+    return summarise(result)
+
+
 def summarise(result: LoadResult) -> dict[str, Any]:
     return {
         "events": result.events,
@@ -287,6 +320,13 @@ def main() -> None:
         "uvicorn, as before that protocol",
     )
     parser.add_argument(
+        "--mode",
+        choices=("structured", "binary", "both"),
+        default="structured",
+        help="how single events are sent: structured (application/cloudevents+json), binary "
+        "(ce-* headers, the data as the body), or both, alternating in each run",
+    )
+    parser.add_argument(
         "--overload",
         action="store_true",
         help="instead: 500 single-event clients for 20 s against one worker; memory during and "
@@ -307,6 +347,10 @@ def main() -> None:
     if args.overload:
         overload(args)
         return
+    if args.mode == "both":
+        compare_modes(args)
+        return
+    single_mode = measure_single_binary if args.mode == "binary" else measure_single
 
     rows: dict[str, list[float]] = {
         "single": [],
@@ -328,7 +372,7 @@ def main() -> None:
             meter = CpuMeter(service.pid)
             try:
                 with meter.measure() as single_cpu:
-                    single = measure_single(port, credentials, args.clients, args.seconds)
+                    single = single_mode(port, credentials, args.clients, args.seconds)
                 single_lag = asyncio.run(read_model_lag(url))
                 with meter.measure() as batch_cpu:
                     batch = measure_batch(
@@ -365,7 +409,7 @@ def main() -> None:
     print("\n" + machine_line(machine))
     print(
         f"settings: {args.runs} runs x {args.seconds:.0f} s, decision_log workers {args.workers}, "
-        f"projector {args.projector}, server {args.server}"
+        f"projector {args.projector}, server {args.server}, single events {args.mode}"
     )
     print("figure (min / median / max)")
     figures = [
@@ -399,6 +443,57 @@ def main() -> None:
             indent=2,
         )
     )
+
+
+def compare_modes(args: argparse.Namespace) -> None:
+    """Single events structured and binary, back to back on the same service in every run (the
+    order alternating between runs, so neither always goes first): events/s, p99, and CPU per
+    event of each process."""
+    modes = {"structured": measure_single, "binary": measure_single_binary}
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
+    p99s: dict[str, list[float]] = {mode: [] for mode in modes}
+    cpu: dict[str, list[CpuReport]] = {mode: [] for mode in modes}
+    with postgres_server(args.database_url) as server_url:
+        for run in range(args.runs):
+            _, credentials, port, service = fresh_service(
+                server_url,
+                args.workers,
+                separate_projector=args.projector == "process",
+                server_kind=args.server,
+            )
+            meter = CpuMeter(service.pid)
+            order = list(modes) if run % 2 == 0 else list(reversed(modes))
+            try:
+                for mode in order:
+                    with meter.measure() as report:
+                        result = modes[mode](port, credentials, args.clients, args.seconds)
+                    report.events = result["events"]
+                    rates[mode].append(result["events_per_s"])
+                    p99s[mode].append(result["p99_ms"])
+                    cpu[mode].append(report)
+                    print(
+                        f"run {run + 1} {mode}: {result['events_per_s']:,.0f} ev/s "
+                        f"(p99 {result['p99_ms']:.1f} ms, {result['statuses']}); {report.line()}",
+                        flush=True,
+                    )
+            finally:
+                service.terminate()
+                service.wait(timeout=30)
+    machine = describe(getattr(create_database, "version", "?"))
+    print("\n" + machine_line(machine))
+    print(
+        f"settings: {args.runs} runs x {args.seconds:.0f} s per mode, {args.clients} clients, "
+        f"decision_log workers {args.workers}, projector {args.projector}, server {args.server}"
+    )
+    print("figure (min / median / max)")
+    for mode in modes:
+        worker = [report.per_event_us()["decision_log"] for report in cpu[mode]]
+        print(
+            f"  single-event POST, {mode:<10} {spread(rates[mode])} events/s, "
+            f"p99 {spread(p99s[mode])} ms, decision_log worker CPU {spread(worker)} µs/event"
+        )
+    ratio = statistics.median(rates["binary"]) / statistics.median(rates["structured"])
+    print(f"  binary vs structured (median events/s): {ratio:.2f}x")
 
 
 async def read_model_lag(database_url: str) -> tuple[int, float]:

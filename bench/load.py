@@ -31,12 +31,15 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def request_bytes(*, host: str, path: str, key: str, content_type: str, body: bytes) -> bytes:
+def request_bytes(
+    *, host: str, path: str, key: str, content_type: str, body: bytes, extra: bytes = b""
+) -> bytes:
+    """A POST; ``extra`` holds further header lines, each ending in CRLF."""
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
     )
-    return head.encode() + body
+    return head.encode() + extra + b"\r\n" + body
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -126,5 +129,24 @@ def event_template() -> Callable[[], bytes]:
 
     def make() -> bytes:
         return prefix + uuid.uuid4().hex.encode() + suffix
+
+    return make
+
+
+def binary_event_template() -> Callable[[], tuple[bytes, bytes]]:
+    """The event of ``event_template`` in binary mode (CloudEvents HTTP binding §3.1): its
+    attributes as ``ce-*`` header lines, its data as the body (application/json). Returns
+    (header lines, body) with a fresh id each call."""
+    structured = event_template()()
+    body = structured[structured.index(b'"data":') + len(b'"data":') : -1]
+    prefix = b"ce-specversion: 1.0\r\nce-id: "
+    suffix = (
+        b"\r\nce-source: urn:bench:credit-model\r\n"
+        b"ce-type: dev.audit-trail.decision.recorded.v1\r\nce-subject: decision-42\r\n"
+        b"ce-time: 2026-11-26T10:00:00.123Z\r\n"
+    )
+
+    def make() -> tuple[bytes, bytes]:
+        return prefix + uuid.uuid4().hex.encode() + suffix, body
 
     return make

@@ -33,6 +33,13 @@ def test_the_limits_table_states_the_configured_limits() -> None:
         f"{defaults['max_request_body_bytes'] // 2**20} MiB"
     )
     assert row("one event").startswith(f"{defaults['max_event_bytes'] // 2**10} KiB")
+    assert (
+        f"from {limits.MIN_EVENT_BYTES // 2**10} KiB to "
+        f"{limits.MAX_EVENT_BYTES_CEILING // 2**20} MiB" in row("one event")
+    )
+    otlp = row("OTLP traces body")
+    assert otlp.startswith(f"{defaults['max_body_bytes'] // 2**20} MiB on the wire")
+    assert f"{defaults['max_otlp_bytes'] // 2**20} MiB once decompressed" in otlp
     assert row("events in one batch") == (
         f"1 to {defaults['max_batch_events']:,} (`AUDIT_TRAIL_MAX_BATCH_EVENTS`)"
     )

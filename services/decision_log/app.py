@@ -33,7 +33,16 @@ from decision_log.events.appender import GroupCommitter
 from decision_log.events.endpoints import append_chain, document_append, serve_append
 from decision_log.exports import endpoints as exports
 from decision_log.exports.service import ExportRunner
+from decision_log.ingest import endpoints as ingest
+from decision_log.ingest.settings import IngestSettingsCache
 from decision_log.keys import endpoints as keys
+from decision_log.otlp import endpoints as otlp
+from decision_log.otlp.endpoints import (
+    document_otlp,
+    document_otlp_failures,
+    otlp_chain,
+    serve_otlp_traces,
+)
 from decision_log.privacy import endpoints as privacy
 from decision_log.privacy.keyring import Keyring
 from decision_log.privacy.service import PersonalData
@@ -55,6 +64,7 @@ ANSWERED_FROM_MEMORY = (
 )
 FURTHER_PROBLEMS = {
     ("POST", "/v1/chains/{chain}/events"): (409, 415),
+    ("POST", "/v1/chains/{chain}/otlp/v1/traces"): (415,),
     ("POST", "/v1/chains"): (409,),
     ("POST", "/v1/keys/{key_id}/revoke"): (409,),
     ("PATCH", "/v1/keys/{key_id}"): (409,),
@@ -139,6 +149,7 @@ def create_app(
                 ),
             ),
             readiness=Readiness(outage_grace_seconds=config.readiness_outage_seconds),
+            ingest=IngestSettingsCache(engine=engine, max_event_bytes=config.max_event_bytes),
         )
         app.state.audit_trail = state
         if isinstance(app, DecisionLogApp):
@@ -178,6 +189,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.include_router(events.router)
+    app.include_router(otlp.router)
     app.include_router(chains.router)
     app.include_router(chains.public)
     app.include_router(keys.router)
@@ -186,6 +198,7 @@ def create_app(
     app.include_router(decisions.router)
     app.include_router(decisions.public)
     app.include_router(exports.router)
+    app.include_router(ingest.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
 
@@ -195,7 +208,9 @@ def create_app(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             document_append(schema)
+            document_otlp(schema)
             document_problems(schema, without_database=ANSWERED_FROM_MEMORY, extra=FURTHER_PROBLEMS)
+            document_otlp_failures(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -208,7 +223,9 @@ class DecisionLogApp(FastAPI):
 
     The append route is the hot path; everything FastAPI and Starlette do per request
     (middleware, telemetry checks, routing) is work it does not need, so it is served by
-    ``events.endpoints.serve_append`` directly. Every other request goes through FastAPI.
+    ``events.endpoints.serve_append`` directly. The OTLP traces route is served directly too
+    (``otlp.endpoints``), for its larger, possibly compressed body. Every other request goes
+    through FastAPI.
     Every other request passes the request guard first (``http_edge.guard``): request ids, the
     body cap, and no bare 500; the append route does the same inline (and caps its own body,
     after authentication), since each layer of middleware costs the hot path.
@@ -221,10 +238,14 @@ class DecisionLogApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         chain = append_chain(scope)
-        if chain is None:
-            await self.guard(scope, receive, send)
-        else:
+        if chain is not None:
             await serve_append(self.state.audit_trail, scope, receive, send, chain)
+            return
+        chain = otlp_chain(scope)
+        if chain is not None:
+            await serve_otlp_traces(self.state.audit_trail, scope, receive, send, chain)
+            return
+        await self.guard(scope, receive, send)
 
 
 def plain_dsn(url: str) -> str:

@@ -16,6 +16,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import unquote_to_bytes
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +31,7 @@ from decision_log.keys.service import (
     secret_matches,
     split_api_key,
 )
-from decision_log.problems import Forbidden, NotFound, Unauthenticated
+from decision_log.problems import Forbidden, InvalidInput, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +145,69 @@ def witness_caller(caller: Caller) -> Witness:
     if not isinstance(caller, Witness):
         raise Forbidden("this operation needs a witness key")
     return caller
+
+
+# Webhook senders that cannot set headers (KServe's and Seldon's payload loggers) put the key in
+# the URL instead: ``?access_token=`` (CloudEvents http-webhook.md §3.2, RFC 6750 §2.3).
+ACCESS_TOKEN = b"access_token"
+URL_KEY_RULE = (
+    "an API key in the URL (access_token) is accepted only on the ingest routes, and only for a "
+    "key whose sole role is producer and that is limited to this one chain; send any other key "
+    "as 'Authorization: Bearer <key>'"
+)
+
+
+def access_token_in(query: bytes) -> str | None:
+    """The ``access_token`` of a query string, percent-decoded, or None. Never echoed: the
+    problems below name the parameter, not its value."""
+    found: str | None = None
+    if ACCESS_TOKEN not in query:
+        return None
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if name != ACCESS_TOKEN:
+            continue
+        if found is not None:
+            raise InvalidInput("access_token is given more than once", parameter="access_token")
+        try:
+            found = unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unauthenticated("the API key is malformed") from None
+    return found
+
+
+async def ingest_caller(
+    authenticator: ApiKeyAuthenticator, *, authorization: bytes, query: bytes, chain: str
+) -> tuple[Principal, bool]:
+    """Who appends through an ingest route (events, OTLP), and whether the key came in the URL.
+
+    A key in the URL counts as exposed: senders log their target URLs, and the URL sits in
+    InferenceService specs. So it is taken only from a key that can do nothing but append to
+    this one chain (role producer alone, limited to exactly this chain); any other key there is
+    refused (401), even a valid one, rather than used."""
+    url_key = access_token_in(query)
+    if url_key is None:
+        scheme, _, api_key = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
+        return tenant_caller(await authenticator.authenticate(api_key, use_cache=True)), False
+    if authorization:
+        raise InvalidInput(
+            "the API key is sent twice, in Authorization and in access_token; send it once "
+            "(RFC 6750 §2)",
+            parameter="access_token",
+        )
+    caller = await authenticator.authenticate(url_key, use_cache=True)
+    if (
+        not isinstance(caller, Principal)
+        or caller.roles != frozenset(("producer",))
+        or caller.chains != frozenset((chain,))
+    ):
+        raise Unauthenticated(URL_KEY_RULE)
+    return caller, True
+
+
+def refuse_url_key(query: bytes) -> None:
+    """Every route but the ingest ones refuses a key in its URL, so that it is not left there."""
+    if ACCESS_TOKEN in query and access_token_in(query) is not None:
+        raise Unauthenticated(URL_KEY_RULE)

@@ -42,3 +42,8 @@ MAX_INT4 = 2**31 - 1
 # would overflow the date arithmetic of disposal and means "keep forever", which is the default).
 MIN_RETENTION_DAYS = 183
 MAX_RETENTION_DAYS = 36_525
+
+# The event size limit a chain may be given (docs/api.md): at least 1 KiB, at most the largest
+# append body (AUDIT_TRAIL_MAX_BODY_BYTES' default), since an event arrives in one body.
+MIN_EVENT_BYTES = 1024
+MAX_EVENT_BYTES_CEILING = 8 * 1024 * 1024

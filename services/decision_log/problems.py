@@ -52,7 +52,8 @@ class InvalidEvent(Problem):
 
 
 class IdempotencyConflict(Conflict):
-    slug, title = "idempotency-conflict", "Same (source, id) already appended with other content"
+    slug = "idempotency-conflict"
+    title = "Same (source, type, id) already appended with other content"
 
 
 class VerifierRequired(Conflict):

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default=1024 * 1024,
         description="The largest body of any other request, refused before it is read",
     )
+    max_otlp_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        description="The largest OTLP traces body once decompressed (on the wire, at most "
+        "max_body_bytes)",
+    )
     max_event_bytes: int = 256 * 1024
     max_batch_events: int = 5000
     max_json_depth: int = 32

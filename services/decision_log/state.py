@@ -11,10 +11,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from http_edge.readiness import Readiness
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from decision_log.auth import ApiKeyAuthenticator, Clock, tenant_caller, witness_caller
+from decision_log.auth import (
+    ApiKeyAuthenticator,
+    Clock,
+    refuse_url_key,
+    tenant_caller,
+    witness_caller,
+)
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
 from decision_log.events.appender import GroupCommitter
+from decision_log.ingest.settings import IngestSettingsCache
 from decision_log.keys.service import Principal, Witness
 from decision_log.privacy.service import PersonalData
 from decision_log.settings import Settings
@@ -41,6 +48,7 @@ class AppState:
     verifier: VerifierClient
     exports: ExportRunner
     readiness: Readiness
+    ingest: IngestSettingsCache
 
 
 async def app_state(request: Request) -> AppState:
@@ -55,9 +63,11 @@ bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Be
 
 
 async def any_caller(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal | Witness:
+    refuse_url_key(request.scope.get("query_string", b""))
     return await state.authenticator.authenticate(
         None if credentials is None else credentials.credentials
     )

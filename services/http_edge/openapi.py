@@ -31,6 +31,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
         "pointer": {"type": "string", "description": "JSON Pointer into the request body"},
         "parameter": {"type": "string", "description": "The path or query parameter at fault"},
+        "header": {"type": "string", "description": "The request header at fault"},
         "request_id": {"type": "string", "description": "The request's X-Request-Id"},
         "index": {
             "type": ["integer", "null"],

@@ -116,3 +116,51 @@ async def projected(database_url: str, *, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.02)
     finally:
         await connection.close()
+
+
+def genai_span(
+    trace_id: str,
+    span_id: str,
+    *,
+    parent: str | None = None,
+    operation: str = "chat",
+    start: int = 1_764_662_400_000_000_000,
+    service: str = "support-agent",
+    **attributes: Any,
+) -> dict[str, Any]:
+    """A GenAI span's event as the OTLP receiver writes it (otlp/genai.py): OTLP/JSON span,
+    resource and scope; ``attributes`` with dots written as double underscores."""
+    values = [{"key": "gen_ai.operation.name", "value": {"stringValue": operation}}]
+    for name, value in attributes.items():
+        key = name.replace("__", ".")
+        values.append(
+            {
+                "key": key,
+                "value": {"intValue": str(value)}
+                if isinstance(value, int)
+                else {"stringValue": value},
+            }
+        )
+    data: dict[str, Any] = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": f"{operation} {span_id[:4]}",
+        "kind": 1,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 1000),
+        "attributes": values,
+        "status": {},
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+    }
+    if parent is not None:
+        data["parentSpanId"] = parent
+    return {
+        "specversion": "1.0",
+        "id": f"{trace_id}-{span_id}",
+        "source": f"otlp:{service}",
+        "type": "dev.audit-trail.genai.invocation.v1",
+        "subject": trace_id,
+        "time": "2025-12-02T08:00:00.000000000Z",
+        "datacontenttype": "application/json",
+        "data": data,
+    }

@@ -16,6 +16,7 @@ from decision_log.decisions.event_types import (
     DECISION_RECORDED,
     DECISION_REVIEWED,
     EVENT_DATA_MODELS,
+    GENAI_INVOCATION,
     MODEL_DEPLOYED,
     OUTCOME_OBSERVED,
     RECORDS_ACCESSED,
@@ -27,7 +28,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from tests.decisions.helpers import contested, deployed, outcome, overridden, recorded, reviewed
+from tests.decisions.helpers import (
+    contested,
+    deployed,
+    genai_span,
+    outcome,
+    overridden,
+    recorded,
+    reviewed,
+)
 
 VALID_DATA: dict[str, dict[str, Any]] = {
     DECISION_RECORDED: recorded("d-1")["data"],
@@ -49,6 +58,7 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "target": {"key_id": "k2"},
         "changes": {"roles": ["auditor"], "chains": None},
     },
+    GENAI_INVOCATION: genai_span("ab" * 16, "cd" * 8, parent="ef" * 8)["data"],
 }
 
 JSON_VALUES = st.recursive(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,3 +98,11 @@ async def make_tenant(database_url: str, signer: LogSigner, *, chain: str = "cre
 @pytest.fixture
 async def tenant(database_url: str, signer: LogSigner) -> TenantKeys:
     return await make_tenant(database_url, signer)
+
+
+@pytest.fixture(scope="session")
+def live_url(settings: Settings) -> Iterator[str]:
+    """The base URL of a decision_log served by a real uvicorn on a loopback port."""
+    from tests.service.live import serve_in_thread
+
+    yield from serve_in_thread(settings)

@@ -117,7 +117,8 @@ async def test_batch_with_a_conflict_writes_nothing(
 ) -> None:
     event = decision_event()
     await append(client, tenant.producer, tenant.chain, event)
-    batch = [decision_event(), dict(event, type="other.type"), decision_event()]
+    changed = dict(event, data=event["data"] | {"output": {"decision": "approved"}})
+    batch = [decision_event(), changed, decision_event()]
     response = await append(client, tenant.producer, tenant.chain, batch, batch=True)
     assert response.status_code == 409
     assert response.json()["pointer"] == "/1/id"
@@ -145,3 +146,36 @@ async def test_a_burst_of_receipts_is_signed_each_for_its_own_payload(signer: Lo
     keys = {signer.dsse_keyid: signer.key.public_key}
     for payload, envelope in zip(payloads, envelopes, strict=True):
         assert verify_envelope(envelope, keys) == (RECEIPTS_PAYLOAD_TYPE, payload)
+
+
+async def test_one_source_and_id_with_two_types_lands_twice_and_each_replays_alone(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """The idempotency key is (chain, source, type, id): KServe logs an inference's request and
+    response under one id and one source, told apart by their type."""
+    request = decision_event(type="org.kubeflow.serving.inference.request", data={"x": [1]})
+    response = dict(request, type="org.kubeflow.serving.inference.response", data={"y": [2]})
+    first = await append(client, tenant.producer, tenant.chain, request)
+    second = await append(client, tenant.producer, tenant.chain, response)
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert (first.json()["index"], second.json()["index"]) == (0, 1)
+    for event, original in ((response, second), (request, first)):
+        again = await append(client, tenant.producer, tenant.chain, event)
+        assert again.status_code == 200
+        assert again.json()["index"] == original.json()["index"]
+        assert again.json()["signature"] == original.json()["signature"]
+    conflict = await append(client, tenant.producer, tenant.chain, dict(response, data={}))
+    assert conflict.status_code == 409 and conflict.json()["index"] == 1
+    assert "(source, type, id)" in conflict.json()["title"]
+    assert await chain_size(client, tenant.auditor, tenant.chain) == 2
+
+
+async def test_a_batch_may_hold_one_source_and_id_under_two_types(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    request = decision_event(type="org.kubeflow.serving.inference.request", data={})
+    response = dict(request, type="org.kubeflow.serving.inference.response")
+    both = await append(client, tenant.producer, tenant.chain, [request, response], batch=True)
+    assert both.status_code == 201 and both.json()["appended"] == 2
+    twice = await append(client, tenant.producer, tenant.chain, [request, request], batch=True)
+    assert twice.status_code == 400 and twice.json()["pointer"] == "/1/id"

@@ -76,8 +76,23 @@ BAD_BODIES = [
         400,
         "/1/id",
     ),
-    ("plain json", orjson.dumps(decision_event()), {"Content-Type": "application/json"}, 415, None),
-    ("no content type", orjson.dumps(decision_event()), {}, 415, None),
+    # Binary mode (any other content type, or none): the attributes are ce-* headers.
+    ("plain json", orjson.dumps(decision_event()), {"Content-Type": "application/json"}, 400, None),
+    ("no content type", orjson.dumps(decision_event()), {}, 400, None),
+    (
+        "another event format",
+        VALID.encode(),
+        {"Content-Type": "application/cloudevents+avro"},
+        415,
+        None,
+    ),
+    (
+        "another batch format",
+        VALID.encode(),
+        {"Content-Type": "application/cloudevents-batch+protobuf"},
+        415,
+        None,
+    ),
     ("NUL in id", orjson.dumps(decision_event(id="a\u0000b")), STRUCTURED, 400, "/id"),
     (
         "NUL in source",

@@ -63,6 +63,10 @@ async def search_decisions(
     reviewed: bool | None = None,
     overridden: bool | None = None,
     contested: bool | None = None,
+    agent: Annotated[IndexedText, Query(description="GenAI: the agent's name")] = None,
+    provider: Annotated[IndexedText, Query(description="GenAI: the model provider")] = None,
+    conversation: Annotated[IndexedText, Query(description="GenAI: the conversation id")] = None,
+    tool: Annotated[IndexedText, Query(description="GenAI: a tool the agent called")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     cursor: Annotated[
         str | None,
@@ -84,6 +88,10 @@ async def search_decisions(
         reviewed=reviewed,
         overridden=overridden,
         contested=contested,
+        agent=agent,
+        provider=provider,
+        conversation=conversation,
+        tool=tool,
         limit=limit,
         cursor=cursor,
     )

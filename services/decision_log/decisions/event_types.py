@@ -45,6 +45,7 @@ DECISION_CONTESTED = "dev.audit-trail.decision.contested.v1"
 MODEL_DEPLOYED = "dev.audit-trail.model.deployed.v1"
 RECORDS_ACCESSED = "dev.audit-trail.records.accessed.v1"
 ADMIN_ACTION_RECORDED = "dev.audit-trail.admin-action.recorded.v1"
+GENAI_INVOCATION = "dev.audit-trail.genai.invocation.v1"
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
 DIGEST = r"^[a-z0-9]+:[0-9a-fA-F]{32,128}$"
@@ -348,6 +349,71 @@ class AdminActionRecorded(_Open):
     )
 
 
+TRACE_ID = r"^[0-9a-f]{32}$"
+SPAN_ID = r"^[0-9a-f]{16}$"
+UNIX_NANOS = r"^[0-9]{1,20}$"
+
+
+class OtlpAttribute(_Open):
+    key: str = Field(description="The attribute's name, e.g. gen_ai.request.model")
+    value: dict[str, Any] = Field(
+        description="Its OTLP/JSON AnyValue as sent: stringValue, boolValue, intValue (a "
+        "64-bit integer, always as a decimal string), doubleValue (a number; NaN, infinities "
+        "and integral values beyond 2^53 as strings, as the protobuf JSON mapping allows), "
+        "arrayValue, kvlistValue, bytesValue (base64); message content sealed per data subject "
+        "(see personaldata) unless the chain keeps it in clear"
+    )
+
+
+class OtlpStatus(_Open):
+    code: int | None = Field(default=None, description="0 unset, 1 ok, 2 error")
+    message: str | None = Field(default=None, description="The status message, if any")
+
+
+class OtlpResource(_Open):
+    attributes: list[OtlpAttribute] = Field(
+        default_factory=list, description="Resource attributes as sent (service.name, ...)"
+    )
+
+
+class OtlpScope(_Open):
+    name: str | None = Field(default=None, description="The instrumentation scope's name")
+    version: str | None = Field(default=None, description="The instrumentation scope's version")
+
+
+class GenAIInvocation(_Open):
+    """One OpenTelemetry span with GenAI attributes (a chat, an agent invocation, a tool call),
+    as received on the OTLP traces route: the span in OTLP/JSON form with its resource and
+    instrumentation scope. ``id`` is trace id + "-" + span id (a re-export is a replay),
+    ``source`` is "otlp:" + the resource's service.name, ``subject`` the trace id, ``time`` the
+    span's start. The read model makes each agent invocation a decision (docs/sending.md)."""
+
+    traceId: str = Field(pattern=TRACE_ID, description="The trace id, 32 lower-case hex digits")
+    spanId: str = Field(pattern=SPAN_ID, description="The span id, 16 lower-case hex digits")
+    parentSpanId: str | None = Field(
+        default=None, pattern=SPAN_ID, description="The parent span's id; absent at a root"
+    )
+    name: str = Field(description="The span name, e.g. 'chat gpt-4o' or 'execute_tool search'")
+    kind: int | None = Field(default=None, description="The span kind, as the OTLP enum number")
+    startTimeUnixNano: str = Field(
+        pattern=UNIX_NANOS, description="Start, nanoseconds since the Unix epoch (decimal text)"
+    )
+    endTimeUnixNano: str = Field(
+        pattern=UNIX_NANOS, description="End, nanoseconds since the Unix epoch (decimal text)"
+    )
+    attributes: list[OtlpAttribute] = Field(
+        description="Every span attribute verbatim (gen_ai.operation.name, gen_ai.request.model, "
+        "gen_ai.usage.input_tokens, gen_ai.tool.name, ...)"
+    )
+    status: OtlpStatus | None = Field(default=None, description="The span status")
+    events: list[dict[str, Any]] | None = Field(
+        default=None, description="Span events as sent (timeUnixNano, name, attributes)"
+    )
+    links: list[dict[str, Any]] | None = Field(default=None, description="Span links as sent")
+    resource: OtlpResource = Field(description="The resource that emitted the span")
+    scope: OtlpScope | None = Field(default=None, description="The instrumentation scope")
+
+
 EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {
     DECISION_RECORDED: DecisionRecorded,
     DECISION_REVIEWED: DecisionReviewed,
@@ -357,6 +423,7 @@ EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {
     MODEL_DEPLOYED: ModelDeployed,
     RECORDS_ACCESSED: RecordsAccessed,
     ADMIN_ACTION_RECORDED: AdminActionRecorded,
+    GENAI_INVOCATION: GenAIInvocation,
 }
 # Event types whose subject is a decision id and that the read model projects.
 DECISION_EVENT_TYPES = frozenset(

@@ -62,38 +62,7 @@ def explain(
     applied = _object(data.get("explanation")) or {}
     factors = _factors(applied.get("attributions"))
     reason_codes = [c for c in applied.get("reason_codes") or [] if isinstance(c, dict)]
-    oversight: list[HumanAction] = []
-    contests: list[Contest] = []
-    outcome: str | None = None
-    current = _str(output.get("decision"))
-    for item in later:
-        later_data = _data(item.event)
-        if item.type in (DECISION_REVIEWED, DECISION_OVERRIDDEN):
-            oversight.append(
-                HumanAction(
-                    index=item.index,
-                    type=item.type,
-                    action=_str(later_data.get("action")),
-                    reviewer_ref=_str(later_data.get("reviewer_ref")),
-                    role=_str(later_data.get("role")),
-                    new_decision=_str(later_data.get("new_decision")),
-                    reason=_str(later_data.get("reason")),
-                    at=_str(later_data.get("at")) or _str(item.event.get("time")),
-                )
-            )
-            current = _str(later_data.get("new_decision")) or current
-        elif item.type == DECISION_CONTESTED:
-            contests.append(
-                Contest(
-                    index=item.index,
-                    by=_str(later_data.get("by")) or "data-subject",
-                    grounds=_str(later_data.get("grounds")),
-                    channel=_str(later_data.get("channel")),
-                    at=_str(later_data.get("at")) or _str(item.event.get("time")),
-                )
-            )
-        elif item.type == OUTCOME_OBSERVED:
-            outcome = _str(later_data.get("outcome")) or outcome
+    oversight, contests, outcome, current = human_and_later(later, _str(output.get("decision")))
     deployed = None
     if deployment is not None and deployment_leaf_hash is not None:
         deployed_data = _data(deployment.event)
@@ -133,6 +102,45 @@ def explain(
     )
     explanation.text = paragraph(explanation)
     return explanation
+
+
+def human_and_later(
+    later: list[RecordedEvent], current: str | None
+) -> tuple[list[HumanAction], list[Contest], str | None, str | None]:
+    """Reviews and overrides, contests, the latest outcome and the decision as it now stands,
+    from the events that followed the decision."""
+    oversight: list[HumanAction] = []
+    contests: list[Contest] = []
+    outcome: str | None = None
+    for item in later:
+        later_data = _data(item.event)
+        if item.type in (DECISION_REVIEWED, DECISION_OVERRIDDEN):
+            oversight.append(
+                HumanAction(
+                    index=item.index,
+                    type=item.type,
+                    action=_str(later_data.get("action")),
+                    reviewer_ref=_str(later_data.get("reviewer_ref")),
+                    role=_str(later_data.get("role")),
+                    new_decision=_str(later_data.get("new_decision")),
+                    reason=_str(later_data.get("reason")),
+                    at=_str(later_data.get("at")) or _str(item.event.get("time")),
+                )
+            )
+            current = _str(later_data.get("new_decision")) or current
+        elif item.type == DECISION_CONTESTED:
+            contests.append(
+                Contest(
+                    index=item.index,
+                    by=_str(later_data.get("by")) or "data-subject",
+                    grounds=_str(later_data.get("grounds")),
+                    channel=_str(later_data.get("channel")),
+                    at=_str(later_data.get("at")) or _str(item.event.get("time")),
+                )
+            )
+        elif item.type == OUTCOME_OBSERVED:
+            outcome = _str(later_data.get("outcome")) or outcome
+    return oversight, contests, outcome, current
 
 
 def _factors(attributions: object) -> list[Factor]:

@@ -35,12 +35,14 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
+from decision_log.decisions import genai, inference
 from decision_log.decisions.event_types import (
     DECISION_CONTESTED,
     DECISION_EVENT_TYPES,
     DECISION_OVERRIDDEN,
     DECISION_RECORDED,
     DECISION_REVIEWED,
+    GENAI_INVOCATION,
     MODEL_DEPLOYED,
     OUTCOME_OBSERVED,
     RECORDS_ACCESSED,
@@ -55,6 +57,11 @@ from decision_log.limits import (
 
 # Known types that are not about one decision: never part of a decision's timeline.
 NOT_DECISION_TYPES = frozenset((MODEL_DEPLOYED, RECORDS_ACCESSED))
+# Types whose decision is not their subject: model servers' inference events name it in other
+# attributes (decisions/inference.py), and a GenAI span's decision follows from its ancestors
+# (decisions/genai.py, folded apart since it needs the spans of the trace).
+INFERENCE_TYPES = inference.INFERENCE_TYPES
+PROJECTED_TYPES = DECISION_EVENT_TYPES | INFERENCE_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,10 @@ class DecisionRow:
     current_decision: str | None
     outcome: str | None
     last_idx: int
+    # GenAI decisions (decisions/genai.py): the agent, the model provider, the conversation.
+    genai_agent: str | None
+    genai_provider: str | None
+    genai_conversation: str | None
     # Columns whose value an event gave but no column could take (see the module docstring).
     unprojectable: tuple[str, ...]
 
@@ -198,13 +209,24 @@ def _decided_at(entry: ProjectedEntry, unprojectable: list[str]) -> datetime:
     return moment
 
 
+def decision_id_of(entry: ProjectedEntry) -> str | None:
+    """The decision an entry names, usable or not: its subject (unknown types included), the
+    shared id or request id of an inference event; None for types about no one decision and
+    for GenAI spans (decisions/genai.py)."""
+    if entry.event_type in INFERENCE_TYPES:
+        return inference.inference_decision_id(entry.event_type, entry.event)
+    if entry.event_type in NOT_DECISION_TYPES or entry.event_type == GENAI_INVOCATION:
+        return None
+    return entry.subject
+
+
 def timeline_subject(entry: ProjectedEntry) -> str | None:
     """The decision id an entry belongs to, if it belongs to one (unknown types included)
-    and its subject can be a decision id."""
-    subject = entry.subject
-    if subject is None or entry.event_type in NOT_DECISION_TYPES:
+    and it can be a decision id."""
+    decision_id = decision_id_of(entry)
+    if decision_id is None:
         return None
-    return subject if usable_decision_id(subject) else None
+    return decision_id if usable_decision_id(decision_id) else None
 
 
 def project_entry(
@@ -214,6 +236,8 @@ def project_entry(
 
     Each entry makes one new row, built once: rebuilding a frozen row is most of the fold's cost.
     """
+    if entry.event_type in INFERENCE_TYPES:
+        return _project_inference(row, entry, chain_id=chain_id, tenant_id=tenant_id)
     subject = entry.subject
     if (
         entry.event_type not in DECISION_EVENT_TYPES
@@ -291,6 +315,54 @@ def project_entry(
     return _rebuilt(row, changes)
 
 
+def _project_inference(
+    row: DecisionRow | None, entry: ProjectedEntry, *, chain_id: int, tenant_id: int
+) -> DecisionRow | None:
+    """An inference event of a model server (decisions/inference.py) into its decision: the
+    request gives the time, the response the model and output, either the system."""
+    decision_id = inference.inference_decision_id(entry.event_type, entry.event)
+    event = entry.event
+    if decision_id is None or event is None or not usable_decision_id(decision_id):
+        return row
+    changes: dict[str, Any] = {"last_idx": entry.idx}
+    unprojectable: list[str] = []
+    is_request = entry.event_type in inference.REQUEST_TYPES
+    if row is None:
+        row = _UNSEEN
+        changes.update(chain_id=chain_id, decision_id=decision_id, tenant_id=tenant_id)
+    if is_request or row.decided_at is None:
+        # The request's time is the decision's; a response seen first stands in for it.
+        changes.update(decided_at=_decided_at(entry, unprojectable), received_at=entry.received_at)
+    if row.system_name is None:
+        changes["system_name"] = _plain_text(
+            inference.system_name(event), "system_name", unprojectable
+        )
+        changes["deployment"] = _plain_text(
+            inference.deployment(event), "deployment", unprojectable
+        )
+    if entry.event_type in inference.RESPONSE_TYPES:
+        name, version = inference.response_model(event)
+        output = inference.single_output(event)
+        decision = None if output is None else _output_text(output)
+        changes.update(
+            model_name=_indexed_text(name, "model_name", unprojectable),
+            model_version=_indexed_text(version, "model_version", unprojectable),
+            decision=_indexed_text(decision, "decision", unprojectable),
+            score=_number(output),
+        )
+        if not row.current_decision and "current_decision" not in row.unprojectable:
+            changes["current_decision"] = changes["decision"]
+    if unprojectable or row.unprojectable:
+        kept = tuple(column for column in row.unprojectable if column not in changes)
+        changes["unprojectable"] = kept + tuple(dict.fromkeys(unprojectable))
+    return _rebuilt(row, changes)
+
+
+def _output_text(output: str | int | float | bool) -> str:
+    """A scalar output as the decision's text: JSON's spelling for booleans."""
+    return ("true" if output else "false") if isinstance(output, bool) else str(output)
+
+
 def deployed_model(entry: ProjectedEntry) -> tuple[str, str] | None:
     """(model name, version) of a model.deployed entry, as given (whether or not they fit)."""
     if entry.event_type != MODEL_DEPLOYED:
@@ -308,13 +380,13 @@ def _fits_index(value: str) -> bool:
 
 def decisions_touched(entries: Iterable[ProjectedEntry]) -> set[str]:
     """The decision ids whose rows a batch of entries changes (to be read before the fold)."""
-    return {
-        entry.subject
-        for entry in entries
-        if entry.subject is not None
-        and entry.event_type in DECISION_EVENT_TYPES
-        and usable_decision_id(entry.subject)
-    }
+    touched = set()
+    for entry in entries:
+        if entry.event_type in PROJECTED_TYPES:
+            decision_id = decision_id_of(entry)
+            if decision_id is not None and usable_decision_id(decision_id):
+                touched.add(decision_id)
+    return touched
 
 
 @dataclass(slots=True)
@@ -342,8 +414,10 @@ def fold_batch(
     """
     batch = ProjectedBatch(decisions=decisions)
     for entry in entries:
-        subject = entry.subject
-        if subject is not None and entry.event_type not in NOT_DECISION_TYPES:
+        if entry.event_type == GENAI_INVOCATION:
+            continue  # folded with its trace (decisions/genai.py)
+        subject = decision_id_of(entry)
+        if subject is not None:
             if not usable_decision_id(subject):
                 batch.unprojectable.append(entry.idx)
                 continue
@@ -361,3 +435,83 @@ def fold_batch(
         else:
             batch.unprojectable.append(entry.idx)
     return batch
+
+
+def project_genai(
+    row: DecisionRow | None,
+    spans: Sequence[genai.SpanNode],
+    *,
+    decision_id: str,
+    chain_id: int,
+    tenant_id: int,
+) -> DecisionRow:
+    """A GenAI decision's row from its spans (``genai.summary``); what other events set
+    (reviews, overrides, outcomes, contests) is kept from ``row``."""
+    found = genai.summary(spans)
+    unprojectable: list[str] = []
+    changes: dict[str, Any] = {
+        "chain_id": chain_id,
+        "decision_id": decision_id,
+        "tenant_id": tenant_id,
+        "decided_at": found.decided_at,
+        "received_at": found.received_at,
+        "decision_idx": None,
+        "system_name": _plain_text(found.system_name, "system_name", unprojectable),
+        "deployment": _plain_text(found.deployment, "deployment", unprojectable),
+        "model_name": _indexed_text(found.model_name, "model_name", unprojectable),
+        "model_version": _indexed_text(found.model_version, "model_version", unprojectable),
+        "genai_agent": _indexed_text(found.agent, "genai_agent", unprojectable),
+        "genai_provider": _indexed_text(found.provider, "genai_provider", unprojectable),
+        "genai_conversation": _indexed_text(
+            found.conversation, "genai_conversation", unprojectable
+        ),
+        "last_idx": max(found.last_idx, row.last_idx if row is not None else -1),
+    }
+    base = row or _UNSEEN
+    kept = tuple(column for column in base.unprojectable if column not in changes)
+    changes["unprojectable"] = kept + tuple(dict.fromkeys(unprojectable))
+    return _rebuilt(base, changes)
+
+
+def fold_decision(
+    entries: Sequence[ProjectedEntry], *, decision_id: str, chain_id: int, tenant_id: int
+) -> DecisionRow | None:
+    """One decision's row folded from its timeline alone, as the projector folds it over the
+    whole chain: the events in index order, and a GenAI decision's spans as ``genai`` groups
+    them (it is the same row, since a decision's spans decide its membership among themselves)."""
+    row: DecisionRow | None = None
+    nodes = []
+    for entry in entries:
+        if entry.event_type == GENAI_INVOCATION:
+            node = (
+                None
+                if entry.event is None
+                else genai.span_node(entry.idx, entry.received_at, entry.event)
+            )
+            if node is not None:
+                nodes.append(node)
+            continue
+        row = project_entry(row, entry, chain_id=chain_id, tenant_id=tenant_id)
+    if nodes:
+        spans = genai.members(genai.fold_spans({}, nodes).nodes.values(), decision_id)
+        if spans:
+            row = project_genai(
+                row, spans, decision_id=decision_id, chain_id=chain_id, tenant_id=tenant_id
+            )
+    return row
+
+
+def genai_outsiders(entries: Sequence[ProjectedEntry], decision_id: str) -> list[int]:
+    """Indexes of GenAI entries of a timeline that are not spans of ``decision_id`` when the
+    timeline's own spans are grouped (a read model that lists a foreign span)."""
+    nodes = {
+        entry.idx: genai.span_node(entry.idx, entry.received_at, entry.event)
+        for entry in entries
+        if entry.event_type == GENAI_INVOCATION and entry.event is not None
+    }
+    fold = genai.fold_spans({}, [node for node in nodes.values() if node is not None])
+    return sorted(
+        idx
+        for idx, node in nodes.items()
+        if node is None or fold.nodes[node.key].decision_id != decision_id
+    )

@@ -34,13 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from decision_log import metrics
 from decision_log.background import BackgroundLoop
 from decision_log.db import driver_connection
-from decision_log.decisions import repository
-from decision_log.decisions.event_types import DECISION_EVENT_TYPES, MODEL_DEPLOYED
+from decision_log.decisions import genai, repository
+from decision_log.decisions.event_types import GENAI_INVOCATION, MODEL_DEPLOYED
 from decision_log.decisions.projection import (
+    PROJECTED_TYPES,
     DecisionRow,
+    ProjectedBatch,
     ProjectedEntry,
     decisions_touched,
     fold_batch,
+    project_genai,
 )
 from decision_log.decisions.repository import ChainBehind
 
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 
 # The per-tenant chain the log writes access records to (decisions/access.py); never projected.
 ACCESS_CHAIN = "access-log"
-READ_TYPES = sorted((*DECISION_EVENT_TYPES, MODEL_DEPLOYED))
+READ_TYPES = sorted((*PROJECTED_TYPES, MODEL_DEPLOYED, GENAI_INVOCATION))
 # SQLSTATE classes of errors caused by the values written: data exception, integrity constraint
 # violation, program limit exceeded (an index row too large)
 # (https://www.postgresql.org/docs/current/errcodes-appendix.html).
@@ -203,6 +206,7 @@ class Projector(BackgroundLoop):
                 )
             )
         batch = fold_batch(entries, rows, chain_id=chain.chain_id, tenant_id=chain.tenant_id)
+        await self._fold_genai(connection, chain=chain, entries=entries, batch=batch)
         await repository.upsert_decisions(
             connection, [row for row in batch.decisions.values() if row is not None]
         )
@@ -215,6 +219,53 @@ class Projector(BackgroundLoop):
             unprojectable=batch.unprojectable,
         )
         return len(entries)
+
+    async def _fold_genai(
+        self,
+        connection: asyncpg.Connection,
+        *,
+        chain: ChainBehind,
+        entries: list[ProjectedEntry],
+        batch: ProjectedBatch,
+    ) -> None:
+        """Add the batch's GenAI spans to their traces (decisions/genai.py): their timeline
+        rows and decision rows into ``batch``; spans and merges of decisions written here."""
+        nodes = [
+            node
+            for entry in entries
+            if entry.event_type == GENAI_INVOCATION and entry.event is not None
+            for node in (genai.span_node(entry.idx, entry.received_at, entry.event),)
+            if node is not None
+        ]
+        if not nodes:
+            return
+        known = await repository.genai_spans_of_traces(
+            connection, chain_id=chain.chain_id, trace_ids={node.trace_id for node in nodes}
+        )
+        fold = genai.fold_spans(known, nodes)
+        await repository.merge_decisions(connection, chain_id=chain.chain_id, merges=fold.merges)
+        for merged, _ in fold.merges:
+            batch.decisions.pop(merged, None)
+        await repository.upsert_genai_spans(
+            connection, chain_id=chain.chain_id, nodes=[fold.nodes[key] for key in fold.changed]
+        )
+        missing = fold.decisions - batch.decisions.keys()
+        found = await repository.decisions_by_ids(
+            connection, chain_id=chain.chain_id, decision_ids=missing
+        )
+        for decision_id in fold.decisions:
+            prior = batch.decisions.get(decision_id) or found.get(decision_id)
+            batch.decisions[decision_id] = project_genai(
+                prior,
+                genai.members(fold.nodes.values(), decision_id),
+                decision_id=decision_id,
+                chain_id=chain.chain_id,
+                tenant_id=chain.tenant_id,
+            )
+        batch.timeline.extend(
+            (chain.chain_id, decision_id, idx, GENAI_INVOCATION)
+            for decision_id, idx in fold.timeline
+        )
 
     async def _record_failure(
         self,

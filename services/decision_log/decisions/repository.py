@@ -11,9 +11,16 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from decision_log.decisions.genai import SPAN_COLUMNS, SpanNode
 from decision_log.decisions.projection import DECISION_COLUMNS, DecisionRow, row_values
 
-READ_MODEL_TABLES = ("decisions", "decision_events", "model_deployments", "projection_positions")
+READ_MODEL_TABLES = (
+    "decisions",
+    "decision_events",
+    "model_deployments",
+    "projection_positions",
+    "genai_spans",
+)
 
 # ---------------------------------------------------------------- projector (asyncpg, batched)
 
@@ -182,6 +189,55 @@ async def insert_deployments(
         )
 
 
+async def genai_spans_of_traces(
+    connection: asyncpg.Connection, *, chain_id: int, trace_ids: Iterable[str]
+) -> dict[tuple[str, str], SpanNode]:
+    """Every GenAI span of these traces the read model holds (decisions/genai.py)."""
+    rows = await connection.fetch(
+        f"SELECT {', '.join(SPAN_COLUMNS)} FROM genai_spans "
+        "WHERE chain_id = $1 AND trace_id = ANY($2::text[])",
+        chain_id,
+        list(trace_ids),
+    )
+    nodes = (SpanNode(*row.values()) for row in rows)
+    return {node.key: node for node in nodes}
+
+
+async def upsert_genai_spans(
+    connection: asyncpg.Connection, *, chain_id: int, nodes: Sequence[SpanNode]
+) -> None:
+    if not nodes:
+        return
+    columns = ("chain_id", "decision_id", *SPAN_COLUMNS)
+    values = [
+        (chain_id, node.decision_id, *(getattr(node, c) for c in SPAN_COLUMNS)) for node in nodes
+    ]
+    await connection.executemany(
+        f"INSERT INTO genai_spans ({', '.join(columns)}) VALUES "
+        f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) "
+        "ON CONFLICT (chain_id, trace_id, span_id) DO UPDATE SET "
+        "decision_span_id = EXCLUDED.decision_span_id, decision_id = EXCLUDED.decision_id",
+        values,
+    )
+
+
+async def merge_decisions(
+    connection: asyncpg.Connection, *, chain_id: int, merges: Sequence[tuple[str, str]]
+) -> None:
+    """A provisional GenAI decision joins the decision of the span that arrived above it: its
+    timeline moves over and its row goes (the merged row is written after)."""
+    for merged, into in merges:
+        await connection.execute(
+            "UPDATE decision_events SET decision_id = $3 WHERE chain_id = $1 AND decision_id = $2",
+            chain_id,
+            merged,
+            into,
+        )
+        await connection.execute(
+            "DELETE FROM decisions WHERE chain_id = $1 AND decision_id = $2", chain_id, merged
+        )
+
+
 async def set_position(
     connection: asyncpg.Connection, *, chain_id: int, next_idx: int, unprojectable: Sequence[int]
 ) -> None:
@@ -253,7 +309,7 @@ _SUMMARY_COLUMNS = (
     "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
     "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
     "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable, "
-    "solely_automated, legal_or_similar_effect"
+    "solely_automated, legal_or_similar_effect, genai_agent, genai_provider, genai_conversation"
 )
 
 
@@ -310,6 +366,14 @@ SEARCH_EQUALITY_COLUMNS = (
     "policy_version",
     "decision",
     "data_subject_ref",
+    "genai_agent",
+    "genai_provider",
+    "genai_conversation",
+)
+# A GenAI decision that called a tool (genai_spans, by the index genai_spans_by_tool).
+TOOL_CONDITION = (
+    "(chain_id, decision_id) IN (SELECT chain_id, decision_id FROM genai_spans "
+    "WHERE tool_name = :tool_name)"
 )
 SEARCH_FLAG_COLUMNS = ("reviewed", "overridden", "contested")
 
@@ -337,6 +401,10 @@ def _search_conditions(
             where.append("chain_id = ANY(CAST(:chain_ids AS bigint[]))")
             params["chain_ids"] = list(chain_ids)
     for column, value in equal.items():
+        if column == "tool_name":
+            where.append(TOOL_CONDITION)
+            params[column] = value
+            continue
         if column not in SEARCH_EQUALITY_COLUMNS:
             raise ValueError(f"not a search column: {column}")
         where.append(f"{column} = :{column}")

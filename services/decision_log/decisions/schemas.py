@@ -28,6 +28,11 @@ class DecisionSummary(BaseModel):
     overridden: bool
     contested: bool
     outcome: str | None = Field(description="The latest observed outcome")
+    agent: str | None = Field(default=None, description="GenAI: gen_ai.agent.name")
+    provider: str | None = Field(
+        default=None, description="GenAI: gen_ai.provider.name (or the older gen_ai.system)"
+    )
+    conversation: str | None = Field(default=None, description="GenAI: gen_ai.conversation.id")
     read_model_mismatch: list[str] = Field(
         default_factory=list,
         description="Fields the read model's row held otherwise than the event they come from "
@@ -110,6 +115,58 @@ class Deployment(BaseModel):
     lineage: dict[str, Any] | None
 
 
+class InferenceStep(BaseModel):
+    index: int
+    type: str = Field(description="The event type: an inference request or response")
+    node: str | None = Field(description="Seldon: the graph node (modelid); KServe: component")
+    at: str | None = Field(description="When it happened (the event's time, as sent)")
+    recorded_at: str | None = Field(
+        default=None, description="KServe: when the logger made the event (recordedtime)"
+    )
+    data: Any | None = Field(description="The body as recorded (data, or data_base64)")
+
+
+class InferenceExchange(BaseModel):
+    """A model server's inference (KServe, Seldon Core v1) as its payload logger recorded it."""
+
+    server: str = Field(description="kserve or seldon")
+    response: str = Field(
+        description="recorded; not recorded (KServe logs a response only for HTTP 200, and "
+        "none came within the stated time after the request); awaited (not yet past that time)"
+    )
+    steps: list[InferenceStep] = Field(description="Requests and responses, in index order")
+
+
+class GenAICall(BaseModel):
+    index: int
+    span_id: str
+    operation: str | None = Field(description="gen_ai.operation.name, e.g. chat, execute_tool")
+    name: str = Field(description="The span name")
+    started_at: datetime
+    model: str | None = Field(description="gen_ai.request.model")
+    response_model: str | None = Field(description="gen_ai.response.model: what answered")
+    provider: str | None
+    tool: str | None = Field(description="gen_ai.tool.name")
+    arguments: Any | None = Field(description="gen_ai.tool.call.arguments as recorded")
+    result: Any | None = Field(description="gen_ai.tool.call.result as recorded")
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+class GenAIExplanation(BaseModel):
+    """An agent invocation (or a GenAI trace without one) as its spans recorded it."""
+
+    agent: str | None
+    provider: str | None
+    conversation: str | None
+    model: str | None = Field(description="The model requested of the last model call")
+    model_version: str | None = Field(description="The model that call's response named")
+    tools: list[str] = Field(description="Tools called, in order, each once")
+    input_tokens: int = Field(description="Summed over the model calls")
+    output_tokens: int = Field(description="Summed over the model calls")
+    calls: list[GenAICall] = Field(description="Model and tool calls, by start time")
+
+
 class Explanation(BaseModel):
     """Built only from what was recorded; nothing is recomputed from today's model or policy."""
 
@@ -134,6 +191,12 @@ class Explanation(BaseModel):
     contests: list[Contest]
     outcome: str | None
     current_decision: str | None
+    inference: InferenceExchange | None = Field(
+        default=None, description="For a model server's inference: what it logged"
+    )
+    genai: GenAIExplanation | None = Field(
+        default=None, description="For a GenAI decision: its model and tool calls"
+    )
     text: str = Field(description="The same in one plain-language paragraph")
 
 

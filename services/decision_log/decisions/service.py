@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -25,12 +25,20 @@ from decision_log.chains import repository as chain_rows
 from decision_log.chains import service as chain_service
 from decision_log.decisions import repository
 from decision_log.decisions.access import record_access
-from decision_log.decisions.event_types import DECISION_RECORDED, EVENT_DATA_MODELS
+from decision_log.decisions.event_types import (
+    DECISION_RECORDED,
+    EVENT_DATA_MODELS,
+    GENAI_INVOCATION,
+)
 from decision_log.decisions.explanation import RecordedEvent, explain
+from decision_log.decisions.producer_explanation import explain_producer_decision
 from decision_log.decisions.projection import (
     DECISION_COLUMNS,
     DecisionRow,
     ProjectedEntry,
+    decision_id_of,
+    fold_decision,
+    genai_outsiders,
     project_entry,
 )
 from decision_log.decisions.projector import ACCESS_CHAIN
@@ -63,6 +71,13 @@ from decision_log.verifier_client import VerifierUnavailable
 
 T = TypeVar("T")
 MAX_PAGE = 200
+# Search filters of GenAI decisions and the read model's columns they compare with.
+GENAI_FILTERS = {
+    "agent": "genai_agent",
+    "provider": "genai_provider",
+    "conversation": "genai_conversation",
+    "tool": "tool_name",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +95,10 @@ class SearchFilters:
     reviewed: bool | None = None
     overridden: bool | None = None
     contested: bool | None = None
+    agent: str | None = None
+    provider: str | None = None
+    conversation: str | None = None
+    tool: str | None = None
     limit: int = 50
     cursor: str | None = None
 
@@ -112,7 +131,14 @@ def check_filters(filters: SearchFilters) -> tuple[datetime, int, str] | None:
         and filters.decided_from >= filters.decided_before
     ):
         raise InvalidInput("decided_from must be before decided_before", parameter="decided_from")
-    for name in ("model_name", "model_version", "policy_version", "decision", "data_subject_ref"):
+    for name in (
+        "model_name",
+        "model_version",
+        "policy_version",
+        "decision",
+        "data_subject_ref",
+        *GENAI_FILTERS,
+    ):
         value = getattr(filters, name)
         if value is not None and not value:
             raise InvalidInput(f"{name} must not be empty", parameter=name)
@@ -185,6 +211,11 @@ async def search_decisions(
     equal = {
         name: getattr(filters, name)
         for name in repository.SEARCH_EQUALITY_COLUMNS
+        if not name.startswith("genai_") and getattr(filters, name) is not None
+    }
+    equal |= {
+        column: getattr(filters, name)
+        for name, column in GENAI_FILTERS.items()
         if getattr(filters, name) is not None
     }
     flags = {
@@ -324,7 +355,12 @@ def _with_recorded(row: Any, fresh: DecisionRow) -> Any:
 
 
 # Summary fields named otherwise in the read model's columns.
-_SUMMARY_FIELDS = {"system_name": "system"}
+_SUMMARY_FIELDS = {
+    "system_name": "system",
+    "genai_agent": "agent",
+    "genai_provider": "provider",
+    "genai_conversation": "conversation",
+}
 
 
 def summary(row: Any, *, chain: str, mismatch: list[str] | None = None) -> DecisionSummary:
@@ -348,6 +384,9 @@ def summary(row: Any, *, chain: str, mismatch: list[str] | None = None) -> Decis
         overridden=row.overridden,
         contested=row.contested,
         outcome=row.outcome,
+        agent=row.genai_agent,
+        provider=row.genai_provider,
+        conversation=row.genai_conversation,
         unprojectable=[_SUMMARY_FIELDS.get(column, column) for column in row.unprojectable],
         read_model_mismatch=[_SUMMARY_FIELDS.get(column, column) for column in mismatch or ()],
     )
@@ -368,6 +407,7 @@ async def view(
                 signer=state.signer,
                 chain=chain,
                 decision_id=decision_id,
+                now=state.clock(),
             )
 
     return await _recorded_while(recording, reading())
@@ -395,6 +435,7 @@ async def read_decision(
     signer: LogSigner,
     chain: str,
     decision_id: str,
+    now: datetime | None = None,
 ) -> DecisionView:
     """One decision, from its proven events: the read model only says which entries are the
     decision's; every entry is checked from its bytes (``evidence.check_entries``) and proved
@@ -430,7 +471,11 @@ async def read_decision(
         for entry, hashed in zip(entries, leaf_hashes, strict=True)
     ]
     state = fold_timeline(
-        entries, timeline, chain_id=int(chain_row.id), tenant_id=principal.tenant_id
+        entries,
+        timeline,
+        decision_id=decision_id,
+        chain_id=int(chain_row.id),
+        tenant_id=principal.tenant_id,
     )
     if state is None:
         raise unknown  # the read model names entries none of which is about this decision
@@ -472,6 +517,13 @@ async def read_decision(
             deployment=deployment_event,
             deployment_leaf_hash=None if deployment is None else bytes(deployment.leaf_hash).hex(),
         )
+    if explanation is None:
+        explanation = explain_producer_decision(
+            chain=chain,
+            state=state,
+            events=[RecordedEvent(e.index, e.type, e.event) for e in timeline],
+            now=now or datetime.now(UTC),
+        )
     evidence = await _evidence(
         connection,
         chain_row=chain_row,
@@ -504,24 +556,29 @@ def _cell(value: Any) -> Any:
 
 
 def fold_timeline(
-    entries: list[Any], timeline: list[TimelineEvent], *, chain_id: int, tenant_id: int
+    entries: list[Any],
+    timeline: list[TimelineEvent],
+    *,
+    decision_id: str,
+    chain_id: int,
+    tenant_id: int,
 ) -> DecisionRow | None:
     """The decision's state folded from its checked events, as the projector folds them."""
-    state: DecisionRow | None = None
-    for entry, event in zip(entries, timeline, strict=True):
-        state = project_entry(
-            state,
+    return fold_decision(
+        [
             ProjectedEntry(
                 idx=event.index,
                 received_at=entry.received_at,
                 event_type=event.type,
                 subject=event.event.get("subject"),
                 event=event.event,
-            ),
-            chain_id=chain_id,
-            tenant_id=tenant_id,
-        )
-    return state
+            )
+            for entry, event in zip(entries, timeline, strict=True)
+        ],
+        decision_id=decision_id,
+        chain_id=chain_id,
+        tenant_id=tenant_id,
+    )
 
 
 async def _checked(
@@ -556,15 +613,29 @@ async def _checked(
         predecessors=predecessors,
     )
     if decision_id is not None:
-        for entry in entries:
-            subject = orjson.loads(entry.leaf)["event"].get("subject")
-            if subject != decision_id:
+        # Which decision an event is of comes from the event (projection.decision_id_of; for
+        # GenAI spans, from the timeline's spans: projection.genai_outsiders).
+        projected = [
+            ProjectedEntry(
+                idx=int(entry.idx),
+                received_at=entry.received_at,
+                event_type=event.get("type", ""),
+                subject=event.get("subject"),
+                event=event,
+            )
+            for entry in entries
+            for event in (orjson.loads(entry.leaf)["event"],)
+        ]
+        outsiders = set(genai_outsiders(projected, decision_id))
+        for entry in projected:
+            found = decision_id if entry.event_type == GENAI_INVOCATION else decision_id_of(entry)
+            if entry.idx in outsiders or found != decision_id:
                 raise IntegrityFailure(
-                    f"entry {entry.idx} is an event of {subject!r}, not of this decision",
+                    f"entry {entry.idx} is an event of {found!r}, not of this decision",
                     check="index",
-                    index=int(entry.idx),
+                    index=entry.idx,
                     expected=decision_id,
-                    found=str(subject),
+                    found=str(found),
                 )
     return hashes
 

@@ -54,16 +54,19 @@ Clock = Callable[[], datetime]
 
 # Run under the chain's lock: the group's events already in the chain (idempotency) and those
 # of its API keys revoked or expired by now, in one round trip.
+# The idempotency key is (chain, source, type, id): KServe's payload logger gives an inference's
+# request and response events one source and one id, told apart by their type only. The unique
+# index entries_idempotency (migration 0008) is on exactly these columns.
 KNOWN_AND_REFUSED = """
-    SELECT e.source, e.event_id, e.idx, e.leaf_hash, e.received_at, e.content_digest,
-           NULL::text AS refused_key
+    SELECT e.source, e.event_type, e.event_id, e.idx, e.leaf_hash, e.received_at,
+           e.content_digest, NULL::text AS refused_key
       FROM entries e
-      JOIN unnest($2::text[], $3::text[]) AS k(source, event_id)
-        ON e.source = k.source AND e.event_id = k.event_id
+      JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(source, event_type, event_id)
+        ON e.source = k.source AND e.event_type = k.event_type AND e.event_id = k.event_id
      WHERE e.chain_id = $1
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, NULL, key_id FROM api_keys
-     WHERE key_id = ANY($4::text[])
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, key_id FROM api_keys
+     WHERE key_id = ANY($5::text[])
        AND (revoked_at IS NOT NULL OR expires_at <= now() OR witness_id IS NOT NULL)
 """
 
@@ -310,7 +313,11 @@ class GroupCommitter:
 
     async def _commit_group(self, group: list[_Pending]) -> list[list[Receipt] | Problem]:
         chain = group[0].chain
-        keys = [(event.source, event.event_id) for pending in group for event in pending.events]
+        keys = [
+            (event.source, event.event_type, event.event_id)
+            for pending in group
+            for event in pending.events
+        ]
         async with driver_connection(self._engine) as connection, connection.transaction():
             head = await connection.fetchrow(
                 "SELECT size, last_leaf_hash, frontier, last_received_at FROM chains "
@@ -323,19 +330,20 @@ class GroupCommitter:
             # API keys revoked or expired by now. A revocation committed before this statement
             # began is seen; one committing later is ordered after this group, which may still
             # commit (READ COMMITTED).
-            known: dict[tuple[str, str], tuple[int, bytes, str, bytes]] = {}
+            known: dict[tuple[str, str, str], tuple[int, bytes, str, bytes]] = {}
             refused_keys: set[str] = set()
             for row in await connection.fetch(
                 KNOWN_AND_REFUSED,
                 chain.chain_id,
                 [key[0] for key in keys],
                 [key[1] for key in keys],
+                [key[2] for key in keys],
                 sorted({p.key_id for p in group if p.key_id is not None}),
             ):
                 if row["refused_key"] is not None:
                     refused_keys.add(row["refused_key"])
                     continue
-                known[(row["source"], row["event_id"])] = (
+                known[(row["source"], row["event_type"], row["event_id"])] = (
                     row["idx"],
                     bytes(row["leaf_hash"]),
                     format_received_at(row["received_at"]),
@@ -364,7 +372,7 @@ class GroupCommitter:
                     continue
                 receipts: list[Receipt] = []
                 for event in pending.events:
-                    key = (event.source, event.event_id)
+                    key = (event.source, event.event_type, event.event_id)
                     seen = known.get(key)
                     if seen is not None:
                         receipts.append(
@@ -426,14 +434,15 @@ class GroupCommitter:
 
     @staticmethod
     def _first_conflict(
-        pending: _Pending, known: dict[tuple[str, str], tuple[int, bytes, str, bytes]]
+        pending: _Pending, known: dict[tuple[str, str, str], tuple[int, bytes, str, bytes]]
     ) -> Problem | None:
         for position, event in enumerate(pending.events):
-            seen = known.get((event.source, event.event_id))
+            seen = known.get((event.source, event.event_type, event.event_id))
             if seen is not None and seen[3] != event.content_digest:
                 return IdempotencyConflict(
-                    f"an event with source {event.source!r} and id {event.event_id!r} is already "
-                    f"at index {seen[0]} with other content; nothing of this request was written",
+                    f"an event with source {event.source!r}, type {event.event_type!r} and id "
+                    f"{event.event_id!r} is already at index {seen[0]} with other content; "
+                    "nothing of this request was written",
                     pointer=f"/{position}/id" if pending.batch else "/id",
                     index=seen[0],
                 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -84,12 +85,13 @@ def parse_events(
         (f"/{position}", check_event(item, pointer=f"/{position}"))
         for position, item in enumerate(document)
     ]
-    seen: dict[tuple[str, str], int] = {}
+    # The idempotency key is (chain, source, type, id) (events.appender).
+    seen: dict[tuple[str, str, str], int] = {}
     for position, (_, event) in enumerate(events):
-        key = (event["source"], event["id"])
+        key = (event["source"], event["type"], event["id"])
         if key in seen:
             raise InvalidInput(
-                f"events {seen[key]} and {position} share source and id; "
+                f"events {seen[key]} and {position} share source, type and id; "
                 "each event of a batch needs its own idempotency key",
                 pointer=f"/{position}/id",
             )
@@ -97,7 +99,10 @@ def parse_events(
     return events
 
 
-def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
+def check_event(value: Any, *, pointer: str, from_binary: bool = False) -> dict[str, Any]:
+    """The event if the log takes it, else the problem at its pointer. ``from_binary``: built by
+    ``binary.event_from_binary``, whose attribute values are strings and whose ``data_base64``
+    it encoded itself, so neither is checked again (a large body's base64 is not decoded)."""
     if not isinstance(value, dict):
         raise InvalidEvent("an event must be a JSON object", pointer=pointer)
     version = value.get("specversion")
@@ -129,7 +134,7 @@ def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
         raise InvalidEvent(
             "an event carries data or data_base64, not both", pointer=f"{pointer}/data_base64"
         )
-    if "data_base64" in value:
+    if "data_base64" in value and not from_binary:
         encoded = value["data_base64"]
         try:
             if not isinstance(encoded, str):
@@ -147,7 +152,7 @@ def check_event(value: Any, *, pointer: str) -> dict[str, Any]:
                 f"attribute name {name!r} must be lower-case letters and digits only",
                 pointer=f"{pointer}/{_escape(name)}",
             )
-        if isinstance(field, ATTRIBUTE_VALUE_TYPES_REFUSED):
+        if not from_binary and isinstance(field, ATTRIBUTE_VALUE_TYPES_REFUSED):
             raise InvalidEvent(
                 f"attribute {name} must be a string, an integer or a boolean",
                 pointer=f"{pointer}/{name}",
@@ -218,13 +223,27 @@ def prepare_event(
     digest_key: bytes,
     plaintext_json: bytes | None = None,
     data_subject: str | None = None,
+    oversize_to_digest: bool = False,
 ) -> PreparedEvent:
     """Canonicalise a checked event. ``plaintext_json`` is the event before its personal fields
-    were sealed: idempotency compares plaintexts, since ciphertexts differ on every retry."""
+    were sealed: idempotency compares plaintexts, since ciphertexts differ on every retry.
+
+    An event over ``max_event_bytes`` is refused, or, with ``oversize_to_digest`` (the chain's
+    setting), kept with its data replaced by what identifies it (``data_digested``). Events with
+    personal data are always refused: a plain digest of personal data is never stored."""
     event_json = canonical_event(value, pointer=pointer)
+    if (
+        len(event_json) > max_event_bytes
+        and oversize_to_digest
+        and plaintext_json is None
+        and ("data" in value or "data_base64" in value)
+    ):
+        value = data_digested(value)
+        event_json = canonical_event(value, pointer=pointer)
     if len(event_json) > max_event_bytes:
         raise PayloadTooLarge(
-            f"the event is {len(event_json)} bytes in canonical form; at most {max_event_bytes}",
+            f"the event is {len(event_json)} bytes in canonical form; this chain takes at most "
+            f"{max_event_bytes}",
             pointer=pointer,
         )
     return PreparedEvent(
@@ -236,6 +255,26 @@ def prepare_event(
         content_digest=content_digest(digest_key, plaintext_json or event_json),
         data_subject=data_subject,
     )
+
+
+# Extension attributes of an event whose data was over its chain's limit and is not stored.
+DATA_DIGEST = "datadigest"
+DATA_SIZE = "datasize"
+
+
+def data_digested(value: dict[str, Any]) -> dict[str, Any]:
+    """The event without its data, naming it instead: ``datadigest`` (``sha256:<hex>`` of the
+    data's bytes: those of ``data_base64`` decoded, or the RFC 8785 form of JSON ``data``, which
+    for a binary-mode JSON body is the body with its whitespace and key order normalised),
+    ``datasize`` (their length) and ``datacontenttype`` as sent."""
+    digested = {name: field for name, field in value.items() if name not in NOT_ATTRIBUTES}
+    if "data_base64" in value:
+        payload = base64.b64decode(value["data_base64"])
+    else:
+        payload = canonical_event(value["data"], pointer="/data")
+    digested[DATA_DIGEST] = "sha256:" + hashlib.sha256(payload).hexdigest()
+    digested[DATA_SIZE] = len(payload)
+    return digested
 
 
 def _escape(name: str) -> str:

@@ -18,7 +18,7 @@ from http_edge.guard import problem_for_exception
 from http_edge.request_ids import SAFE_REQUEST_ID, new_request_id, set_request_id
 from starlette.types import Message, Receive, Scope, Send
 
-from decision_log.auth import tenant_caller
+from decision_log.auth import ingest_caller
 from decision_log.boundary import SLUG_PATTERN
 from decision_log.events import service
 from decision_log.events.admission import Ticket
@@ -33,12 +33,14 @@ from decision_log.problems import (
     InternalError,
     PayloadTooLarge,
     Problem,
-    Unauthenticated,
 )
 from decision_log.settings import Settings
 from decision_log.state import AppState
 
 APPEND_PATH = re.compile(r"^/v1/chains/([^/]+)/events$")
+# A success answered to a key sent in the URL is not to be kept by shared caches
+# (CloudEvents http-webhook.md §3.2).
+URL_KEY_ANSWER_HEADERS = {"Cache-Control": "private"}
 
 # The append route as FastAPI knows it: never reached (DecisionLogApp serves POST before
 # routing), it makes other methods on the path a 405 with Allow: POST rather than a 404.
@@ -65,11 +67,14 @@ async def serve_append(
     (request id, no exception answered with a bare 500), inline, so the hot path pays for no
     extra middleware layer; its body is capped here, after authentication."""
     authorization = b""
-    content_type = b""
+    content_type: bytes | None = None
     content_length = -1
     caller_request_id = b""
+    ce_headers: list[tuple[bytes, bytes]] = []
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        if name.startswith(b"ce-"):
+            ce_headers.append((name, value))  # binary mode's attributes (events.binary)
+        elif name == b"authorization":
             authorization = value
         elif name == b"content-type":
             content_type = value
@@ -84,7 +89,7 @@ async def serve_append(
     )
     set_request_id(request_id)
     try:
-        status, answer = await _append(
+        status, answer, headers = await _append(
             state,
             scope,
             receive,
@@ -92,8 +97,9 @@ async def serve_append(
             authorization=authorization,
             content_type=content_type,
             content_length=content_length,
+            ce_headers=ce_headers,
         )
-        media_type, headers = b"application/json", {}
+        media_type = b"application/json"
     except Exception as error:
         problem = problem_for_exception(error, scope)
         status, answer = problem.status, problem.to_json()
@@ -108,13 +114,17 @@ async def _append(
     chain: str,
     *,
     authorization: bytes,
-    content_type: bytes,
+    content_type: bytes | None,
     content_length: int,
-) -> tuple[int, bytes]:
-    scheme, _, api_key = authorization.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer":
-        raise Unauthenticated("send the API key as 'Authorization: Bearer <key>'")
-    principal = tenant_caller(await state.authenticator.authenticate(api_key, use_cache=True))
+    ce_headers: list[tuple[bytes, bytes]],
+) -> tuple[int, bytes, dict[str, str]]:
+    """(status, answer, extra headers) of an append."""
+    principal, key_in_url = await ingest_caller(
+        state.authenticator,
+        authorization=authorization,
+        query=scope.get("query_string", b""),
+        chain=chain,
+    )
     limit = state.settings.max_body_bytes
     if content_length > limit:
         raise PayloadTooLarge(f"the body is {content_length} bytes; at most {limit} are accepted")
@@ -126,10 +136,16 @@ async def _append(
     try:
         body = await read_body(receive, limit=limit)
         admission.release(ticket, "bytes", ticket.bytes - len(body))
-        media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
-        return await service.append_events(
-            state, principal, chain=chain, media_type=media_type, body=body, ticket=ticket
+        status, answer = await service.append_events(
+            state,
+            principal,
+            chain=chain,
+            content_type=content_type,
+            body=body,
+            ce_headers=ce_headers,
+            ticket=ticket,
         )
+        return status, answer, URL_KEY_ANSWER_HEADERS if key_in_url else {}
     finally:
         admission.release(ticket, "bytes")
 
@@ -169,6 +185,18 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
+URL_KEY_PARAMETER = {
+    "name": "access_token",
+    "in": "query",
+    "required": False,
+    "description": "For senders that cannot set headers (CloudEvents http-webhook.md §3.2): the "
+    "API key, instead of Authorization. Only a key whose sole role is producer and that is "
+    "limited to this one chain is taken here; any other key is refused (401). A key in a URL "
+    "counts as exposed: scope it narrowly and rotate it",
+    "schema": {"type": "string"},
+}
+
+
 def document_append(openapi: dict[str, Any]) -> None:
     """Add the append operation and the shapes it uses to an OpenAPI document."""
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
@@ -183,14 +211,32 @@ def document_append(openapi: dict[str, Any]) -> None:
             {"$ref": "#/components/schemas/AppendBatchResponse"},
         ]
     }
+    attribute_headers = [
+        {
+            "name": f"ce-{name}",
+            "in": "header",
+            "required": False,
+            "description": f"Binary mode: the event's `{name}` attribute, percent-encoded UTF-8 "
+            "(HTTP binding §3.1.3.2); required in binary mode. Every other attribute and "
+            "extension travels as a `ce-<name>` header too",
+            "schema": {"type": "string"},
+        }
+        for name in ("specversion", "id", "source", "type")
+    ]
     openapi.setdefault("paths", {})["/v1/chains/{chain}/events"] = {
         "post": {
             "tags": ["events"],
-            "summary": "Append one event (structured mode) or a batch of events",
+            "summary": "Append one event (structured or binary mode) or a batch of events",
             "description": (
                 "Each event is appended at the next index of the chain once committed; the "
-                "answer carries its receipt, signed by the log (DSSE). `(chain, source, id)` is "
-                "the idempotency key: a retry with the same content gets the original receipt."
+                "answer carries its receipt, signed by the log (DSSE). The CloudEvents mode "
+                "follows the HTTP binding (§3): `application/cloudevents+json` is one event, "
+                "`application/cloudevents-batch+json` a batch, any other "
+                "`application/cloudevents...` type is refused (415), and every other content "
+                "type, or none, is binary mode: the attributes are `ce-*` headers and the body is "
+                "the data (`data` when it is JSON, else `data_base64`). `(chain, source, type, "
+                "id)` is the idempotency key: a retry with the same content gets the original "
+                "receipt."
             ),
             "operationId": "append_events",
             "security": [{"HTTPBearer": []}],
@@ -205,7 +251,9 @@ def document_append(openapi: dict[str, Any]) -> None:
                         "minLength": 1,
                         "maxLength": 64,
                     },
-                }
+                },
+                URL_KEY_PARAMETER,
+                *attribute_headers,
             ],
             "requestBody": {
                 "required": True,
@@ -219,6 +267,16 @@ def document_append(openapi: dict[str, Any]) -> None:
                             "maxItems": Settings.model_fields["max_batch_events"].default,
                         }
                     },
+                    "application/json": {
+                        "schema": {"description": "Binary mode: the data of one event"}
+                    },
+                    "application/octet-stream": {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Binary mode: the data of one event, any bytes",
+                        }
+                    },
                 },
             },
             "responses": {
@@ -230,11 +288,18 @@ def document_append(openapi: dict[str, Any]) -> None:
                     "description": "Every event had been appended before: original receipts",
                     "content": {"application/json": {"schema": receipts}},
                 },
-                "400": {"description": "Invalid JSON or CloudEvent; `pointer` names the field"},
+                "400": {
+                    "description": "Invalid JSON or CloudEvent; `pointer` names the field in "
+                    "the body, `header` the ce-* header at fault"
+                },
                 "404": {"description": "No such chain for this key"},
-                "409": {"description": "Same (source, id) already appended with other content"},
+                "409": {
+                    "description": "Same (source, type, id) already appended with other content"
+                },
                 "413": {"description": "Body, batch or event too large"},
-                "415": {"description": "Not cloudevents+json or cloudevents-batch+json"},
+                "415": {
+                    "description": "An event format other than JSON (application/cloudevents+x)"
+                },
                 "503": {
                     "description": "Overloaded or database unavailable: retry after Retry-After"
                 },

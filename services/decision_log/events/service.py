@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -11,9 +12,11 @@ from decision_log.auth import require_chain, require_role
 from decision_log.decisions.access import refuse_producer_append
 from decision_log.events.admission import Ticket
 from decision_log.events.appender import Receipt
-from decision_log.events.cloudevents import BATCH, STRUCTURED, parse_events
+from decision_log.events.binary import content_mode, event_from_binary, media_type_of
+from decision_log.events.cloudevents import parse_events
+from decision_log.ingest.metrics import count_refused
 from decision_log.keys.service import Principal
-from decision_log.problems import InvalidInput, UnsupportedMediaType
+from decision_log.problems import InvalidInput, PayloadTooLarge
 from decision_log.slugs import SLUG
 from decision_log.state import AppState
 
@@ -23,33 +26,54 @@ async def append_events(
     principal: Principal,
     *,
     chain: str,
-    media_type: str,
+    content_type: bytes | None,
     body: bytes,
+    ce_headers: Sequence[tuple[bytes, bytes]] = (),
     ticket: Ticket | None = None,
 ) -> tuple[int, bytes]:
-    """Append the events of one request; returns (HTTP status, JSON answer). ``ticket`` is
-    what the request holds of the worker's admission budgets (``events.admission``)."""
+    """Append the events of one request; returns (HTTP status, JSON answer).
+
+    ``content_type`` decides the CloudEvents mode (``binary.content_mode``); a binary-mode
+    event's attributes are its ``ce_headers``. ``ticket`` is what the request holds of the
+    worker's admission budgets (``events.admission``)."""
     require_role(principal, "producer")
     if not SLUG.fullmatch(chain):
         raise InvalidInput("chain must be a lowercase slug (a-z, 0-9, '-')", parameter="chain")
     require_chain(principal, chain)
     refuse_producer_append(chain)
-    if media_type not in (STRUCTURED, BATCH):
-        raise UnsupportedMediaType(
-            f"content type {media_type or 'none'!r} is not accepted; send {STRUCTURED} "
-            f"(one event) or {BATCH} (a JSON array of events)"
-        )
+    media_type = media_type_of(content_type)
+    mode = content_mode(media_type)
     ref = await state.directory.resolve(
         tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
     )
     settings = state.settings
-    batch = media_type == BATCH
-    checked = parse_events(
-        body, batch=batch, max_depth=settings.max_json_depth, max_events=settings.max_batch_events
-    )
-    events = await state.personal_data.prepare(
-        ref, principal.tenant_id, checked, max_event_bytes=settings.max_event_bytes
-    )
+    batch = mode == "batch"
+    if mode == "binary":
+        event = event_from_binary(
+            ce_headers, content_type, body, max_depth=settings.max_json_depth, media_type=media_type
+        )
+        checked = [("", event)]
+    else:
+        checked = parse_events(
+            body,
+            batch=batch,
+            max_depth=settings.max_json_depth,
+            max_events=settings.max_batch_events,
+        )
+    chain_ingest = await state.ingest.for_chain(ref.chain_id)
+    try:
+        events = await state.personal_data.prepare(
+            ref,
+            principal.tenant_id,
+            checked,
+            max_event_bytes=chain_ingest.max_event_bytes,
+            oversize_to_digest=chain_ingest.digest_oversize,
+        )
+    except PayloadTooLarge as problem:
+        # Senders that never retry lose such an event: count it per source for the operator.
+        source = dict(checked).get(problem.pointer or "", {}).get("source", "")
+        count_refused(tenant=ref.tenant, chain=ref.chain, source=source, reason="too-large")
+        raise
     receipts = await state.committer.append(
         ref, events, batch=batch, key_id=principal.key_id, ticket=ticket
     )

@@ -79,8 +79,11 @@ class PersonalData:
         events: list[tuple[str, dict[str, Any]]],
         *,
         max_event_bytes: int,
+        oversize_to_digest: bool = False,
     ) -> list[PreparedEvent]:
-        """Canonicalise the events, sealing the marked ones first (one query for their keys)."""
+        """Canonicalise the events, sealing the marked ones first (one query for their keys).
+        ``oversize_to_digest``: the chain keeps an over-limit event's data as its digest
+        (``cloudevents.prepare_event``)."""
         personal = [
             (pointer, event)
             for pointer, event in events
@@ -96,6 +99,7 @@ class PersonalData:
                         pointer=pointer,
                         max_event_bytes=max_event_bytes,
                         digest_key=self.digest_key,
+                        oversize_to_digest=oversize_to_digest,
                     )
                 )
                 continue

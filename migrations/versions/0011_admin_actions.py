@@ -8,15 +8,15 @@ it here; an append repeated after a crash is answered from the first (the record
 event id). The action's own transaction cannot append: appends go through the chain's group
 commit.
 
-Revision ID: 0009_admin_actions
-Revises: 0006_projection_status
+Revision ID: 0011_admin_actions
+Revises: 0010_producer_read_model
 Create Date: 2026-12-02
 """
 
 from alembic import op
 
-revision = "0009_admin_actions"
-down_revision = "0006_projection_status"
+revision = "0011_admin_actions"
+down_revision = "0010_producer_read_model"
 branch_labels = None
 depends_on = None
 
