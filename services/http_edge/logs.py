@@ -70,7 +70,7 @@ def log_request(
     }
     if traceparent is not None:
         fields["traceparent"] = traceparent
-    requests_log.info("request", extra={"fields": fields})
+    requests_log.info("request", extra={"fields": fields, "request_id": current_request_id()})
 
 
 def route_template(scope: Mapping[str, Any]) -> str:

@@ -25,7 +25,14 @@ from decision_log.signing import LogSigner
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from tests.decisions.helpers import deployed, overridden, projected, recorded, reviewed
+from tests.decisions.helpers import (
+    deployed,
+    genai_span,
+    overridden,
+    projected,
+    recorded,
+    reviewed,
+)
 from tests.decisions.read_model import reproject
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import append, headers
@@ -215,3 +222,33 @@ async def test_the_schedule_runs_once_a_period_whatever_the_processes(
         clock=lambda: now() + timedelta(hours=1),
     )
     assert await later.verify_if_due() is not None
+
+
+async def test_an_edited_genai_span_is_a_mismatch(
+    client: httpx.AsyncClient, database_url: str, signer: LogSigner, engine: AsyncEngine
+) -> None:
+    tenant = await make_tenant(database_url, signer)
+    trace = "ab" * 16
+    spans = [
+        genai_span(trace, "a" * 16, operation="invoke_agent", gen_ai__agent__name="support"),
+        genai_span(trace, "b" * 16, parent="a" * 16, gen_ai__request__model="gpt-x"),
+    ]
+    response = await append(client, tenant.producer, tenant.chain, spans, batch=True)
+    assert response.status_code == 201, response.text
+    await projected(database_url)
+    chain = await chain_id_of(database_url, tenant)
+    check = await verify_projections(engine, clock=now, chain_ids=[chain])
+    assert check is not None and check.mismatch_count == 0
+    await edit_read_model(
+        database_url,
+        chain,
+        # The model a span called, changed: a search by model would now mislead.
+        "UPDATE genai_spans SET request_model = 'other' WHERE chain_id = $1 AND span_id = "
+        f"'{'b' * 16}'",
+    )
+    check = await verify_projections(engine, clock=now, chain_ids=[chain])
+    assert check is not None
+    span = f"span {trace}-{'b' * 16}"
+    assert [(m.column, m.expected, m.found) for m in check.mismatches] == [
+        ("genai_spans", span, span + " (differs)")
+    ]

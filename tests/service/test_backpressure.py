@@ -35,6 +35,25 @@ async def small_queue_client(settings: Settings) -> AsyncIterator[httpx.AsyncCli
             yield c
 
 
+async def no_admin_records_pending(database_url: str, tenant: TenantKeys) -> None:
+    """Until the records of making the tenant are in its access chain: their appends would
+    count as a second tenant's share of the budget below."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        for _ in range(100):
+            pending = await connection.fetchval(
+                "SELECT count(*) FROM admin_actions_pending p JOIN tenants t "
+                "ON t.id = p.tenant_id WHERE t.slug = $1",
+                tenant.tenant,
+            )
+            if not pending:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("admin records still pending after 10 s")
+    finally:
+        await connection.close()
+
+
 async def hold_chain_lock(database_url: str, tenant: TenantKeys) -> asyncpg.Connection:
     connection = await asyncpg.connect(database_url)
     await connection.execute("BEGIN")
@@ -51,6 +70,7 @@ async def test_full_queue_answers_503_and_loses_nothing(
     small_queue_client: httpx.AsyncClient, tenant: TenantKeys, database_url: str
 ) -> None:
     client = small_queue_client
+    await no_admin_records_pending(database_url, tenant)
     lock = await hold_chain_lock(database_url, tenant)
     events = [decision_event() for _ in range(25)]
 

@@ -212,8 +212,10 @@ async def test_unchanged_tree_is_not_signed_again(
     try:
         sizes = await connection.fetch(
             "SELECT k.size FROM checkpoints k JOIN chains c ON c.id = k.chain_id "
-            "JOIN tenants t ON t.id = c.tenant_id WHERE t.slug = $1 ORDER BY k.size",
+            "JOIN tenants t ON t.id = c.tenant_id WHERE t.slug = $1 AND c.slug = $2 "
+            "ORDER BY k.size",
             tenant.tenant,
+            tenant.chain,
         )
     finally:
         await connection.close()

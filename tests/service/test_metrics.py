@@ -3,8 +3,12 @@ when the service works (request counts by route template, group commits, checkpo
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import orjson
 import pytest
+from http_edge.logs import JsonLineFormatter
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.conftest import TenantKeys
@@ -42,13 +46,45 @@ async def test_metrics_need_their_own_token(
 
 
 async def test_series_move_with_the_work(
-    client: httpx.AsyncClient, tenant: TenantKeys, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("AUDIT_TRAIL_METRICS_TOKEN", TOKEN)
+    caplog.set_level(logging.INFO, logger="http_edge.requests")
     before = await scrape(client)
-    assert (
-        await append(client, tenant.producer, tenant.chain, decision_event())
-    ).status_code == 201
+    appended = await client.post(
+        f"/v1/chains/{tenant.chain}/events",
+        content=orjson.dumps(decision_event()),
+        headers=headers(
+            tenant.producer,
+            {"Content-Type": "application/cloudevents+json", "X-Request-Id": "append-42"},
+        ),
+    )
+    assert appended.status_code == 201
+    # The append route bypasses the framework, and still carries the request id and counts.
+    assert appended.headers["x-request-id"] == "append-42"
+    line = JsonLineFormatter().format(
+        next(
+            r
+            for r in caplog.records
+            if r.name == "http_edge.requests" and r.fields["route"].endswith("/events")
+        )
+    )
+    assert orjson.loads(line) | {"time": None, "duration_ms": None} == {
+        "time": None,
+        "level": "INFO",
+        "logger": "http_edge.requests",
+        "message": "request",
+        "request_id": "append-42",
+        "method": "POST",
+        "route": "/v1/chains/{chain}/events",
+        "status": 201,
+        "duration_ms": None,
+    }
+    refused = await append(client, tenant.producer, tenant.chain, {"specversion": "1.0"})
+    assert refused.status_code == 400
     await wait_for_checkpoint(client, tenant.auditor, tenant.chain, size=1)
     after = await scrape(client)
 
@@ -56,6 +92,14 @@ async def test_series_move_with_the_work(
         key = (name, tuple(sorted(labels.items())))
         return after.get(key, 0.0) - before.get(key, 0.0)
 
+    assert moved("audit_trail_events_ingested_total", mode="structured", outcome="appended") == 1
+    assert moved("audit_trail_events_ingested_total", mode="structured", outcome="refused") == 1
+    append_route = {"route": "/v1/chains/{chain}/events", "method": "POST"}
+    assert moved("audit_trail_http_requests_total", **append_route, status="201") == 1
+    assert moved("audit_trail_http_requests_total", **append_route, status="400") == 1
+    assert (
+        moved("audit_trail_http_request_duration_seconds_count", route=append_route["route"]) == 2
+    )
     assert moved("audit_trail_group_commit_events_count") >= 1
     assert moved("audit_trail_checkpoints_signed_total") >= 1
     read = {"route": "/v1/chains/{chain}", "method": "GET", "status": "200"}

@@ -307,6 +307,7 @@ ADMIN_ACTIONS = (
     "key.change",
     "key.revoke",
     "chain.create",
+    "chain.configure",
     "witness.register",
     "witness.revoke",
     "retention.set",

@@ -271,6 +271,17 @@ async def _compare(
             None if row["in_scratch"] else deployment,
         )
     check.mismatch_count += total
+    rows, total = await repository.differing_spans(connection, live=live, chain_ids=ids)
+    for row in rows:
+        span = f"span {row['span']}"
+        mismatch(
+            row["chain_id"],
+            row["decision_id"],
+            "genai_spans",
+            span if row["in_scratch"] else None,
+            span + (" (differs)" if row["in_scratch"] else "") if row["in_live"] else None,
+        )
+    check.mismatch_count += total
     rows, total = await repository.differing_positions(connection, live=live, chain_ids=ids)
     for row in rows:
         for column in ("unprojectable_entries", "last_unprojectable_idx"):

@@ -28,6 +28,7 @@ _SCRATCH_KEYS = {
     "decision_events": "chain_id, decision_id, idx",
     "model_deployments": "chain_id, model_name, model_version, idx",
     "projection_positions": "chain_id",
+    "genai_spans": "chain_id, trace_id, span_id",
 }
 # Rows of each kind of difference returned at most (every difference is counted).
 MAX_ROWS = 1000
@@ -178,6 +179,26 @@ async def differing_deployments(
         "ON (l.chain_id, l.model_name, l.model_version, l.idx) "
         "= (s.chain_id, s.model_name, s.model_version, s.idx) "
         "WHERE s.chain_id IS NULL OR l.chain_id IS NULL ORDER BY 1, 5, 4 LIMIT $2",
+        chain_ids,
+    )
+
+
+async def differing_spans(
+    connection: asyncpg.Connection, *, live: str, chain_ids: Sequence[int]
+) -> tuple[list[asyncpg.Record], int]:
+    """GenAI span rows that only one side has, or whose columns differ (the decision a span
+    belongs to among them)."""
+    return await _differences(
+        connection,
+        "SELECT coalesce(s.chain_id, l.chain_id) AS chain_id, "
+        "coalesce(s.decision_id, l.decision_id) AS decision_id, "
+        "coalesce(s.trace_id, l.trace_id) || '-' || coalesce(s.span_id, l.span_id) AS span, "
+        "s.chain_id IS NOT NULL AS in_scratch, l.chain_id IS NOT NULL AS in_live, "
+        "count(*) OVER () AS total "
+        f"FROM pg_temp.genai_spans s FULL JOIN (SELECT * FROM {live}.genai_spans l "
+        f"WHERE {_chain_filter('l')}) l "
+        "ON (l.chain_id, l.trace_id, l.span_id) = (s.chain_id, s.trace_id, s.span_id) "
+        "WHERE s IS DISTINCT FROM l ORDER BY 1, 3 LIMIT $2",
         chain_ids,
     )
 

@@ -11,10 +11,13 @@ Its OpenAPI description is added by ``document_append`` so the published documen
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from fastapi import APIRouter
 from http_edge.guard import problem_for_exception
+from http_edge.logs import TRACEPARENT, log_request
+from http_edge.metrics import observe_request
 from http_edge.request_ids import SAFE_REQUEST_ID, new_request_id, set_request_id
 from starlette.types import Message, Receive, Scope, Send
 
@@ -28,6 +31,7 @@ from decision_log.events.schemas import (
     AppendBatchResponse,
     AppendResponse,
 )
+from decision_log.metrics import count_refused_request
 from decision_log.problems import (
     PROBLEM_MEDIA_TYPE,
     InternalError,
@@ -38,6 +42,7 @@ from decision_log.settings import Settings
 from decision_log.state import AppState
 
 APPEND_PATH = re.compile(r"^/v1/chains/([^/]+)/events$")
+APPEND_ROUTE = "/v1/chains/{chain}/events"  # as routes are named in logs and metrics
 # A success answered to a key sent in the URL is not to be kept by shared caches
 # (CloudEvents http-webhook.md §3.2).
 URL_KEY_ANSWER_HEADERS = {"Cache-Control": "private"}
@@ -66,10 +71,12 @@ async def serve_append(
     """Serve one append. It guards itself as ``http_edge.guard`` guards every other route
     (request id, no exception answered with a bare 500), inline, so the hot path pays for no
     extra middleware layer; its body is capped here, after authentication."""
+    began = time.perf_counter()
     authorization = b""
     content_type: bytes | None = None
     content_length = -1
     caller_request_id = b""
+    traceparent = b""
     ce_headers: list[tuple[bytes, bytes]] = []
     for name, value in scope["headers"]:
         if name.startswith(b"ce-"):
@@ -82,6 +89,8 @@ async def serve_append(
             content_length = int(value)
         elif name == b"x-request-id":
             caller_request_id = value
+        elif name == b"traceparent":
+            traceparent = value
     request_id = (
         caller_request_id.decode("ascii")
         if SAFE_REQUEST_ID.fullmatch(caller_request_id)
@@ -104,7 +113,19 @@ async def serve_append(
         problem = problem_for_exception(error, scope)
         status, answer = problem.status, problem.to_json()
         media_type, headers = PROBLEM_MEDIA_TYPE.encode(), problem.headers
+        count_refused_request(content_type)
     await respond(send, status, media_type, answer, headers, request_id=request_id)
+    # What http_edge.guard does for every other route, inlined (a few microseconds).
+    observe_request(
+        route=APPEND_ROUTE, method="POST", status=status, seconds=time.perf_counter() - began
+    )
+    log_request(
+        method="POST",
+        route=APPEND_ROUTE,
+        status=status,
+        started=began,
+        traceparent=traceparent.decode("ascii") if TRACEPARENT.fullmatch(traceparent) else None,
+    )
 
 
 async def _append(

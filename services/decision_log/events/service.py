@@ -16,6 +16,7 @@ from decision_log.events.binary import content_mode, event_from_binary, media_ty
 from decision_log.events.cloudevents import parse_events
 from decision_log.ingest.metrics import count_refused
 from decision_log.keys.service import Principal
+from decision_log.metrics import count_ingested
 from decision_log.problems import InvalidInput, PayloadTooLarge
 from decision_log.slugs import SLUG
 from decision_log.state import AppState
@@ -72,12 +73,13 @@ async def append_events(
     except PayloadTooLarge as problem:
         # Senders that never retry lose such an event: count it per source for the operator.
         source = dict(checked).get(problem.pointer or "", {}).get("source", "")
-        count_refused(tenant=ref.tenant, chain=ref.chain, source=source, reason="too-large")
+        count_refused(chain_id=ref.chain_id, source=source, reason="too-large")
         raise
     receipts = await state.committer.append(
         ref, events, batch=batch, key_id=principal.key_id, ticket=ticket
     )
     appended = sum(1 for receipt in receipts if not receipt.replayed)
+    count_ingested(mode, appended=appended, replayed=len(receipts) - appended)
     # One signature per request, made after the commit: it never holds up the chain's lock.
     envelope = await state.receipts.sign(receipts_payload(state.signer.origin, receipts))
     content: dict[str, Any]

@@ -32,10 +32,11 @@ from ledger.merkle import verify_consistency
 from ledger.note import NoteVerifier
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from decision_log import VERSION, evidence, metrics
+from decision_log import VERSION, admin_actions, evidence, metrics
 from decision_log.auth import require_chain, require_role
 from decision_log.chains import service as chains
 from decision_log.decisions.access import record_access
+from decision_log.decisions.admin_records import flush_after_change
 from decision_log.exports import repository
 from decision_log.exports.builder import ExportOverride, ExportPlan, build
 from decision_log.exports.proving import ExportedChain, OverriddenFailures
@@ -238,6 +239,18 @@ async def plan_export(
             expires_at=state.clock() + EXPIRY,
             override_reason=None if override is None else override.reason,
         )
+        if override is not None:
+            await admin_actions.note(
+                connection,
+                tenant_id=principal.tenant_id,
+                actor=admin_actions.api_actor(principal),
+                action="export.override",
+                target={"chain": chain, "export": export_id},
+                reason=override.reason,
+                at=state.clock(),
+            )
+    if override is not None:
+        await flush_after_change(state, tenant_id=principal.tenant_id)
     attestation, predicate = verdict.attestation_for(checkpoint, origin=origin)
     lines = _verification_lines(verdict, checkpoint, attested=attestation is not None)
     if attestation is None and override is not None:

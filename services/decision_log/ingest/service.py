@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from decision_log import admin_actions
 from decision_log.chains import service as chains
+from decision_log.decisions.admin_records import flush_after_change
 from decision_log.ingest import repository
 from decision_log.ingest.schemas import IngestSettings, IngestSettingsIn
 from decision_log.keys.service import Principal
@@ -36,8 +38,18 @@ async def set_chain_settings(
             genai_content=request.genai_content,
             genai_subject_attribute=request.genai_subject_attribute,
         )
+        settings = IngestSettings(**request.model_dump())
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=admin_actions.api_actor(principal),
+            action="chain.configure",
+            target={"chain": chain},
+            changes=settings.model_dump(mode="json"),
+            at=state.clock(),
+        )
     state.ingest.forget(int(row.id))
-    settings = IngestSettings(**request.model_dump())
+    await flush_after_change(state, tenant_id=principal.tenant_id)
     await record(
         state,
         principal,

@@ -73,8 +73,7 @@ async def receive_traces(
         result.replayed = len(receipts) - result.appended
         break
     count_spans(
-        tenant=ref.tenant,
-        chain=ref.chain,
+        chain_id=ref.chain_id,
         appended=result.appended + result.replayed,
         rejected=len(result.rejections),
         skipped=result.skipped,
@@ -129,7 +128,7 @@ async def _prepared(
                 raise
             source = pending[position]["source"]
             result.rejections.append(f"span {pending[position]['id']}: {problem.detail}")
-            count_refused(tenant=ref.tenant, chain=ref.chain, source=source, reason=problem.slug)
+            count_refused(chain_id=ref.chain_id, source=source, reason=problem.slug)
             del pending[position]
     return []
 
