@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit_trail import admin
 from audit_trail.bundles import export_command, verify_bundle_command
+from audit_trail.entry_check import check_entry_command
 from audit_trail.local import (
     VERIFIER_DATABASE_NAME,
     EmbeddedPostgres,
@@ -55,6 +57,7 @@ verifier_app = typer.Typer(
 app.add_typer(verifier_app, name="verifier")
 app.command("export")(export_command)
 app.command("verify-bundle")(verify_bundle_command)
+app.command("check-entry")(check_entry_command)
 projections_app = typer.Typer(no_args_is_help=True, help="Read models built from the log.")
 app.add_typer(projections_app, name="projections")
 
@@ -178,6 +181,18 @@ def log_level() -> str:
     return os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info")
 
 
+def command_line_hint() -> str:
+    """How to run this command from a shell: its path when the virtual environment that holds
+    it is not on PATH (``make up`` does not activate it)."""
+    executable = Path(sys.argv[0])
+    if executable.name == "audit-trail" and shutil.which("audit-trail") != str(executable):
+        try:
+            return str(executable.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(executable)
+    return "audit-trail"
+
+
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
     import uvicorn
 
@@ -217,6 +232,10 @@ def up(
     # Left at its default it would end the process at once (uvicorn raises it again once it has
     # shut down), leaving the verifier and PostgreSQL running.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # On a laptop the person at the terminal wants warnings, not a line per request (the
+    # verifier polls the log every second); production runs `serve`, which logs every request.
+    quiet = "AUDIT_TRAIL_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("AUDIT_TRAIL_LOG_LEVEL", "warning")
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
     # Alone on the data folder: a second `up` on it would serve the same log beside this one.
@@ -262,6 +281,9 @@ def up(
         typer.echo(f"decision_log API: {api_url}  (OpenAPI docs at {api_url}/docs)")
         typer.echo(f"verifier API: {verifier_url_public}  (public keys at /v1/keys)")
         typer.echo(f"API keys of the demo tenant: {paths.credentials_file}")
+        typer.echo(f"The command line, from another terminal: {command_line_hint()} --help")
+        if quiet:
+            typer.echo("Logs: warnings only here; AUDIT_TRAIL_LOG_LEVEL=info logs every request.")
         typer.echo("Press Ctrl-C to stop.")
         # A process of its own: the verifier shares nothing with the log but the HTTP API.
         command = [sys.executable, "-m", "audit_trail", "verifier"]

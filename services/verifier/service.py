@@ -380,6 +380,11 @@ class ChainVerifier:
                 last_received_at=replay.last_received_at.decode(),
             )
         metrics.COSIGNATURES.inc()
+        log.info(
+            "cosigned %s/%s at %d",
+            *_n(current.name),
+            checkpoint.size,
+        )
         await self._post(current.name, checkpoint.size, line)
 
     async def _post(self, name: ChainName, size: int, line: str) -> None:
