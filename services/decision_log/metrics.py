@@ -3,8 +3,8 @@
 Names follow https://prometheus.io/docs/practices/naming/: the ``audit_trail_`` prefix, base
 units, ``_total`` on counters. No series is labelled by tenant or chain. Gauges of work in
 progress are ``livesum`` (added over live workers) or ``livemax`` (the worst live worker).
-deploy/monitoring holds the dashboard and alert rules that use these names; a test holds the
-two together.
+The alert rules (deploy/kubernetes/monitoring.yaml) and the dashboard (deploy/grafana) use these
+names; tests/deploy/test_monitoring.py holds them together.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The verifier's own Prometheus series (the HTTP ones are ``http_edge.metrics``).
 
-No series names a tenant or a chain. deploy/monitoring's alert rules use these names; a test
-holds the two together.
+No series names a tenant or a chain. The alert rules (deploy/kubernetes/monitoring.yaml) and the
+dashboard (deploy/grafana) use these names; tests/deploy/test_monitoring.py holds them together.
 """
 
 from __future__ import annotations
