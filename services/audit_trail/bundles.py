@@ -112,8 +112,22 @@ def export_command(
     url: Annotated[
         str, typer.Option(envvar="AUDIT_TRAIL_URL", help="The decision_log's base URL")
     ] = "http://127.0.0.1:8000",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            help="A file holding an auditor API key (its content, stripped); or set "
+            "AUDIT_TRAIL_API_KEY",
+        ),
+    ] = None,
     api_key: Annotated[
-        str, typer.Option(envvar="AUDIT_TRAIL_API_KEY", help="An auditor API key")
+        str,
+        typer.Option(
+            envvar="AUDIT_TRAIL_API_KEY",
+            show_envvar=True,
+            help="An auditor API key. Prefer AUDIT_TRAIL_API_KEY or --api-key-file: a key on "
+            "the command line is seen by every user of the machine and kept in shell history",
+        ),
     ] = "",
     start: Annotated[int | None, typer.Option(help="First index of a range")] = None,
     end: Annotated[int | None, typer.Option(help="One past the last index of a range")] = None,
@@ -147,7 +161,7 @@ def export_command(
     request["consistency_from"] = consistency_from or []
     if override_reason is not None:
         request["override_reason"] = override_reason
-    headers = {"Authorization": f"Bearer {api_key}"}
+    headers = {"Authorization": f"Bearer {read_api_key(api_key, api_key_file)}"}
     with httpx.Client(base_url=url, headers=headers, timeout=120.0) as http:
         response = http.post(f"/v1/chains/{chain}/exports", json=request)
         job = _answer(response)
@@ -174,6 +188,25 @@ def export_command(
             for chunk in download.iter_bytes():
                 out.write(chunk)
     typer.echo(f"{output}: {job['total']} entries, {job['bytes']} bytes, sha256 {job['sha256']}")
+
+
+def read_api_key(given: str, path: Path | None) -> str:
+    """The API key from --api-key-file, else from AUDIT_TRAIL_API_KEY or --api-key."""
+    if path is None:
+        key = given.strip()
+    else:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise typer.BadParameter(
+                f"cannot read {path}: {type(error).__name__}", param_hint="--api-key-file"
+            ) from None
+    if not key:
+        raise typer.BadParameter(
+            "give an API key: set AUDIT_TRAIL_API_KEY or use --api-key-file PATH",
+            param_hint="--api-key-file",
+        )
+    return key
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:

@@ -184,7 +184,7 @@ class BundleReport:
         lines = [
             *self.warnings(),
             f"chain          {self.tenant}/{self.chain} ({self.origin})",
-            f"selection      {orjson.dumps(self.selection).decode()}",
+            f"selection      {describe_selection(self.selection, chain=self.chain)}",
             f"checkpoint     size {self.checkpoint_size}, root {self.root_hash}",
             "OK manifest    signed by the log; SHA256SUMS and the signed manifest agree; "
             f"{self.files} files match their SHA-256",
@@ -207,7 +207,37 @@ class BundleReport:
             for f in self.acknowledged_findings
         )
         lines.extend(f"NOTE           {note}" for note in self.notes)
+        if self.selection.get("kind") == "decisions":
+            lines.append(f"NOTE           {DECISIONS_EXPORT_LIMIT}")
         return lines
+
+
+DECISIONS_EXPORT_LIMIT: Final = (
+    "a decisions export proves that each event in it is one the log committed; it does not "
+    "prove that a decision's timeline is complete (an event the log holds but the export "
+    "left out would not show)"
+)
+
+
+def describe_selection(selection: Mapping[str, Any], *, chain: str) -> str:
+    """The selection of bundle.json in words, for people (report.html, the CLI's report)."""
+    kind = selection.get("kind")
+    start, end = selection.get("start"), selection.get("end")
+    if isinstance(start, int) and isinstance(end, int):
+        indexes = f"entries {start} to {end - 1}" if end > start else "no entries"
+    else:
+        indexes = "entries (no index range stated)"
+    if kind == "range":
+        return f"{indexes} of chain {chain}"
+    if kind == "time":
+        since = selection.get("since") or "the first entry"
+        until = selection.get("until") or "the checkpoint"
+        return f"decisions received from {since} to before {until}: {indexes} of chain {chain}"
+    if kind == "decisions":
+        ids = [str(d) for d in selection.get("decision_ids") or []]
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        return f"the events of {len(ids)} decision(s) of chain {chain}: {shown}"
+    return f"a selection of an unknown kind ({str(kind)[:40]}) of chain {chain}"
 
 
 def override_warnings(override: Any) -> list[str]:
