@@ -9,19 +9,25 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from ledger.bundle import ZIP_READ_ERRORS, BundleError, verify_bundle
-from ledger.errors import NoteError
-from ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
+
+if TYPE_CHECKING:
+    import httpx
+    from ledger.note import NoteVerifier
+
+# httpx and the core's cryptography are imported by the commands that use them, so that the
+# command line starts at once (`audit-trail --help` imports this module).
 
 POLL_SECONDS = 1.0
 
 
 def read_verifier_key(value: str, *, option: str) -> NoteVerifier:
     """A signed-note verifier key, given as is or as the path of a file holding it."""
+    from ledger.errors import NoteError
+    from ledger.note import NoteVerifier
+
     path = Path(value)
     text = path.read_text().strip() if "+" not in value and path.is_file() else value.strip()
     try:
@@ -62,6 +68,9 @@ def verify_bundle_command(
     """Verify an export bundle offline. Exit 0: every check holds, under the log's and the
     verifier's keys; 1: a check failed (the first is named); 2: consistent with the log key
     only, not witnessed (no --verifier-key); 3: it spans an acknowledged finding not accepted."""
+    from ledger.bundle import ZIP_READ_ERRORS, BundleError, verify_bundle
+    from ledger.note import ALG_COSIGNATURE_V1
+
     log = read_verifier_key(log_key, option="--log-key")
     witness = (
         None if verifier_key is None else read_verifier_key(verifier_key, option="--verifier-key")
@@ -150,6 +159,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Ask the log for an export bundle, wait until it is built, and download it."""
+    import httpx
+
     request: dict[str, Any]
     if decision:
         request = {"kind": "decisions", "decision_ids": decision}
