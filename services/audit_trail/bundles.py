@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,6 +55,15 @@ def verify_bundle_command(
             "the bundle is at best consistent with the log key, not witnessed (exit 2)",
         ),
     ] = None,
+    extract: Annotated[
+        Path | None,
+        typer.Option(
+            "--extract",
+            help="Write the bundle's files into this new or empty directory, only once every "
+            "check holds; read the bundle from there, never from the zip",
+            file_okay=False,
+        ),
+    ] = None,
     accept_acknowledged: Annotated[
         list[str] | None,
         typer.Option(
@@ -68,7 +76,7 @@ def verify_bundle_command(
     """Verify an export bundle offline. Exit 0: every check holds, under the log's and the
     verifier's keys; 1: a check failed (the first is named); 2: consistent with the log key
     only, not witnessed (no --verifier-key); 3: it spans an acknowledged finding not accepted."""
-    from ledger.bundle import ZIP_READ_ERRORS, BundleError, verify_bundle
+    from ledger.bundle import BundleError, verify_bundle
     from ledger.note import ALG_COSIGNATURE_V1
 
     log = read_verifier_key(log_key, option="--log-key")
@@ -80,14 +88,11 @@ def verify_bundle_command(
             "give the verifier's cosignature key (type 0x04)", param_hint="--verifier-key"
         )
     try:
-        archive = zipfile.ZipFile(bundle)
-    except ZIP_READ_ERRORS as error:
-        reason = str(error) or type(error).__name__
-        typer.secho(f"FAILED {bundle}: not a readable zip file ({reason})", err=True, fg="red")
+        with bundle.open("rb") as file:
+            report = verify_bundle(file, log_key=log, verifier_key=witness, extract_to=extract)
+    except OSError as error:
+        typer.secho(f"FAILED {bundle}: cannot be read ({error.strerror})", err=True, fg="red")
         raise typer.Exit(FAILED) from None
-    try:
-        with archive:
-            report = verify_bundle(archive, log_key=log, verifier_key=witness)
     except BundleError as error:
         for line in error.warnings:
             typer.secho(line, err=True, fg="yellow")
@@ -95,6 +100,8 @@ def verify_bundle_command(
         raise typer.Exit(FAILED) from None
     for line in report.lines():
         typer.echo(line)
+    if extract is not None:
+        typer.echo(f"EXTRACTED      to {extract}: read the bundle's files from there, not the zip")
     if not report.witnessed:
         typer.secho(
             f"NOT WITNESSED {bundle}: consistent with the log key only, not witnessed "
