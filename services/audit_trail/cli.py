@@ -14,24 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from decision_log import heap, migrations
-from decision_log.admin_actions import command_line_actor
-from decision_log.auth import utc_now
-from decision_log.chains import service as chains
-from decision_log.keys import service as keys
-from decision_log.keys.schemas import KeyCreate
-from decision_log.privacy import keyring
-from decision_log.problems import Problem
-from decision_log.settings import Settings
-from decision_log.signing import LogSigner
-from decision_log.tenants import service as tenants
-from decision_log.witnesses import service as witnesses
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audit_trail import admin
 from audit_trail.bundles import export_command, verify_bundle_command
 from audit_trail.entry_check import check_entry_command
 from audit_trail.local import (
@@ -41,6 +27,13 @@ from audit_trail.local import (
     LocalPaths,
     database_url_from_environment,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+# The server's code (FastAPI, SQLAlchemy, the decision_log and the verifier) is imported inside
+# the commands that use it: `audit-trail --help`, `export` and `verify-bundle` need none of it,
+# and importing it all takes over a second.
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (organisations).")
@@ -155,6 +148,8 @@ def databases(data_dir: Path, *, exclusive: bool = False) -> Iterator[tuple[str,
 
 
 def run(coroutine: Any) -> Any:
+    from decision_log.problems import Problem
+
     try:
         return asyncio.run(coroutine)
     except Problem as problem:
@@ -225,8 +220,13 @@ def up(
 ) -> None:
     """Start everything locally: embedded PostgreSQL (unless DATABASE_URL), keys, demo, the
     decision_log on PORT and the verifier on PORT + 1."""
+    from decision_log import migrations
+    from decision_log.privacy import keyring
+    from decision_log.signing import LogSigner
     from ledger.note import CosignatureSigner
     from verifier import migrations as verifier_migrations
+
+    from audit_trail import admin
 
     # SIGTERM (kill, systemd, docker stop) stops `up` as Ctrl-C does, through the same clean-up.
     # Left at its default it would end the process at once (uvicorn raises it again once it has
@@ -334,12 +334,16 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
 @app.command()
 def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Apply the database migrations."""
+    from decision_log import migrations
+
     with database(data_dir) as url:
         migrations.upgrade(url)
     typer.echo(f"schema at {migrations.head_revision()}")
 
 
 def log_origin() -> str:
+    from decision_log.settings import Settings
+
     default: str = Settings.model_fields["log_origin"].default
     return os.environ.get("AUDIT_TRAIL_LOG_ORIGIN", default)
 
@@ -355,6 +359,11 @@ def tenants_create(
     with_admin_key: Annotated[bool, typer.Option(help="Also create an admin key")] = True,
 ) -> None:
     """Create a tenant (and its first admin key, shown once)."""
+    from decision_log.keys import service as keys
+    from decision_log.keys.schemas import KeyCreate
+    from decision_log.tenants import service as tenants
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> dict[str, Any]:
         tenant_id = await tenants.create_tenant(connection, slug=name)
@@ -375,6 +384,10 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List tenants."""
+    from decision_log.tenants import service as tenants
+
+    from audit_trail import admin
+
     with database(data_dir) as url:
         rows = run(admin.in_transaction(url, tenants.list_tenants))
     echo_json([{"tenant": slug, "created_at": created} for slug, created in rows])
@@ -390,6 +403,11 @@ def keys_create(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Create an API key; the secret is printed once and stored only as a hash."""
+    from decision_log.keys import service as keys
+    from decision_log.keys.schemas import KeyCreate
+
+    from audit_trail import admin
+
     request = KeyCreate.model_validate(
         {"roles": role, "chains": chain or None, "label": label, "expires_at": expires_at}
     )
@@ -406,6 +424,9 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List a tenant's keys (never their secrets)."""
+    from decision_log.keys import service as keys
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.list_keys(connection, tenant_id=await admin.tenant_id(connection, tenant))
@@ -417,6 +438,10 @@ def keys_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @keys_app.command("revoke")
 def keys_revoke(tenant: Tenant, key_id: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Revoke a key; every running worker refuses it at once."""
+    from decision_log.auth import utc_now
+    from decision_log.keys import service as keys
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.revoke_key(
@@ -438,6 +463,10 @@ def keys_expire(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Set when a key stops working."""
+    from decision_log.auth import utc_now
+    from decision_log.keys import service as keys
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.set_key_expiry(
@@ -457,6 +486,12 @@ def chains_create(
     tenant: Tenant, name: str, description: str = "", data_dir: DataDir = DEFAULT_DATA_DIR
 ) -> None:
     """Create a chain and sign its size-0 checkpoint."""
+    from decision_log.admin_actions import command_line_actor
+    from decision_log.chains import service as chains
+    from decision_log.signing import LogSigner
+
+    from audit_trail import admin
+
     paths = LocalPaths(data_dir.resolve())
     signer = LogSigner.create(key=admin.ensure_key(paths.log_key_file), origin=log_origin())
 
@@ -481,6 +516,11 @@ def chains_create(
 @chains_app.command("list")
 def chains_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List a tenant's chains with their heads."""
+    from decision_log.chains import service as chains
+    from decision_log.signing import LogSigner
+
+    from audit_trail import admin
+
     paths = LocalPaths(data_dir.resolve())
     signer = LogSigner.create(key=admin.ensure_key(paths.log_key_file), origin=log_origin())
 
@@ -501,6 +541,9 @@ def witnesses_add(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register a witness; prints its API key once."""
+    from decision_log.witnesses import service as witnesses
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         name, api_key = await witnesses.register_witness(
@@ -515,6 +558,9 @@ def witnesses_add(
 @witnesses_app.command("list")
 def witnesses_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List registered witnesses."""
+    from decision_log.witnesses import service as witnesses
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return [
@@ -534,6 +580,10 @@ def witnesses_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @witnesses_app.command("revoke")
 def witnesses_revoke(name: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Revoke a witness and all its keys."""
+    from decision_log.witnesses import service as witnesses
+
+    from audit_trail import admin
+
     with database(data_dir) as url:
         run(admin.in_transaction(url, lambda c: witnesses.revoke_witness(c, name=name)))
     typer.echo(f"witness {name} revoked")
@@ -544,6 +594,8 @@ def projections_rebuild(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Empty the decision read model and replay every chain into it, from the log alone."""
     from decision_log.db import create_engine
     from decision_log.decisions.projector import rebuild
+
+    from audit_trail import admin
 
     async def action(url: str) -> int:
         engine = create_engine(url, role=admin.db_role(), pool_size=2)
@@ -568,8 +620,11 @@ def projections_verify(
     difference from the live one (projection-mismatch: chain, decision, column, expected,
     found); exit 1 if there is any. The decision_log runs it every
     AUDIT_TRAIL_PROJECTION_VERIFY_SECONDS (an hour by default)."""
+    from decision_log.auth import utc_now
     from decision_log.db import create_engine
     from decision_log.decisions.verification import verify_projections
+
+    from audit_trail import admin
 
     async def action(url: str) -> Any:
         engine = create_engine(url, role=admin.db_role(), pool_size=1)
@@ -597,8 +652,11 @@ def projections_follow(
     Run it beside decision_log workers started with AUDIT_TRAIL_RUN_PROJECTOR=false: the
     projection's work then leaves the workers' cores to the requests. Any number may run.
     """
+    from decision_log import heap
     from decision_log.db import create_engine
     from decision_log.decisions.projector import Projector
+
+    from audit_trail import admin
 
     async def action(url: str) -> None:
         engine = create_engine(url, role=admin.db_role(), pool_size=2)
@@ -631,6 +689,8 @@ def verifier(
     ] = 8001,
 ) -> None:
     """Run the verifier alone, configured by AUDIT_TRAIL_VERIFIER_* (see README, Verifier)."""
+    from audit_trail import admin
+
     if context.invoked_subcommand is not None:
         return
     import uvicorn
@@ -670,6 +730,7 @@ def verifier_acknowledge(
     """Acknowledge a finding, recorded for good: the chain continues in a new epoch from the
     last checkpoint cosigned before the finding's first bad index (or from 0, recorded as
     history replaced), and every later attestation spanning the finding names it."""
+    from decision_log.auth import utc_now
     from verifier.db import create_engine as verifier_engine
     from verifier.epochs import EpochStart, acknowledge_finding
 
@@ -716,8 +777,12 @@ def privacy_rotate_kek(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     Run it on a schedule and after erasures: an erased subject's key is unrecoverable from
     backups and WAL only once the KEK that wrapped it is gone.
     """
+    from decision_log.auth import utc_now
     from decision_log.db import create_engine
+    from decision_log.privacy import keyring
     from decision_log.privacy.service import rotate_kek
+
+    from audit_trail import admin
 
     paths = LocalPaths(data_dir.resolve())
     ring = keyring.Keyring.load(
