@@ -11,16 +11,19 @@ from __future__ import annotations
 import base64
 import contextlib
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-import httpx
 import typer
-from ledger.errors import NoteError, ProofError
-from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.note import Checkpoint, NoteVerifier, open_note, verify_cosignature
 
 from audit_trail.bundles import read_verifier_key
+
+if TYPE_CHECKING:
+    import httpx
+    from ledger.note import NoteVerifier
+
+# httpx and the core's cryptography are imported when the command runs, so that the command line
+# starts at once (`audit-trail --help` imports this module).
 
 CHECKED = 0
 FAILED = 1
@@ -59,6 +62,8 @@ def check_entry_command(
     verifier = (
         None if verifier_key is None else read_verifier_key(verifier_key, option="--verifier-key")
     )
+    import httpx
+
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=30.0) as http:
@@ -87,6 +92,10 @@ def check(
     log: NoteVerifier,
     verifier: NoteVerifier | None,
 ) -> None:
+    from ledger.errors import NoteError, ProofError
+    from ledger.merkle import leaf_hash, verify_inclusion
+    from ledger.note import Checkpoint, open_note, verify_cosignature
+
     path = f"/v1/chains/{quote(chain, safe='')}"
     note = answer(http.get(f"{path}/checkpoint")).text
     try:
