@@ -746,14 +746,75 @@ def verifier_acknowledge(
     configured = os.environ.get("AUDIT_TRAIL_VERIFIER_DATABASE_URL")
     if configured:
         started = run_verifier(action(configured))
+        reported = report_acknowledgement(configured, finding_id, *witness_of_environment())
     else:
         with databases(data_dir) as (_, verifier_url):
             started = run_verifier(action(verifier_url))
+            reported = report_acknowledgement(
+                verifier_url, finding_id, *witness_of_data_dir(data_dir)
+            )
     if started.history_replaced:
         where = "from 0: the history cosigned before is recorded as replaced"
     else:
         where = f"from the checkpoint of size {started.start_size} cosigned before the finding"
     typer.echo(f"finding {finding_id} acknowledged; epoch {started.epoch} continues {where}")
+    if reported is None:
+        typer.echo("recorded in the tenant's access log at the log")
+    else:
+        typer.secho(
+            f"warning: not recorded at the log ({reported}); the acknowledgement stands in the "
+            "verifier's store",
+            err=True,
+            fg="yellow",
+        )
+        raise typer.Exit(2)
+
+
+def witness_of_environment() -> tuple[str | None, str | None]:
+    """The log's URL and the witness key, as the verifier service is configured."""
+    return (
+        os.environ.get("AUDIT_TRAIL_VERIFIER_LOG_URL"),
+        os.environ.get("AUDIT_TRAIL_VERIFIER_LOG_API_KEY"),
+    )
+
+
+def witness_of_data_dir(data_dir: Path) -> tuple[str | None, str | None]:
+    """The log's URL and the witness key that `up` made in its data folder."""
+    paths = LocalPaths(data_dir.resolve())
+    try:
+        url = json.loads(paths.credentials_file.read_text())["api_url"]
+        key = json.loads(paths.verifier_credentials_file.read_text())["api_key"]
+    except (OSError, ValueError, KeyError):
+        return witness_of_environment()
+    return url, key
+
+
+def report_acknowledgement(
+    verifier_url: str, finding_id: int, log_url: str | None, witness_key: str | None
+) -> str | None:
+    """Tell the log, as the witness; None once it has recorded it, else why not."""
+    import httpx
+    from verifier.acknowledgements import report_to_log
+    from verifier.db import create_engine as verifier_engine
+    from verifier.problems import LogUnavailable
+
+    if not log_url or not witness_key:
+        return "no log URL and witness key (AUDIT_TRAIL_VERIFIER_LOG_URL, _LOG_API_KEY)"
+
+    async def report() -> None:
+        engine = verifier_engine(verifier_url, role=os.environ.get("AUDIT_TRAIL_VERIFIER_DB_ROLE"))
+        headers = {"Authorization": f"Bearer {witness_key}"}
+        try:
+            async with httpx.AsyncClient(base_url=log_url, headers=headers, timeout=30) as log:
+                await report_to_log(engine, finding_id=finding_id, log=log)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(report())
+    except LogUnavailable as error:
+        return str(error.detail)
+    return None
 
 
 def run_verifier(coroutine: Any) -> Any:
