@@ -45,6 +45,7 @@ __all__ = [
     "SourceJudgement",
     "SourceState",
     "judge",
+    "parse_interval",
     "parse_sequence",
 ]
 
