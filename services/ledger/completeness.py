@@ -44,6 +44,7 @@ __all__ = [
     "CompletenessFold",
     "SourceJudgement",
     "SourceState",
+    "fold_fields",
     "judge",
     "parse_interval",
     "parse_sequence",
@@ -77,6 +78,18 @@ def parse_interval(value: Any) -> int | None:
     if isinstance(value, str) and _INTERVAL.fullmatch(value) and int(value) > 0:
         return int(value)
     return None
+
+
+_FOLDED_MEMBERS: Final = ("source", "id", "type", "sequence", "heartbeatinterval", "time")
+
+
+def fold_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The members of an event the fold reads (a closing event's ``data`` too), so that a
+    replayer can keep a batch of events for the fold without keeping their data."""
+    fields = {name: event[name] for name in _FOLDED_MEMBERS if name in event}
+    if event.get("type") == CLOSED_EVENT_TYPE:
+        fields["data"] = event.get("data")
+    return fields
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ledger.merkle import (
 from ledger.note import Checkpoint, NoteVerifier, open_note
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from verifier import metrics, repository
+from verifier import completeness, metrics, repository
 from verifier.attestations import ChainSubject, acknowledged_finding, epoch_start, statement
 from verifier.log_client import ChainName, LogClient
 from verifier.problems import Conflict, IntegrityFailure, LogUnavailable
@@ -64,16 +64,21 @@ class ChainVerifier:
         signer: VerifierSigner,
         log_verifier: NoteVerifier,
         clock: Clock,
+        completeness_gap_age_seconds: float = 600.0,
     ) -> None:
         self._engine = engine
         self._log = log_client
         self._signer = signer
         self._log_verifier = log_verifier
         self._clock = clock
+        self.completeness_gap_age_seconds = completeness_gap_age_seconds
         self._locks: dict[ChainName, asyncio.Lock] = {}
         self.history = HistoryReader(
             engine=engine, log_client=log_client, log_verifier=log_verifier
         )
+
+    def now(self) -> datetime:
+        return self._clock()
 
     @property
     def log_origin(self) -> str:
@@ -241,8 +246,9 @@ class ChainVerifier:
                 )
         except Finding as finding:
             raise await self._locate(current, replay, checkpoint, finding) from None
-        # 5. Everything checks out: cosign the checkpoint, remember it with the leaf hashes,
-        #    then give the cosignature to the log.
+        # 5. Everything checks out: cosign the checkpoint, remember it with the leaf hashes and
+        #    the producers' completeness folded from the same entries, then give the
+        #    cosignature to the log.
         await self._cosign(current, opened_text=opened.text, checkpoint=checkpoint, replay=replay)
 
     async def _locate(
@@ -368,6 +374,9 @@ class ChainVerifier:
                     start=start + offset,
                     hashes=b"".join(replay.hashes[offset : offset + LEAF_HASH_RUN]),
                 )
+            await completeness.fold_replayed(
+                connection, state=state, events=replay.events, new_size=checkpoint.size
+            )
             await repository.insert_cosigned(
                 connection,
                 chain_id=state.id,
@@ -445,7 +454,7 @@ class ChainVerifier:
         )
         log.error("finding on %s/%s: %s", *_n(name), finding)
         async with self._engine.begin() as connection:
-            context = await self._attestation_context(connection, state, size=subject.size)
+            context = await self._attestation_context(connection, state, size=subject.size, now=now)
             envelope = self._signer.sign_statement(
                 statement(
                     subject=subject,
@@ -485,12 +494,13 @@ class ChainVerifier:
         return finding_id
 
     async def _attestation_context(
-        self, connection: AsyncConnection, state: Any, *, size: int
+        self, connection: AsyncConnection, state: Any, *, size: int, now: datetime
     ) -> dict[str, Any]:
         """What an attestation of [0, size) says beside its checks: the epoch it belongs to,
-        the last full sweep, and every acknowledged finding whose first bad index lies in the
+        the last full sweep, every acknowledged finding whose first bad index lies in the
         range (who acknowledged it, when and why), so that no range spanning tampered history
-        is ever attested without naming it."""
+        is ever attested without naming it, and the completeness of the chain's producers over
+        the entries replayed, judged at `now`."""
         epoch = int(state.epoch)
         started = next(
             (
@@ -512,7 +522,20 @@ class ChainVerifier:
             if swept is None
             else {"finished_at": swept.finished_at, "size": int(swept.size)},
             "acknowledged_findings": acknowledged,
+            "completeness": await self.completeness(connection, state, now=now),
         }
+
+    async def completeness(
+        self, connection: AsyncConnection, state: Any, *, now: datetime, source: str | None = None
+    ) -> dict[str, Any]:
+        """The chain's producers' completeness as this verifier folded it, judged at `now`."""
+        return await completeness.figures(
+            connection,
+            state=state,
+            now=now,
+            gap_age_seconds=self.completeness_gap_age_seconds,
+            source=source,
+        )
 
     # -----------------------------------------------------------------------------------------
     # Attestations and coverage
@@ -565,7 +588,7 @@ class ChainVerifier:
                     size=size,
                     root_hash=bytes(state.verified_root),
                 )
-                context = await self._attestation_context(connection, state, size=size)
+                context = await self._attestation_context(connection, state, size=size, now=now)
                 envelope = self._signer.sign_statement(
                     statement(
                         subject=subject,
