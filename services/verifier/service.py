@@ -546,6 +546,11 @@ class ChainVerifier:
         async with self._engine.connect() as connection:
             return await repository.halted_count(connection)
 
+    async def open_gaps(self) -> int:
+        """Missing sequence ranges over every chain and source followed."""
+        async with self._engine.connect() as connection:
+            return await repository.open_gaps_total(connection)
+
     async def current_attestation(self, name: ChainName) -> Any | None:
         """The attestation of what is checked now: a new one only when the checked size grew
         since the last (or there is none yet); otherwise the last one stands, so asking again

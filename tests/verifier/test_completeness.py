@@ -15,8 +15,10 @@ from decision_log.signing import LogSigner
 from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE
 from ledger.dsse import verify_envelope
 from ledger.keys import VerifyingKey
+from prometheus_client import REGISTRY
 from verifier.log_client import ChainName
 from verifier.service import ChainVerifier
+from verifier.state import AppState
 
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import decision_event, headers
@@ -68,6 +70,7 @@ async def test_gaps_are_found_filled_late_and_signed(
     database_url: str,
     signer: LogSigner,
     verifier: ChainVerifier,
+    verifier_state: AppState,
 ) -> None:
     keys = await make_tenant(database_url, signer)
     gapped, untracked, doubled = producer(), producer(), producer()
@@ -95,6 +98,9 @@ async def test_gaps_are_found_filled_late_and_signed(
     assert sources[doubled]["findings"][0]["kind"] == "duplicate-sequence"
     assert sources[doubled]["findings"][0]["ids"] == ["first", "second"]
     assert figures["summary"]["with_gaps"] == 1 and figures["summary"]["open_gaps"] == 1
+    await verifier_state.worker.run_once(attest=False)
+    gauge = REGISTRY.get_sample_value("audit_trail_verifier_completeness_gaps_open")
+    assert gauge is not None and gauge >= 1
 
     # The latest attestation signs the same figures in its predicate.
     latest = await verifier_client.get(
