@@ -22,7 +22,7 @@ from verifier.state import AppState
 
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import decision_event, headers
-from tests.verifier.conftest import append_and_checkpoint
+from tests.verifier.conftest import VERIFIER_NAME, append_and_checkpoint
 
 
 def producer() -> str:
@@ -197,3 +197,54 @@ async def test_another_tenant_cannot_see_the_figures(
     assert response.headers["content-type"].startswith("application/problem+json")
     response = await verifier_client.get(f"/v1/chains/{keys.chain}/completeness")
     assert response.status_code == 401
+
+
+async def test_the_log_repeats_the_verifiers_figures_as_the_verifiers(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer, chain="audited")
+    gapped, untracked = producer(), producer()
+    events = [numbered(gapped, 1), numbered(gapped, 4), decision_event(source=untracked)]
+    figures = await verified(client, verifier_client, keys, events)
+    response = await exporter.get(f"/v1/chains/{keys.chain}/sources", headers=headers(keys.auditor))
+    assert response.status_code == 200, response.text
+    repeated = response.json()
+    assert repeated["figures_by"] == "verifier"
+    said = repeated["verifier"]
+    assert (said["available"], said["name"]) == (True, VERIFIER_NAME)
+    assert said["verified_size"] == 3 and said["covers"] == {"start": 0, "end": 3}
+    assert said["attestation"]["size"] == 3
+    assert repeated["sources"] == figures["sources"]
+    assert repeated["summary"] == figures["summary"]
+    gaps = by_source(repeated)[gapped]["missing"]
+    assert [(g["from"], g["to"]) for g in gaps] == [("2", "3")]
+
+    one = await exporter.get(
+        f"/v1/chains/{keys.chain}/sources",
+        params={"source": untracked},
+        headers=headers(keys.auditor),
+    )
+    assert [s["source"] for s in one.json()["sources"]] == [untracked]
+
+    # Another tenant, a producer key, no key: refused as every chain read is.
+    other = await make_tenant(database_url, signer)
+    for key, status in ((other.auditor, 404), (keys.producer, 403)):
+        refused = await exporter.get(f"/v1/chains/{keys.chain}/sources", headers=headers(key))
+        assert refused.status_code == status
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await exporter.get(f"/v1/chains/{keys.chain}/sources")).status_code == 401
+    bad = await exporter.get(
+        f"/v1/chains/{keys.chain}/sources", params={"source": ""}, headers=headers(keys.auditor)
+    )
+    assert bad.status_code == 400
+
+    # A log with no verifier says so, with no figures, and answers 200.
+    alone = await client.get(f"/v1/chains/{keys.chain}/sources", headers=headers(keys.auditor))
+    assert alone.status_code == 200
+    assert alone.json()["verifier"]["available"] is False
+    assert "no verifier is configured" in alone.json()["verifier"]["reason"]
+    assert alone.json()["sources"] == []
