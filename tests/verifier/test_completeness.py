@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import secrets
+import zipfile
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import orjson
 from decision_log.signing import LogSigner
+from ledger.bundle import BUNDLE_JSON, verify_bundle
 from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE
 from ledger.dsse import verify_envelope
 from ledger.keys import VerifyingKey
+from ledger.note import CosignatureSigner, NoteVerifier
 from prometheus_client import REGISTRY
 from verifier.log_client import ChainName
 from verifier.service import ChainVerifier
@@ -22,6 +26,7 @@ from verifier.state import AppState
 
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import decision_event, headers
+from tests.verifier.bundles import export, unzip
 from tests.verifier.conftest import VERIFIER_NAME, append_and_checkpoint
 
 
@@ -248,3 +253,37 @@ async def test_the_log_repeats_the_verifiers_figures_as_the_verifiers(
     assert alone.json()["verifier"]["available"] is False
     assert "no verifier is configured" in alone.json()["verifier"]["reason"]
     assert alone.json()["sources"] == []
+
+
+async def test_an_export_says_whether_any_producer_had_gaps(
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    steady, lossy = producer(), producer()
+    events = [numbered(steady, n) for n in (1, 2, 3)] + [numbered(lossy, n) for n in (1, 5, 6, 9)]
+    await append_and_checkpoint(exporter, keys, events)
+    _, bundle = await export(exporter, keys, {"kind": "range"})
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        verify_bundle(archive, log_key=log_vkey, verifier_key=cosigner.verifier)
+    files = unzip(bundle)
+    producers = orjson.loads(files[BUNDLE_JSON])["producers"]
+    assert (producers["figures_by"], producers["verifier"]) == ("verifier", VERIFIER_NAME)
+    assert producers["available"] and producers["any_gaps"] is True
+    assert producers["covers"] == {"start": 0, "end": 7}
+    assert [g["source"] for g in producers["sources_with_gaps"]] == [lossy]
+    assert producers["sources_with_gaps"][0]["missing_count"] == "5"
+    report = files["report.html"].decode()
+    assert "Producers had gaps" in report and f"{lossy} is missing 5 sequence numbers" in report
+    assert f"{lossy}: 5 missing" in files["README.txt"].decode()
+
+    whole = await make_tenant(database_url, signer)
+    await append_and_checkpoint(exporter, whole, [numbered(steady, n) for n in (1, 2)])
+    _, bundle = await export(exporter, whole, {"kind": "range"})
+    files = unzip(bundle)
+    assert orjson.loads(files[BUNDLE_JSON])["producers"]["any_gaps"] is False
+    assert "no producer had gaps" in files["report.html"].decode()
+    assert "Producers had gaps" not in files["README.txt"].decode()
