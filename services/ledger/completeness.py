@@ -11,12 +11,15 @@ in chain order, `CompletenessFold` keeps per source:
   fills its number, splitting a range if it falls inside one. Memory grows with the number of
   gaps, never with their width: a jump from 1 to 10^18 is one range;
 - findings: the same sequence seen again under another event ``id`` (two events claim one
-  number; the earlier id is remembered for the last `ID_WINDOW` numbers, and a repeat older than
-  that is reported with the earlier id unknown), and a closing event whose ``last_sequence``
+  number; the earlier id is remembered for the last `ID_WINDOW` numbers seen, and a repeat of an
+  older one is reported with the earlier id unknown), and a closing event whose ``last_sequence``
   is not its own sequence;
 - whether its last event was a closing event (``dev.audit-trail.producer.closed.v1``): it is then
   complete up to that sequence once no range is missing, and never silent;
 - the heartbeat interval it last declared.
+
+A fold that starts after the chain's first entry (`CompletenessFold(from_start=False)`) cannot
+know what came before: a source's numbers count from the first one it sees (``counted_from``).
 
 An event without a ``sequence`` of 1 to 20 decimal digits is counted but not tracked: a source
 that never sent one is "not tracked", never silent, never gapped.
@@ -55,8 +58,8 @@ CLOSED_EVENT_TYPE: Final = "dev.audit-trail.producer.closed.v1"
 
 _SEQUENCE: Final = re.compile(r"[0-9]{1,20}")
 _INTERVAL: Final = re.compile(r"[0-9]{1,9}")
-# How many of the latest numbers keep the id that claimed them, to tell a second event under a
-# number (a finding) from the same event seen twice. Bounded so a source's state stays small.
+# How many of the last numbers seen keep the id that claimed them, to tell a second event under
+# a number (a finding) from the same event seen twice. Bounded so a source's state stays small.
 ID_WINDOW: Final = 256
 # The findings kept per source: the first ones say what happened; the count says how often.
 FINDINGS_KEPT: Final = 20
@@ -109,8 +112,12 @@ class SourceState:
     heartbeat_interval: int | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     finding_count: int = 0
-    # The ids of the latest numbers, as decimal text -> id (JSON keys are text).
-    recent_ids: dict[str, str] = field(default_factory=dict)
+    # Whether the fold saw the chain from its first entry; if not, numbers below the first one
+    # it saw of this source (`floor`) are none of its business: they may be in entries before.
+    from_start: bool = True
+    floor: int | None = None
+    # The ids of the last numbers seen, sequence -> id, oldest first.
+    recent_ids: dict[int, str] = field(default_factory=dict)
 
     @property
     def tracked(self) -> bool:
@@ -144,8 +151,12 @@ class SourceState:
         event_id = event.get("id")
         event_id = event_id if isinstance(event_id, str) else ""
         is_closing = event.get("type") == CLOSED_EVENT_TYPE
-        if self.highest is None or sequence > self.highest:
-            low = 1 if self.highest is None else self.highest + 1
+        if self.floor is None:
+            self.floor = 1 if self.from_start else sequence
+        if sequence < self.floor:
+            pass  # below what the fold has seen from the start of: nothing to say of it
+        elif self.highest is None or sequence > self.highest:
+            low = self.floor if self.highest is None else self.highest + 1
             if sequence > low:
                 self.missing.append([low, sequence - 1, received_at])
             self.highest = sequence
@@ -179,7 +190,7 @@ class SourceState:
         return True
 
     def _repeat(self, sequence: int, event_id: str, received_at: str) -> None:
-        earlier = self.recent_ids.get(str(sequence))
+        earlier = self.recent_ids.get(sequence)
         if earlier == event_id:
             return  # the same event again (a retry the log kept twice): nothing is claimed twice
         self._finding(
@@ -202,13 +213,12 @@ class SourceState:
             )
 
     def _remember(self, sequence: int, event_id: str) -> None:
-        self.recent_ids[str(sequence)] = event_id
-        if len(self.recent_ids) > ID_WINDOW and self.highest is not None:
-            floor = self.highest - ID_WINDOW
-            self.recent_ids = {k: v for k, v in self.recent_ids.items() if int(k) > floor}
-            # Numbers far below the highest that arrived late may still crowd the window.
-            while len(self.recent_ids) > ID_WINDOW:
-                del self.recent_ids[min(self.recent_ids, key=int)]
+        # First in, first out: the ids of the last ID_WINDOW numbers seen, in arrival order.
+        recent = self.recent_ids
+        recent.pop(sequence, None)
+        recent[sequence] = event_id
+        if len(recent) > ID_WINDOW:
+            del recent[next(iter(recent))]
 
     def _finding(self, kind: str, sequence: int, received_at: str, **more: Any) -> None:
         self.finding_count += 1
@@ -227,12 +237,17 @@ class SourceState:
             "last_event_time": self.last_event_time,
             # As text: a 20-digit sequence does not fit every JSON reader's numbers.
             "highest": None if self.highest is None else str(self.highest),
+            "from_start": self.from_start,
+            "floor": None if self.floor is None else str(self.floor),
             "missing": [[str(low), str(high), opened] for low, high, opened in self.missing],
             "closed": self.closed,
             "heartbeat_interval": self.heartbeat_interval,
             "findings": self.findings,
             "finding_count": self.finding_count,
-            "recent_ids": self.recent_ids,
+            # A list, not an object: the order matters, and JSON objects (and jsonb) drop it.
+            "recent_ids": [
+                [str(sequence), event_id] for sequence, event_id in self.recent_ids.items()
+            ],
         }
 
     @classmethod
@@ -246,12 +261,14 @@ class SourceState:
             last_received_at=str(value["last_received_at"]),
             last_event_time=value.get("last_event_time"),
             highest=None if highest is None else int(highest),
+            from_start=bool(value["from_start"]),
+            floor=None if value["floor"] is None else int(value["floor"]),
             missing=[[int(low), int(high), opened] for low, high, opened in value["missing"]],
             closed=bool(value["closed"]),
             heartbeat_interval=value.get("heartbeat_interval"),
             findings=list(value.get("findings", [])),
             finding_count=int(value.get("finding_count", 0)),
-            recent_ids=dict(value.get("recent_ids", {})),
+            recent_ids={int(sequence): event_id for sequence, event_id in value["recent_ids"]},
         )
 
 
@@ -259,9 +276,11 @@ class CompletenessFold:
     """Per-source state of one chain, folded leaf by leaf; `touched` names the sources changed
     since it was made, so a store need write only those."""
 
-    def __init__(self, sources: Iterable[SourceState] = ()) -> None:
+    def __init__(self, sources: Iterable[SourceState] = (), *, from_start: bool = True) -> None:
         self.sources: dict[str, SourceState] = {state.source: state for state in sources}
         self.touched: set[str] = set()
+        # False when the leaves folded start after the chain's first entry.
+        self.from_start = from_start
 
     def add(self, event: Mapping[str, Any], received_at: str) -> None:
         source = event.get("source")
@@ -269,7 +288,7 @@ class CompletenessFold:
             return  # the log never stores an event without a source; nothing to attribute
         state = self.sources.get(source)
         if state is None:
-            state = self.sources[source] = SourceState(source=source)
+            state = self.sources[source] = SourceState(source=source, from_start=self.from_start)
         state.add(event, received_at)
         self.touched.add(source)
 
@@ -295,6 +314,7 @@ class SourceJudgement:
             "last_received_at": state.last_received_at,
             "last_event_time": state.last_event_time,
             "highest_sequence": None if state.highest is None else str(state.highest),
+            "counted_from": None if state.floor is None else str(state.floor),
             "missing": [
                 {"from": str(low), "to": str(high), "opened_at": opened}
                 for low, high, opened in state.missing

@@ -13,12 +13,11 @@ judged when the figures are read or attested, against the time given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from ledger.completeness import SILENCE_SLACK, CompletenessFold, SourceState, judge
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from verifier import repository
 
@@ -35,34 +34,56 @@ def folded_range(state: Any) -> tuple[int, int] | None:
     return int(state.completeness_start), int(state.completeness_size)
 
 
-async def fold_replayed(
-    connection: AsyncConnection,
-    *,
-    state: Any,
-    events: Sequence[tuple[dict[str, Any], str]],
-    new_size: int,
-) -> None:
-    """Fold the entries just replayed ([verified_size, new_size), as `EntryReplay.events`) into
-    the chain's stored state. Runs in the transaction that advances the chain."""
-    if folded_range(state) is None:
-        await repository.restart_completeness(
-            connection, chain_id=state.id, epoch=int(state.epoch), start=int(state.verified_size)
+class ChainFold:
+    """The chain's completeness during one verification pass.
+
+    The replay hands over the events it checked chunk by chunk (`take`); the state of a source
+    is read from the store when the replay first meets it, so memory holds the sources this
+    pass touches, not the pass's entries nor every source the chain ever had. Nothing is
+    written until `save`, in the transaction that advances the chain.
+    """
+
+    def __init__(self, *, engine: AsyncEngine, state: Any) -> None:
+        self._engine = engine
+        self._state = state
+        covered = folded_range(state)
+        self._current = covered is not None
+        start = int(state.verified_size) if covered is None else covered[0]
+        self._met: set[str] = set()
+        self.fold = CompletenessFold(from_start=start == 0)
+
+    async def take(self, events: list[tuple[dict[str, Any], str]]) -> None:
+        """Fold `events` (`EntryReplay.events`) in, and empty the list."""
+        new = {str(f["source"]) for f, _ in events if "source" in f} - self._met
+        if new and self._current:
+            async with self._engine.connect() as connection:
+                rows = await repository.source_states(
+                    connection, chain_id=self._state.id, sources=sorted(new)
+                )
+            for row in rows:
+                self.fold.sources[row.source] = SourceState.from_json(row.state)
+        self._met |= new
+        for fields, received_at in events:
+            self.fold.add(fields, received_at)
+        events.clear()
+
+    async def save(self, connection: AsyncConnection, *, new_size: int) -> None:
+        """Store the touched sources, folded up to `new_size`; a stale fold starts over at the
+        size the pass started from."""
+        state = self._state
+        if not self._current:
+            await repository.restart_completeness(
+                connection,
+                chain_id=state.id,
+                epoch=int(state.epoch),
+                start=int(state.verified_size),
+            )
+        await repository.save_source_states(
+            connection,
+            chain_id=state.id,
+            size=new_size,
+            states=[self.fold.sources[s].to_json() for s in sorted(self.fold.touched)],
         )
-    named = sorted({str(fields["source"]) for fields, _ in events if "source" in fields})
-    rows = (
-        await repository.source_states(connection, chain_id=state.id, sources=named)
-        if named
-        else []
-    )
-    fold = CompletenessFold(SourceState.from_json(row.state) for row in rows)
-    for fields, received_at in events:
-        fold.add(fields, received_at)
-    await repository.save_source_states(
-        connection,
-        chain_id=state.id,
-        size=new_size,
-        states=[fold.sources[source].to_json() for source in sorted(fold.touched)],
-    )
 
 
 async def figures(

@@ -183,7 +183,8 @@ class EntryReplay:
         self.prev = prev
         self.last_received_at = last_received_at.encode()
         self.hashes: list[bytes] = []
-        # (fold_fields of the event, received_at) of every entry checked, for the fold.
+        # (fold_fields of the event, received_at) of the entries checked since the completeness
+        # fold last took them (`verifier.completeness.ChainFold.take` empties the list).
         self.events: list[tuple[dict[str, Any], str]] = []
         # The hash of the entry that failed a check, when it had a readable leaf.
         self.failed_hash: bytes | None = None

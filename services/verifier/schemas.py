@@ -192,6 +192,10 @@ class SourceCompleteness(BaseModel):
     last_received_at: str
     last_event_time: str | None = Field(description="The CloudEvents time of its last event")
     highest_sequence: str | None = Field(description="Highest sequence seen (decimal text)")
+    counted_from: str | None = Field(
+        description="The lowest sequence the figures vouch for: 1 when the verifier folded the "
+        "chain from its first entry, else the first number it saw of this source"
+    )
     missing: list[MissingRange] = Field(description="Numbers below the highest never seen")
     missing_count: str = Field(description="How many numbers are missing (decimal text)")
     overdue_gaps: int = Field(description="Missing ranges open longer than the allowed age")

@@ -231,11 +231,14 @@ class ChainVerifier:
             prev=bytes(state.last_leaf_hash),
             last_received_at=str(state.last_received_at),
         )
+        producers = completeness.ChainFold(engine=self._engine, state=state)
         try:
             entries = self._log.entries(name, start=verified_size, end=checkpoint.size)
             async for chunk, frames in entries:
                 replay.feed(chunk, binary=frames)
+                await producers.take(replay.events)
             replay.finish(checkpoint.size)
+            await producers.take(replay.events)
             if replay.frontier.root() != checkpoint.root_hash:
                 raise Finding(
                     "root-mismatch",
@@ -249,7 +252,13 @@ class ChainVerifier:
         # 5. Everything checks out: cosign the checkpoint, remember it with the leaf hashes and
         #    the producers' completeness folded from the same entries, then give the
         #    cosignature to the log.
-        await self._cosign(current, opened_text=opened.text, checkpoint=checkpoint, replay=replay)
+        await self._cosign(
+            current,
+            opened_text=opened.text,
+            checkpoint=checkpoint,
+            replay=replay,
+            producers=producers,
+        )
 
     async def _locate(
         self, current: _Pass, replay: EntryReplay, checkpoint: Checkpoint, finding: Finding
@@ -344,7 +353,13 @@ class ChainVerifier:
             )
 
     async def _cosign(
-        self, current: _Pass, *, opened_text: str, checkpoint: Checkpoint, replay: EntryReplay
+        self,
+        current: _Pass,
+        *,
+        opened_text: str,
+        checkpoint: Checkpoint,
+        replay: EntryReplay,
+        producers: completeness.ChainFold,
     ) -> None:
         state, now = current.state, self._clock()
         line = self._signer.cosign(opened_text, timestamp=int(now.timestamp()))
@@ -374,9 +389,7 @@ class ChainVerifier:
                     start=start + offset,
                     hashes=b"".join(replay.hashes[offset : offset + LEAF_HASH_RUN]),
                 )
-            await completeness.fold_replayed(
-                connection, state=state, events=replay.events, new_size=checkpoint.size
-            )
+            await producers.save(connection, new_size=checkpoint.size)
             await repository.insert_cosigned(
                 connection,
                 chain_id=state.id,

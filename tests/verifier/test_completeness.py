@@ -20,6 +20,7 @@ from ledger.dsse import verify_envelope
 from ledger.keys import VerifyingKey
 from ledger.note import CosignatureSigner, NoteVerifier
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 from verifier.log_client import ChainName
 from verifier.service import ChainVerifier
 from verifier.state import AppState
@@ -141,6 +142,37 @@ async def test_gaps_are_found_filled_late_and_signed(
     assert sources[gapped]["finding_count"] == 0
     assert figures["covers"] == {"start": 0, "end": 9}
     assert figures["summary"]["open_gaps"] == 0
+
+
+async def test_a_fold_the_verifier_cannot_vouch_for_starts_over_where_it_stands(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    verifier: ChainVerifier,
+) -> None:
+    """A chain verified before completeness was kept (or whose epoch started over) has no fold
+    for the entries already verified: the figures count from the size verified then."""
+    keys = await make_tenant(database_url, signer)
+    source = producer()
+    await verified(client, verifier_client, keys, [numbered(source, 1), numbered(source, 2)])
+    async with verifier._engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE verifier.chains SET completeness_epoch = NULL WHERE tenant = :t"),
+            {"t": keys.tenant},
+        )
+    figures = await verified(client, verifier_client, keys, [numbered(source, 4)])
+    assert figures["covers"] == {"start": 2, "end": 3}
+    only = by_source(figures)[source]
+    assert only["count"] == 1 and only["highest_sequence"] == "4"
+    assert (only["counted_from"], only["missing"]) == ("4", [])
+    # A late number from before the fold started says nothing; one after it fills or repeats.
+    figures = await verified(
+        client, verifier_client, keys, [numbered(source, 3), numbered(source, 6)]
+    )
+    only = by_source(figures)[source]
+    assert (only["counted_from"], only["finding_count"]) == ("4", 0)
+    assert [(g["from"], g["to"]) for g in only["missing"]] == [("5", "5")]
 
 
 async def test_a_closed_source_is_complete_and_a_quiet_one_is_silent(

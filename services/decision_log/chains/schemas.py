@@ -168,6 +168,10 @@ class ProducerSource(BaseModel):
     last_received_at: str = Field(description="When the log received its last event")
     last_event_time: str | None = Field(description="The CloudEvents time of its last event")
     highest_sequence: str | None = Field(description="Highest sequence seen (decimal text)")
+    counted_from: str | None = Field(
+        description="The lowest sequence the figures vouch for: 1 when the verifier folded the "
+        "chain from its first entry, else the first number it saw of this source"
+    )
     missing: list[MissingRange] = Field(description="Open gaps: numbers below the highest unseen")
     missing_count: str = Field(description="How many numbers are missing (decimal text)")
     overdue_gaps: int = Field(description="Missing ranges open longer than the allowed age")
