@@ -20,8 +20,11 @@ async def producer_sources(
     answer = await verifier.completeness(tenant=tenant, chain=chain, source=source)
     if isinstance(answer, VerifierUnavailable):
         return _unavailable(chain, f"the verifier could not be asked: {answer.reason}")
+    listed = answer.get("sources")
+    if not isinstance(listed, list):
+        return _unavailable(chain, "the verifier's completeness figures are malformed")
     try:
-        sources = [ProducerSource.model_validate(item) for item in answer.get("sources", [])]
+        sources = [ProducerSource.model_validate(item) for item in listed]
         figures = SourcesVerifier(
             available=True,
             reason=None if answer.get("covers") else "the verifier has replayed no entry yet",
