@@ -298,7 +298,9 @@ class SourceJudgement:
     """One source's figures as of `now`: what the fold says plus what the clock adds."""
 
     state: SourceState
-    status: str  # "not-tracked", "complete", "gaps", "silent", "ok"
+    # "gaps" (one overdue), "findings", "silent", "complete", "not-tracked" or "ok", the first
+    # that applies in that order (an untracked source can only be silent or not-tracked).
+    status: str
     overdue_gaps: list[list[Any]]
     silent: bool
     silent_for_seconds: float | None
