@@ -106,6 +106,18 @@ def warnings(info: dict[str, Any]) -> list[str]:
                 "does not re-certify the history before it."
             ]
         )
+    producers = info.get("producers") or {}
+    if producers.get("any_gaps"):
+        paragraphs.append(
+            [
+                "Producers had gaps: events numbered by their producers never reached the log "
+                "(the independent verifier's figures, signed in its attestation):",
+                *(
+                    f"- {gapped.get('source')}: {gapped.get('missing_count')} missing"
+                    for gapped in producers.get("sources_with_gaps") or ()
+                ),
+            ]
+        )
     return ["\n".join(lines) for lines in paragraphs]
 
 
