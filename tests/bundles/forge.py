@@ -203,15 +203,16 @@ def raw_zip(members: Sequence[RawMember]) -> bytes:
     return bytes(out)
 
 
-def resigned(files: dict[str, bytes], key: SigningKey) -> dict[str, bytes]:
+def resigned(files: dict[str, bytes], key: SigningKey, *, sizes: bool = True) -> dict[str, bytes]:
     """SHA256SUMS and the manifest recomputed over the files and signed with ``key``: what a
-    faulty exporter holding the log's key would write."""
+    faulty exporter holding the log's key would write (without sizes: as earlier ones did)."""
     body = {n: d for n, d in files.items() if n not in (SHA256SUMS, MANIFEST)}
     digests = {n: hashlib.sha256(d).hexdigest() for n, d in body.items()}
-    sizes = {n: len(d) for n, d in body.items()}
     envelope = orjson.loads(files[MANIFEST])
     predicate = orjson.loads(base64.b64decode(envelope["payload"]))["predicate"]
-    statement = manifest_statement(digests, predicate, sizes)
+    statement = manifest_statement(
+        digests, predicate, {n: len(d) for n, d in body.items()} if sizes else None
+    )
     signed = sign_envelope(payload_type=IN_TOTO_PAYLOAD_TYPE, payload=statement, key=key)
     return {**body, SHA256SUMS: sha256sums(digests), MANIFEST: orjson.dumps(signed)}
 

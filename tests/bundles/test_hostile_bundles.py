@@ -10,6 +10,7 @@ import json
 import random
 import subprocess
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -102,6 +103,22 @@ def test_a_genuine_bundle_verifies_and_its_manifest_states_each_size(genuine: Ge
     assert sizes[ENTRIES] == len(files[ENTRIES]) and sizes[BUNDLE_JSON] == len(files[BUNDLE_JSON])
     # Laid out by hand, the same files verify: the checks are about layout, not about zipfile.
     assert verified(rebuilt(files), genuine.log).entries == 12
+
+
+def test_a_bundle_as_earlier_exporters_wrote_it_still_verifies(genuine: Genuine) -> None:
+    """Earlier exporters streamed entries and proofs with zip64 fields in their local headers
+    (zipfile's force_zip64) and stated no sizes in the manifest."""
+    files = members_of(genuine.data)
+    unsized = resigned(files, genuine.key, sizes=False)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in unsized.items():
+            if name in (ENTRIES, INCLUSION_PROOFS):
+                with archive.open(name, "w", force_zip64=True) as member:
+                    member.write(data)
+            else:
+                archive.writestr(name, data)
+    assert verified(out.getvalue(), genuine.log).entries == 12
 
 
 @pytest.fixture(scope="module")
@@ -339,8 +356,10 @@ def test_the_command_line_says_failed_and_never_prints_a_traceback(
         assert status == 1 and "FAILED" in printed and "Traceback" not in printed, printed
     good = tmp_path / "good.zip"
     good.write_bytes(genuine.data)
-    status, printed, _ = run_cli(good, genuine.log)
+    status, printed, _ = run_cli(good, genuine.log, "--extract", str(tmp_path / "read-me"))
     assert status == 2 and "NOT WITNESSED" in printed, printed  # no verifier key given
+    assert f"EXTRACTED      to {tmp_path / 'read-me'}" in printed
+    assert (tmp_path / "read-me" / ENTRIES).read_bytes() == members_of(genuine.data)[ENTRIES]
 
 
 def test_extract_writes_the_verified_files_and_nothing_else(
