@@ -396,13 +396,14 @@ def _lines(chunks: Iterable[bytes], member: str) -> Iterator[bytes]:
     """The lines of a stream, without their newline; the stream must end with one."""
     parts: list[bytes] = []  # of the line not yet ended
     for chunk in chunks:
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            parts.append(chunk[start:end])
+        *ended, rest = chunk.split(b"\n")
+        if ended:
+            parts.append(ended[0])
             yield b"".join(parts)
-            parts, start = [], end + 1
-        if start < len(chunk):
-            parts.append(chunk[start:])
+            yield from ended[1:]
+            parts = []
+        if rest:
+            parts.append(rest)
     if parts:
         raise BundleError(member, "does not end with a newline")
 
