@@ -17,7 +17,10 @@ checkpoint the verifier cosigned. Its members:
   same digests as the subjects of an in-toto Statement v1, signed by the log in a DSSE envelope.
 
 `verify_bundle` checks all of it and raises `BundleError` naming the first file, entry and check
-that fails; it trusts nothing in the bundle but what the given keys sign. Given no verifier key,
+that fails; it trusts nothing in the bundle but what the given keys sign. The bundle comes from a
+stranger: its zip layout is checked before anything is inflated (`zip_layout`), the signed
+manifest is read first, and every member is streamed through its hash under the size the
+manifest signs, so that memory stays bounded on any input. Given no verifier key,
 it checks the cosignature and the attestation under the bundle's own copy of the verifier's key
 (``keys/verifier.vkey``): that proves nothing by itself (the copy came with the bundle), but a
 cosignature or attestation that fails even under it is a failure. The report then says the
