@@ -17,7 +17,10 @@ checkpoint the verifier cosigned. Its members:
   same digests as the subjects of an in-toto Statement v1, signed by the log in a DSSE envelope.
 
 `verify_bundle` checks all of it and raises `BundleError` naming the first file, entry and check
-that fails; it trusts nothing in the bundle but what the given keys sign. Given no verifier key,
+that fails; it trusts nothing in the bundle but what the given keys sign. The bundle comes from a
+stranger: its zip layout is checked before anything is inflated (`zip_layout`), the signed
+manifest is read first, and every member is streamed through its hash under the size the
+manifest signs, so that memory stays bounded on any input. Given no verifier key,
 it checks the cosignature and the attestation under the bundle's own copy of the verifier's key
 (``keys/verifier.vkey``): that proves nothing by itself (the copy came with the bundle), but a
 cosignature or attestation that fails even under it is a failure. The report then says the
@@ -396,13 +399,14 @@ def _lines(chunks: Iterable[bytes], member: str) -> Iterator[bytes]:
     """The lines of a stream, without their newline; the stream must end with one."""
     parts: list[bytes] = []  # of the line not yet ended
     for chunk in chunks:
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            parts.append(chunk[start:end])
+        *ended, rest = chunk.split(b"\n")
+        if ended:
+            parts.append(ended[0])
             yield b"".join(parts)
-            parts, start = [], end + 1
-        if start < len(chunk):
-            parts.append(chunk[start:])
+            yield from ended[1:]
+            parts = []
+        if rest:
+            parts.append(rest)
     if parts:
         raise BundleError(member, "does not end with a newline")
 
@@ -731,12 +735,17 @@ def check_attestation(
             else ""
         )
         raise BundleError(ATTESTATION, f"says the verification {predicate.get('result')!r}{named}")
-    subjects = statement.get("subject") or [{}]
-    subject = subjects[0] if isinstance(subjects, list) and isinstance(subjects[0], dict) else {}
+    subjects = statement.get("subject")
+    subject = subjects[0] if isinstance(subjects, list) and subjects else None
+    digest = subject.get("digest") if isinstance(subject, dict) else None
+    annotations = subject.get("annotations") if isinstance(subject, dict) else None
     if (
-        subject.get("name") != checkpoint.origin
-        or (subject.get("digest") or {}).get("rfc6962-sha256") != checkpoint.root_hash.hex()
-        or (subject.get("annotations") or {}).get("tree_size") != checkpoint.size
+        not isinstance(subject, dict)
+        or not isinstance(digest, dict)
+        or not isinstance(annotations, dict)
+        or subject.get("name") != checkpoint.origin
+        or digest.get("rfc6962-sha256") != checkpoint.root_hash.hex()
+        or annotations.get("tree_size") != checkpoint.size
     ):
         raise BundleError(ATTESTATION, "is not about this chain at the checkpoint's size and root")
     return predicate
@@ -752,7 +761,8 @@ def acknowledged_findings(predicate: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _describe_attestation(predicate: Mapping[str, Any], checkpoint: Checkpoint) -> str:
-    checked = predicate.get("checked") or {}
+    checked = predicate.get("checked")
+    checked = checked if isinstance(checked, dict) else {}
     return (
         f"the verifier attests its check passed at size {checkpoint.size} "
         f"({checked.get('entries_replayed')} entries replayed, issued {predicate.get('issued_at')})"
@@ -822,10 +832,7 @@ def verify_bundle(
         info = _json_object(members.files.get(BUNDLE_JSON, b"{}"), BUNDLE_JSON)
         if BUNDLE_JSON not in members.files:
             raise BundleError(BUNDLE_JSON, "is missing")
-        if info.get("format") != BUNDLE_FORMAT:
-            raise BundleError(
-                BUNDLE_JSON, f"format is {info.get('format')!r}, not {BUNDLE_FORMAT!r}"
-            )
+        _check_info(info)
         try:
             report = _verify_contents(members, info, log_key=log_key, verifier_key=verifier_key)
         except BundleError as error:
@@ -841,6 +848,33 @@ def verify_bundle(
         if staged is not None:
             staged.abandon()
         raise
+
+
+def _check_info(info: Mapping[str, Any]) -> None:
+    """The shape of what bundle.json says, before anything relies on it: signed by the log or
+    not, a malformed value is a failure, never an error of the verifier's own."""
+    if info.get("format") != BUNDLE_FORMAT:
+        raise BundleError(BUNDLE_JSON, f"format is {info.get('format')!r}, not {BUNDLE_FORMAT!r}")
+    for key in ("checkpoint", "selection"):
+        if not isinstance(info.get(key), dict):
+            raise BundleError(BUNDLE_JSON, f"its {key} is not an object")
+    for key in ("origin", "tenant", "chain"):
+        if not isinstance(info.get(key), str):
+            raise BundleError(BUNDLE_JSON, f"its {key} is not a string")
+    selection = info["selection"]
+    ids = selection.get("decision_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise BundleError(BUNDLE_JSON, "its selection's decision_ids is not a list of strings")
+    sizes = info.get("consistency_from")
+    if sizes is not None and not (
+        isinstance(sizes, list) and all(type(size) is int and size >= 0 for size in sizes)
+    ):
+        raise BundleError(BUNDLE_JSON, "its consistency_from is not a list of tree sizes")
+    override = info.get("override")
+    if override is not None and not (
+        isinstance(override, dict) and isinstance(override.get("failures") or [], list)
+    ):
+        raise BundleError(BUNDLE_JSON, "its override is not an object with a list of failures")
 
 
 def _verify_contents(

@@ -122,29 +122,24 @@ def split_tlog_proofs(text: str) -> Iterator[str]:
 
 def read_tlog_proofs(chunks: Iterable[bytes]) -> Iterator[str]:
     """`split_tlog_proofs` over a stream: the documents of a concatenation of them, read in
-    chunks, holding no more than one document at a time."""
+    chunks, holding no more than one document and one chunk at a time."""
     marker = (TLOG_PROOF_HEADER + "\n").encode()
-    document: list[bytes] = []
-    pending: list[bytes] = []  # of the line not yet ended
+    separator = b"\n" + marker
+    pending, scanned = b"", 0  # the documents not yet cut, and how far they hold no separator
     for chunk in chunks:
+        pending += chunk
+        if not pending.startswith(marker[: len(pending)]):
+            raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
         start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            pending.append(chunk[start : end + 1])
-            line = b"".join(pending)
-            pending, start = [], end + 1
-            if line == marker and document:
-                yield b"".join(document).decode("utf-8")
-                document = []
-            elif not document and line != marker:
-                raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
-            document.append(line)
-        if start < len(chunk):
-            pending.append(chunk[start:])
-    if pending and not document:
-        raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
-    document.extend(pending)
-    if document:
-        yield b"".join(document).decode("utf-8")
+        while (found := pending.find(separator, max(start, scanned))) >= 0:
+            yield pending[start : found + 1].decode("utf-8")
+            start = found + 1
+        pending = pending[start:]
+        scanned = max(0, len(pending) - len(separator) + 1)
+    if pending:
+        if not pending.startswith(marker):
+            raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
+        yield pending.decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

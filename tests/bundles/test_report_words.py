@@ -3,9 +3,13 @@ out is said to be so."""
 
 from __future__ import annotations
 
+import io
+
 from decision_log.decisions.event_types import DECISION_RECORDED
 from decision_log.exports.report import BundleSummary, render_report
-from ledger.bundle import DECISIONS_EXPORT_LIMIT, describe_selection
+from ledger.bundle import DECISIONS_EXPORT_LIMIT, describe_selection, verify_bundle
+
+from tests.bundles.forge import genuine_bundle
 
 
 def info(selection: dict[str, object]) -> dict[str, object]:
@@ -59,3 +63,12 @@ def test_a_time_export_is_described_by_its_window() -> None:
         "decisions received from 2026-01-01T00:00:00.000000Z to before the checkpoint: "
         "no entries of chain decisions"
     )
+
+
+def test_verify_bundle_says_what_a_decisions_export_does_not_prove() -> None:
+    selection = {"kind": "decisions", "decision_ids": ["loan-0", "loan-1", "loan-2"]}
+    bundle = genuine_bundle(selection=selection)
+    lines = verify_bundle(io.BytesIO(bundle.data), log_key=bundle.log).lines()
+    described = "the events of 3 decision(s) of chain credit: loan-0, loan-1, loan-2"
+    assert f"selection      {described}" in lines
+    assert f"NOTE           {DECISIONS_EXPORT_LIMIT}" in lines

@@ -16,7 +16,7 @@ from ledger.merkle import (
     range_subtrees,
     reference_inclusion_proof,
 )
-from ledger.proofs import ConsistencyProofFile, TlogProof, split_tlog_proofs
+from ledger.proofs import ConsistencyProofFile, TlogProof, read_tlog_proofs, split_tlog_proofs
 
 CHECKPOINT = (
     "example.com/log\n3\n" + base64.b64encode(bytes(32)).decode() + "\n\n— example.com/log AAAA\n"
@@ -68,6 +68,21 @@ def test_concatenated_proofs_split_back_into_whole_documents() -> None:
     assert [TlogProof.parse(t) for t in split_tlog_proofs("".join(texts))] == proofs
     with pytest.raises(ProofError):
         list(split_tlog_proofs("garbage\n" + texts[0]))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 23, 24, 25, 100, 1 << 20])
+def test_proofs_read_from_a_stream_split_as_from_a_whole_text(chunk: int) -> None:
+    texts = [
+        TlogProof(index=i, hashes=HASHES[: i % 4], checkpoint=CHECKPOINT).to_text()
+        for i in range(20)
+    ]
+    data = "".join(texts).encode()
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    assert list(read_tlog_proofs(chunks)) == list(split_tlog_proofs(data.decode())) == texts
+    assert list(read_tlog_proofs([])) == []
+    for garbage in (b"garbage\n" + data, b"c2sp", b"c2sp.org/tlog-proof@v2\n"):
+        with pytest.raises(ProofError):
+            list(read_tlog_proofs([garbage[i : i + chunk] for i in range(0, len(garbage), chunk)]))
 
 
 def test_a_consistency_proof_file_round_trips() -> None:

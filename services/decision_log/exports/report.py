@@ -220,7 +220,11 @@ keys/ are for convenience and prove nothing by themselves.
 With the audit-trail CLI (installed with the project; it needs no database and no network):
 
     audit-trail verify-bundle THIS.zip --log-key 'LOG VERIFIER KEY' \\
-        --verifier-key 'VERIFIER COSIGNATURE KEY'
+        --verifier-key 'VERIFIER COSIGNATURE KEY' --extract NEW-DIRECTORY
+
+Read the bundle from NEW-DIRECTORY only: verify-bundle writes there the files it
+verified, and only once every check holds. Do not open the zip with other tools
+first; a zip can be crafted to show one tool other files than another.
 
 It exits 0 only when every check holds under both keys; 1 when a check fails,
 naming the first file, entry and check that fails; 2 without --verifier-key
@@ -228,7 +232,7 @@ naming the first file, entry and check that fails; 2 without --verifier-key
 finding of the verifier that an operator acknowledged, unless it is accepted with
 --accept-acknowledged ID.
 
-By hand, after unzipping:
+By hand, on the files verify-bundle extracted (or, unzipped with care, the same checks):
 
 1. Digests: `sha256sum -c SHA256SUMS` checks every file listed.
 2. Manifest: manifest.dsse.json is a DSSE envelope (payload type
@@ -257,6 +261,11 @@ By hand, after unzipping:
    size from the raw entries and found it intact.
 8. Schemas: schemas/ holds the JSON Schemas of the event types, report.html a
    summary for people.
+
+What each selection proves: a range or time export holds every entry of its
+index range (and a time export's entries were each received in its window); a
+decisions export proves that each event in it is one the log committed, not that
+a decision's timeline is complete.
 
 Personal data that was sealed at append time appears only as ciphertext; where it
 has since been erased (GDPR Art. 17) its key no longer exists, and the records
