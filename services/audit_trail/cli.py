@@ -638,6 +638,25 @@ def verifier(
     )
 
 
+@verifier_app.command("key")
+def verifier_key(
+    key_file: Annotated[
+        Path,
+        typer.Option(
+            envvar="AUDIT_TRAIL_VERIFIER_KEY_FILE", help="PEM file of the verifier's Ed25519 key"
+        ),
+    ],
+    name: Annotated[
+        str, typer.Option(envvar="AUDIT_TRAIL_VERIFIER_NAME", help="Key name of its cosignatures")
+    ] = "verifier.localhost/witness",
+) -> None:
+    """Print the verifier's cosignature verifier key, creating its key file (mode 0600) if
+    there is none: register it with the log by `audit-trail witnesses add`."""
+    from ledger.note import CosignatureSigner
+
+    typer.echo(CosignatureSigner(name=name, key=admin.ensure_key(key_file)).verifier_key)
+
+
 @verifier_app.command("acknowledge")
 def verifier_acknowledge(
     finding_id: int,
