@@ -569,16 +569,24 @@ def projections_follow(
     poll_seconds: Annotated[
         float, typer.Option(help="How often to look for new entries in every chain")
     ] = 0.2,
+    host: Annotated[str, typer.Option(help="Address of /livez and /metrics")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(help="Serve /livez and /metrics (AUDIT_TRAIL_METRICS_TOKEN) on this port"),
+    ] = None,
 ) -> None:
     """Keep the decision read model up to date, as a process of its own.
 
     Run it beside decision_log workers started with AUDIT_TRAIL_RUN_PROJECTOR=false: the
     projection's work then leaves the workers' cores to the requests. Any number may run.
+    With --port, its series (how far the read model trails the log, failing chains) are
+    served for Prometheus, since the workers no longer measure them.
     """
     from decision_log.db import create_engine
     from decision_log.decisions.projector import Projector
+    from http_edge.metrics_server import serving_metrics
 
-    async def action(url: str) -> None:
+    async def follow(url: str) -> None:
         engine = create_engine(url, role=admin.db_role(), pool_size=2)
         projector = Projector(engine=engine, poll_seconds=poll_seconds)
         stopped = asyncio.Event()
@@ -592,6 +600,13 @@ def projections_follow(
         finally:
             await projector.stop()
             await engine.dispose()
+
+    async def action(url: str) -> None:
+        if port is None:
+            await follow(url)
+            return
+        async with serving_metrics(host=host, port=port, http=guarded_http_protocol()):
+            await follow(url)
 
     with database(data_dir) as url:
         typer.echo("projecting decisions; stop with Ctrl-C")

@@ -212,7 +212,13 @@ def test_the_decision_log_leaves_projection_to_the_projector(
     env = {variable["name"]: variable.get("value") for variable in log["env"]}
     assert env["AUDIT_TRAIL_RUN_PROJECTOR"] == "false"
     projector = pod_spec(named(manifests, "Deployment", "decision-projector"))["containers"][0]
-    assert projector["args"] == ["audit-trail", "projections", "follow"]
+    assert projector["args"][:3] == ["audit-trail", "projections", "follow"]
+    # The projector's series are measured where it runs, so that is where they are scraped.
+    port = projector["args"][projector["args"].index("--port") + 1]
+    service = named(manifests, "Service", "decision-projector")
+    assert service["metadata"]["labels"]["audit-trail/metrics"] == "scraped"
+    assert str(service["spec"]["ports"][0]["port"]) == port
+    assert probe_path(projector, "livenessProbe") == "/livez"
 
 
 def test_worker_metrics_are_added_up_from_an_emptydir(manifests: list[dict[str, Any]]) -> None:
@@ -433,6 +439,10 @@ def test_network_policies_let_only_what_must_talk_talk(manifests: list[dict[str,
     assert connects(policies, PROMETHEUS, verifier, 8001)
     assert not connects(policies, STRANGER, verifier, 8001)
     assert not connects(policies, projector, verifier, 8001)
+    # The projector answers Prometheus alone.
+    assert connects(policies, PROMETHEUS, projector, 9100)
+    assert not connects(policies, STRANGER, projector, 9100)
+    assert not connects(policies, log, projector, 9100)
     # The verifier reaches its own store and the log's API, never the log's database.
     assert connects(policies, verifier, store, 5432)
     assert connects(policies, verifier, log, 8000)
