@@ -721,6 +721,22 @@ privacy_app = typer.Typer(no_args_is_help=True, help="Personal-data keys.")
 app.add_typer(privacy_app, name="privacy")
 
 
+@privacy_app.command("create-keys")
+def privacy_create_keys(
+    kek_file: Annotated[
+        Path, typer.Option(envvar="AUDIT_TRAIL_KEK_FILE", help="File of the key-encryption keys")
+    ],
+    pseudonym_key_file: Annotated[
+        Path,
+        typer.Option(envvar="AUDIT_TRAIL_PSEUDONYM_KEY_FILE", help="File of the pseudonym key"),
+    ],
+) -> None:
+    """Create the first key-encryption key and the pseudonym key, each in a 0600 file, for a
+    decision_log run without a data folder; a file that exists is never overwritten."""
+    keyring.create_files(kek_file=kek_file, pseudonym_key_file=pseudonym_key_file)
+    typer.echo(f"key-encryption keys: {kek_file}\npseudonym key: {pseudonym_key_file}")
+
+
 @privacy_app.command("rotate-kek")
 def privacy_rotate_kek(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Rotate the key-encryption key: rewrap every surviving data key, retire the old KEKs.

@@ -1,5 +1,6 @@
-"""The verifier's bootstrap (docs/deployment.md): its key made and shown by
-`audit-trail verifier key`, registered with the log by `audit-trail witnesses add`."""
+"""The keys a deployment starts from (docs/deployment.md): the log's personal-data keys made by
+`audit-trail privacy create-keys`, and the verifier's, made and shown by `audit-trail verifier
+key` and registered with the log by `audit-trail witnesses add`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from decision_log.privacy.keyring import Keyring
 from ledger.keys import read_private_key
 from ledger.note import CosignatureSigner, NoteSignature, NoteVerifier, verify_cosignature
 
@@ -60,3 +62,20 @@ def test_the_log_registers_the_key_shown_as_a_witness(tmp_path: Path, database_u
     assert added["api_key"]
     listed = json.loads(audit_trail("witnesses", "list", env=env))
     assert shown in {witness["verifier_key"] for witness in listed}
+
+
+def test_the_personal_data_keys_are_created_once_and_load(tmp_path: Path) -> None:
+    files = {
+        "AUDIT_TRAIL_KEK_FILE": str(tmp_path / "kek.json"),
+        "AUDIT_TRAIL_PSEUDONYM_KEY_FILE": str(tmp_path / "pseudonym.key"),
+    }
+    audit_trail("privacy", "create-keys", env=files)
+    contents = {name: Path(path).read_bytes() for name, path in files.items()}
+    for path in files.values():
+        assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600
+    audit_trail("privacy", "create-keys", env=files)  # never overwritten
+    assert {name: Path(path).read_bytes() for name, path in files.items()} == contents
+    Keyring.load(
+        kek_file=Path(files["AUDIT_TRAIL_KEK_FILE"]),
+        pseudonym_key_file=Path(files["AUDIT_TRAIL_PSEUDONYM_KEY_FILE"]),
+    )
