@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings
 from verifier.endpoints import public as verifier_public
 from verifier.settings import Settings as VerifierSettings
 
-from tests.deploy.conftest import DEPLOY, PROJECT_ROOT, named, pod_spec, workloads
+from tests.deploy.conftest import DEPLOY, PROJECT_ROOT, named, pod_spec, render, workloads
 
 # The oldest Kubernetes the manifests are written for (preStop `sleep` needs 1.30 or later),
 # among the versions kubernetes-validate ships schemas for.
@@ -34,7 +34,7 @@ CUSTOM_RESOURCE_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
     ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice-serving-v1beta1.json",
 }
-IMAGE = "ghcr.io/example/audit-trail:0.1.0"
+IMAGE = "audit-trail:0.1.0"
 
 
 # -- validity ---------------------------------------------------------------------------------
@@ -122,6 +122,33 @@ def test_the_kserve_example_is_refused_with_an_unknown_logger_field() -> None:
     assert list(custom_resource_validator(example).iter_errors(example))
 
 
+def test_the_example_overlay_is_valid_and_sets_what_is_particular() -> None:
+    documents = render(DEPLOY / "overlays" / "example")
+    for document in documents:
+        if is_custom(document):
+            assert not list(custom_resource_validator(document).iter_errors(document))
+            assert document["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        else:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    images = {c["image"] for _, c in project_containers(documents)}
+    assert images == {"registry.example.org/audit-trail:0.1.0"}
+    egress = named(documents, "NetworkPolicy", "log-database-egress")["spec"]["egress"]
+    assert egress[0]["to"] == [{"ipBlock": {"cidr": "10.20.30.40/32"}}]
+    for name, variable, value in (
+        ("decision-log", "AUDIT_TRAIL_LOG_ORIGIN", "audit.example.org/log"),
+        ("verifier", "AUDIT_TRAIL_VERIFIER_NAME", "verifier.example.org/witness"),
+    ):
+        container = pod_spec(named(documents, "Deployment", name))["containers"][0]
+        env = [v for v in container["env"] if v["name"] == variable]
+        assert env == [{"name": variable, "value": value}]
+        # The patch replaced one variable and kept the rest.
+        assert len(container["env"]) == len(
+            pod_spec(named(render(DEPLOY / "kubernetes"), "Deployment", name))["containers"][0][
+                "env"
+            ]
+        )
+
+
 # -- what the code reads -------------------------------------------------------------------
 
 
@@ -180,7 +207,7 @@ def project_containers(manifests: list[dict[str, Any]]) -> list[tuple[str, dict[
         (workload["metadata"]["name"], container)
         for workload in workloads(manifests)
         for container in pod_spec(workload)["containers"]
-        if container["image"].startswith("ghcr.io/example/audit-trail")
+        if container["image"].rsplit(":", 1)[0].endswith("audit-trail")
     ]
 
 
