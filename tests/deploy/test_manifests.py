@@ -295,6 +295,28 @@ def test_memory_fits_two_workers_under_overload(manifests: list[dict[str, Any]])
     assert mebibytes(resources["limits"]["memory"]) >= worst + 64
 
 
+def test_every_pod_meets_the_restricted_pod_security_standard(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """The namespace enforces `restricted`: a pod that does not meet it is never created.
+    (kubernetes.io/docs/concepts/security/pod-security-standards, Restricted)"""
+    namespace = named(manifests, "Namespace", "audit-trail")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for workload in workloads(manifests):
+        spec = pod_spec(workload)
+        pod_context = spec.get("securityContext", {})
+        assert not any("hostPath" in volume for volume in spec.get("volumes", []))
+        for container in spec["containers"]:
+            context = {**pod_context, **container.get("securityContext", {})}
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            assert context.get("runAsNonRoot") is True, where
+            assert context.get("runAsUser", 1) != 0, where
+            assert context.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("capabilities") == {"drop": ["ALL"]}, where
+            assert not context.get("privileged"), where
+
+
 # -- the verifier apart ----------------------------------------------------------------------
 
 
@@ -379,6 +401,13 @@ def test_the_dockerfile_builds_that_image() -> None:
     assert "AUDIT_TRAIL_MIGRATIONS_DIR=/app/migrations" in dockerfile
     assert "AUDIT_TRAIL_VERIFIER_MIGRATIONS_DIR=/app/migrations/verifier" in dockerfile
     assert (PROJECT_ROOT / "migrations" / "verifier" / "env.py").exists()
+    # The build context is what the image is built from, and nothing else (no keys, no .venv).
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "*" in ignored
+    copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, flags=re.MULTILINE))
+    sources = {source for line in copied for source in line.split()}
+    assert sources == {"pyproject.toml", "README.md", "services", "migrations"}
+    assert {f"!{source}" if "." in source else f"!{source}/" for source in sources} <= set(ignored)
 
 
 # -- network policies -------------------------------------------------------------------------
