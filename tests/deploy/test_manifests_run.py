@@ -1,8 +1,9 @@
 """The rendered deployment, run: each workload's own command line and environment, as the
 manifests give them, on this machine (ports and paths mapped to local ones, Secrets made as
 docs/deployment.md makes them). The migrations Job migrates, the decision-log and the verifier
-become ready on their probes, the projector projects, the verifier cosigns, and every scraped
-service serves its metrics to the ServiceMonitor's bearer token."""
+become ready on their probes, the projector projects, the projections-verify CronJob finds the
+read model whole, the verifier cosigns, and every scraped service serves its metrics to the
+ServiceMonitor's bearer token."""
 
 from __future__ import annotations
 
@@ -301,6 +302,9 @@ async def test_the_deployment_runs_as_rendered(
                 )
 
             await eventually(projected, "the projector did not project the decision")
+            # The hourly check of the read model against the log finds it whole.
+            checked = json.loads(cluster.run("CronJob", "projections-verify"))
+            assert checked["mismatch_count"] == 0, checked
             await eventually(cosigned, "the verifier did not cosign")
             assert await series(cluster, "decision-log", "audit_trail_events_ingested_total") >= 1
             behind = "audit_trail_projector_behind_entries"
