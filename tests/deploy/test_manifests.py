@@ -289,10 +289,10 @@ def test_memory_fits_two_workers_under_overload(manifests: list[dict[str, Any]])
         number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
         return int(number) * (1024 if unit == "Gi" else 1)
 
-    # supervisor ~107 MiB + resource tracker ~12 MiB + 2 workers at up to 135 MiB each.
-    worst = 107 + 12 + 2 * 135
-    assert mebibytes(resources["requests"]["memory"]) >= worst
-    assert mebibytes(resources["limits"]["memory"]) >= worst + 64
+    # supervisor ~107 MiB + resource tracker ~12 MiB + 2 workers at up to 135 MiB each under
+    # overload, up to ~158 MiB each at the peak of 1,000-event batches.
+    assert mebibytes(resources["requests"]["memory"]) >= 107 + 12 + 2 * 135
+    assert mebibytes(resources["limits"]["memory"]) >= 107 + 12 + 2 * 158 + 64
 
 
 def test_every_pod_meets_the_restricted_pod_security_standard(
