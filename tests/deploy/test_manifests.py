@@ -265,8 +265,8 @@ def probe_path(container: dict[str, Any], probe: str) -> str:
 
 def test_probes_point_at_livez_and_readyz(manifests: list[dict[str, Any]]) -> None:
     routes = {
-        "decision-log": {route.path for route in decision_log_health.routes},  # type: ignore[attr-defined]
-        "verifier": {route.path for route in verifier_public.routes},  # type: ignore[attr-defined]
+        "decision-log": {route.path for route in decision_log_health.routes},
+        "verifier": {route.path for route in verifier_public.routes},
     }
     for name, paths in routes.items():
         deployment = named(manifests, "Deployment", name)
@@ -286,7 +286,7 @@ def test_memory_fits_two_workers_under_overload(manifests: list[dict[str, Any]])
     ]
 
     def mebibytes(quantity: str) -> int:
-        number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+        number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()
         return int(number) * (1024 if unit == "Gi" else 1)
 
     # supervisor ~107 MiB + resource tracker ~12 MiB + 2 workers at up to 135 MiB each under
