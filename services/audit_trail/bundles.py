@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import sys
 import time
-import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from ledger.bundle import ZIP_READ_ERRORS, BundleError, verify_bundle
-from ledger.errors import NoteError
-from ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
+
+if TYPE_CHECKING:
+    import httpx
+    from ledger.note import NoteVerifier
+
+# httpx and the core's cryptography are imported by the commands that use them, so that the
+# command line starts at once (`audit-trail --help` imports this module).
 
 POLL_SECONDS = 1.0
 
 
 def read_verifier_key(value: str, *, option: str) -> NoteVerifier:
     """A signed-note verifier key, given as is or as the path of a file holding it."""
+    from ledger.errors import NoteError
+    from ledger.note import NoteVerifier
+
     path = Path(value)
     text = path.read_text().strip() if "+" not in value and path.is_file() else value.strip()
     try:
@@ -50,6 +55,15 @@ def verify_bundle_command(
             "the bundle is at best consistent with the log key, not witnessed (exit 2)",
         ),
     ] = None,
+    extract: Annotated[
+        Path | None,
+        typer.Option(
+            "--extract",
+            help="Write the bundle's files into this new or empty directory, only once every "
+            "check holds; read the bundle from there, never from the zip",
+            file_okay=False,
+        ),
+    ] = None,
     accept_acknowledged: Annotated[
         list[str] | None,
         typer.Option(
@@ -62,6 +76,9 @@ def verify_bundle_command(
     """Verify an export bundle offline. Exit 0: every check holds, under the log's and the
     verifier's keys; 1: a check failed (the first is named); 2: consistent with the log key
     only, not witnessed (no --verifier-key); 3: it spans an acknowledged finding not accepted."""
+    from ledger.bundle import BundleError, verify_bundle
+    from ledger.note import ALG_COSIGNATURE_V1
+
     log = read_verifier_key(log_key, option="--log-key")
     witness = (
         None if verifier_key is None else read_verifier_key(verifier_key, option="--verifier-key")
@@ -71,14 +88,11 @@ def verify_bundle_command(
             "give the verifier's cosignature key (type 0x04)", param_hint="--verifier-key"
         )
     try:
-        archive = zipfile.ZipFile(bundle)
-    except ZIP_READ_ERRORS as error:
-        reason = str(error) or type(error).__name__
-        typer.secho(f"FAILED {bundle}: not a readable zip file ({reason})", err=True, fg="red")
+        with bundle.open("rb") as file:
+            report = verify_bundle(file, log_key=log, verifier_key=witness, extract_to=extract)
+    except OSError as error:
+        typer.secho(f"FAILED {bundle}: cannot be read ({error.strerror})", err=True, fg="red")
         raise typer.Exit(FAILED) from None
-    try:
-        with archive:
-            report = verify_bundle(archive, log_key=log, verifier_key=witness)
     except BundleError as error:
         for line in error.warnings:
             typer.secho(line, err=True, fg="yellow")
@@ -86,6 +100,8 @@ def verify_bundle_command(
         raise typer.Exit(FAILED) from None
     for line in report.lines():
         typer.echo(line)
+    if extract is not None:
+        typer.echo(f"EXTRACTED      to {extract}: read the bundle's files from there, not the zip")
     if not report.witnessed:
         typer.secho(
             f"NOT WITNESSED {bundle}: consistent with the log key only, not witnessed "
@@ -112,8 +128,22 @@ def export_command(
     url: Annotated[
         str, typer.Option(envvar="AUDIT_TRAIL_URL", help="The decision_log's base URL")
     ] = "http://127.0.0.1:8000",
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            help="A file holding an auditor API key (its content, stripped); or set "
+            "AUDIT_TRAIL_API_KEY",
+        ),
+    ] = None,
     api_key: Annotated[
-        str, typer.Option(envvar="AUDIT_TRAIL_API_KEY", help="An auditor API key")
+        str,
+        typer.Option(
+            envvar="AUDIT_TRAIL_API_KEY",
+            show_envvar=True,
+            help="An auditor API key. Prefer AUDIT_TRAIL_API_KEY or --api-key-file: a key on "
+            "the command line is seen by every user of the machine and kept in shell history",
+        ),
     ] = "",
     start: Annotated[int | None, typer.Option(help="First index of a range")] = None,
     end: Annotated[int | None, typer.Option(help="One past the last index of a range")] = None,
@@ -136,6 +166,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Ask the log for an export bundle, wait until it is built, and download it."""
+    import httpx
+
     request: dict[str, Any]
     if decision:
         request = {"kind": "decisions", "decision_ids": decision}
@@ -147,7 +179,7 @@ def export_command(
     request["consistency_from"] = consistency_from or []
     if override_reason is not None:
         request["override_reason"] = override_reason
-    headers = {"Authorization": f"Bearer {api_key}"}
+    headers = {"Authorization": f"Bearer {read_api_key(api_key, api_key_file)}"}
     with httpx.Client(base_url=url, headers=headers, timeout=120.0) as http:
         response = http.post(f"/v1/chains/{chain}/exports", json=request)
         job = _answer(response)
@@ -174,6 +206,25 @@ def export_command(
             for chunk in download.iter_bytes():
                 out.write(chunk)
     typer.echo(f"{output}: {job['total']} entries, {job['bytes']} bytes, sha256 {job['sha256']}")
+
+
+def read_api_key(given: str, path: Path | None) -> str:
+    """The API key from --api-key-file, else from AUDIT_TRAIL_API_KEY or --api-key."""
+    if path is None:
+        key = given.strip()
+    else:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise typer.BadParameter(
+                f"cannot read {path}: {type(error).__name__}", param_hint="--api-key-file"
+            ) from None
+    if not key:
+        raise typer.BadParameter(
+            "give an API key: set AUDIT_TRAIL_API_KEY or use --api-key-file PATH",
+            param_hint="--api-key-file",
+        )
+    return key
 
 
 def _answer(response: httpx.Response) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,25 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from decision_log import heap, migrations
-from decision_log.admin_actions import command_line_actor
-from decision_log.auth import utc_now
-from decision_log.chains import service as chains
-from decision_log.keys import service as keys
-from decision_log.keys.schemas import KeyCreate
-from decision_log.privacy import keyring
-from decision_log.problems import Problem
-from decision_log.settings import Settings
-from decision_log.signing import LogSigner
-from decision_log.tenants import service as tenants
-from decision_log.witnesses import service as witnesses
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audit_trail import admin
 from audit_trail.bundles import export_command, verify_bundle_command
+from audit_trail.entry_check import check_entry_command
 from audit_trail.local import (
     VERIFIER_DATABASE_NAME,
     EmbeddedPostgres,
@@ -39,6 +27,13 @@ from audit_trail.local import (
     LocalPaths,
     database_url_from_environment,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+# The server's code (FastAPI, SQLAlchemy, the decision_log and the verifier) is imported inside
+# the commands that use it: `audit-trail --help`, `export` and `verify-bundle` need none of it,
+# and importing it all takes over a second.
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (organisations).")
@@ -55,6 +50,7 @@ verifier_app = typer.Typer(
 app.add_typer(verifier_app, name="verifier")
 app.command("export")(export_command)
 app.command("verify-bundle")(verify_bundle_command)
+app.command("check-entry")(check_entry_command)
 projections_app = typer.Typer(no_args_is_help=True, help="Read models built from the log.")
 app.add_typer(projections_app, name="projections")
 
@@ -152,6 +148,8 @@ def databases(data_dir: Path, *, exclusive: bool = False) -> Iterator[tuple[str,
 
 
 def run(coroutine: Any) -> Any:
+    from decision_log.problems import Problem
+
     try:
         return asyncio.run(coroutine)
     except Problem as problem:
@@ -176,6 +174,18 @@ def guarded_http_protocol() -> type[asyncio.Protocol]:
 
 def log_level() -> str:
     return os.environ.get("AUDIT_TRAIL_LOG_LEVEL", "info")
+
+
+def command_line_hint() -> str:
+    """How to run this command from a shell: its path when the virtual environment that holds
+    it is not on PATH (``make up`` does not activate it)."""
+    executable = Path(sys.argv[0])
+    if executable.name == "audit-trail" and shutil.which("audit-trail") != str(executable):
+        try:
+            return str(executable.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(executable)
+    return "audit-trail"
 
 
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
@@ -210,13 +220,22 @@ def up(
 ) -> None:
     """Start everything locally: embedded PostgreSQL (unless DATABASE_URL), keys, demo, the
     decision_log on PORT and the verifier on PORT + 1."""
+    from decision_log import migrations
+    from decision_log.privacy import keyring
+    from decision_log.signing import LogSigner
     from ledger.note import CosignatureSigner
     from verifier import migrations as verifier_migrations
+
+    from audit_trail import admin
 
     # SIGTERM (kill, systemd, docker stop) stops `up` as Ctrl-C does, through the same clean-up.
     # Left at its default it would end the process at once (uvicorn raises it again once it has
     # shut down), leaving the verifier and PostgreSQL running.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # On a laptop the person at the terminal wants warnings, not a line per request (the
+    # verifier polls the log every second); production runs `serve`, which logs every request.
+    quiet = "AUDIT_TRAIL_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("AUDIT_TRAIL_LOG_LEVEL", "warning")
     paths = LocalPaths(data_dir.resolve())
     paths.ensure()
     # Alone on the data folder: a second `up` on it would serve the same log beside this one.
@@ -262,6 +281,9 @@ def up(
         typer.echo(f"decision_log API: {api_url}  (OpenAPI docs at {api_url}/docs)")
         typer.echo(f"verifier API: {verifier_url_public}  (public keys at /v1/keys)")
         typer.echo(f"API keys of the demo tenant: {paths.credentials_file}")
+        typer.echo(f"The command line, from another terminal: {command_line_hint()} --help")
+        if quiet:
+            typer.echo("Logs: warnings only here; AUDIT_TRAIL_LOG_LEVEL=info logs every request.")
         typer.echo("Press Ctrl-C to stop.")
         # A process of its own: the verifier shares nothing with the log but the HTTP API.
         command = [sys.executable, "-m", "audit_trail", "verifier"]
@@ -312,12 +334,16 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
 @app.command()
 def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Apply the database migrations."""
+    from decision_log import migrations
+
     with database(data_dir) as url:
         migrations.upgrade(url)
     typer.echo(f"schema at {migrations.head_revision()}")
 
 
 def log_origin() -> str:
+    from decision_log.settings import Settings
+
     default: str = Settings.model_fields["log_origin"].default
     return os.environ.get("AUDIT_TRAIL_LOG_ORIGIN", default)
 
@@ -333,6 +359,11 @@ def tenants_create(
     with_admin_key: Annotated[bool, typer.Option(help="Also create an admin key")] = True,
 ) -> None:
     """Create a tenant (and its first admin key, shown once)."""
+    from decision_log.keys import service as keys
+    from decision_log.keys.schemas import KeyCreate
+    from decision_log.tenants import service as tenants
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> dict[str, Any]:
         tenant_id = await tenants.create_tenant(connection, slug=name)
@@ -353,6 +384,10 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List tenants."""
+    from decision_log.tenants import service as tenants
+
+    from audit_trail import admin
+
     with database(data_dir) as url:
         rows = run(admin.in_transaction(url, tenants.list_tenants))
     echo_json([{"tenant": slug, "created_at": created} for slug, created in rows])
@@ -368,6 +403,11 @@ def keys_create(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Create an API key; the secret is printed once and stored only as a hash."""
+    from decision_log.keys import service as keys
+    from decision_log.keys.schemas import KeyCreate
+
+    from audit_trail import admin
+
     request = KeyCreate.model_validate(
         {"roles": role, "chains": chain or None, "label": label, "expires_at": expires_at}
     )
@@ -384,6 +424,9 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List a tenant's keys (never their secrets)."""
+    from decision_log.keys import service as keys
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.list_keys(connection, tenant_id=await admin.tenant_id(connection, tenant))
@@ -395,6 +438,10 @@ def keys_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @keys_app.command("revoke")
 def keys_revoke(tenant: Tenant, key_id: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Revoke a key; every running worker refuses it at once."""
+    from decision_log.auth import utc_now
+    from decision_log.keys import service as keys
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.revoke_key(
@@ -416,6 +463,10 @@ def keys_expire(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Set when a key stops working."""
+    from decision_log.auth import utc_now
+    from decision_log.keys import service as keys
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return await keys.set_key_expiry(
@@ -435,6 +486,12 @@ def chains_create(
     tenant: Tenant, name: str, description: str = "", data_dir: DataDir = DEFAULT_DATA_DIR
 ) -> None:
     """Create a chain and sign its size-0 checkpoint."""
+    from decision_log.admin_actions import command_line_actor
+    from decision_log.chains import service as chains
+    from decision_log.signing import LogSigner
+
+    from audit_trail import admin
+
     paths = LocalPaths(data_dir.resolve())
     signer = LogSigner.create(key=admin.ensure_key(paths.log_key_file), origin=log_origin())
 
@@ -459,6 +516,11 @@ def chains_create(
 @chains_app.command("list")
 def chains_list(tenant: Tenant, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List a tenant's chains with their heads."""
+    from decision_log.chains import service as chains
+    from decision_log.signing import LogSigner
+
+    from audit_trail import admin
+
     paths = LocalPaths(data_dir.resolve())
     signer = LogSigner.create(key=admin.ensure_key(paths.log_key_file), origin=log_origin())
 
@@ -479,6 +541,9 @@ def witnesses_add(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register a witness; prints its API key once."""
+    from decision_log.witnesses import service as witnesses
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         name, api_key = await witnesses.register_witness(
@@ -493,6 +558,9 @@ def witnesses_add(
 @witnesses_app.command("list")
 def witnesses_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List registered witnesses."""
+    from decision_log.witnesses import service as witnesses
+
+    from audit_trail import admin
 
     async def action(connection: AsyncConnection) -> Any:
         return [
@@ -512,6 +580,10 @@ def witnesses_list(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @witnesses_app.command("revoke")
 def witnesses_revoke(name: str, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Revoke a witness and all its keys."""
+    from decision_log.witnesses import service as witnesses
+
+    from audit_trail import admin
+
     with database(data_dir) as url:
         run(admin.in_transaction(url, lambda c: witnesses.revoke_witness(c, name=name)))
     typer.echo(f"witness {name} revoked")
@@ -522,6 +594,8 @@ def projections_rebuild(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Empty the decision read model and replay every chain into it, from the log alone."""
     from decision_log.db import create_engine
     from decision_log.decisions.projector import rebuild
+
+    from audit_trail import admin
 
     async def action(url: str) -> int:
         engine = create_engine(url, role=admin.db_role(), pool_size=2)
@@ -546,8 +620,11 @@ def projections_verify(
     difference from the live one (projection-mismatch: chain, decision, column, expected,
     found); exit 1 if there is any. The decision_log runs it every
     AUDIT_TRAIL_PROJECTION_VERIFY_SECONDS (an hour by default)."""
+    from decision_log.auth import utc_now
     from decision_log.db import create_engine
     from decision_log.decisions.verification import verify_projections
+
+    from audit_trail import admin
 
     async def action(url: str) -> Any:
         engine = create_engine(url, role=admin.db_role(), pool_size=1)
@@ -582,9 +659,12 @@ def projections_follow(
     With --port, its series (how far the read model trails the log, failing chains) are
     served for Prometheus, since the workers no longer measure them.
     """
+    from decision_log import heap
     from decision_log.db import create_engine
     from decision_log.decisions.projector import Projector
     from http_edge.metrics_server import serving_metrics
+
+    from audit_trail import admin
 
     async def follow(url: str) -> None:
         engine = create_engine(url, role=admin.db_role(), pool_size=2)
@@ -624,6 +704,8 @@ def verifier(
     ] = 8001,
 ) -> None:
     """Run the verifier alone, configured by AUDIT_TRAIL_VERIFIER_* (see README, Verifier)."""
+    from audit_trail import admin
+
     if context.invoked_subcommand is not None:
         return
     import uvicorn
@@ -669,6 +751,8 @@ def verifier_key(
     there is none: register it with the log by `audit-trail witnesses add`."""
     from ledger.note import CosignatureSigner
 
+    from audit_trail import admin
+
     typer.echo(CosignatureSigner(name=name, key=admin.ensure_key(key_file)).verifier_key)
 
 
@@ -682,6 +766,7 @@ def verifier_acknowledge(
     """Acknowledge a finding, recorded for good: the chain continues in a new epoch from the
     last checkpoint cosigned before the finding's first bad index (or from 0, recorded as
     history replaced), and every later attestation spanning the finding names it."""
+    from decision_log.auth import utc_now
     from verifier.db import create_engine as verifier_engine
     from verifier.epochs import EpochStart, acknowledge_finding
 
@@ -697,14 +782,75 @@ def verifier_acknowledge(
     configured = os.environ.get("AUDIT_TRAIL_VERIFIER_DATABASE_URL")
     if configured:
         started = run_verifier(action(configured))
+        reported = report_acknowledgement(configured, finding_id, *witness_of_environment())
     else:
         with databases(data_dir) as (_, verifier_url):
             started = run_verifier(action(verifier_url))
+            reported = report_acknowledgement(
+                verifier_url, finding_id, *witness_of_data_dir(data_dir)
+            )
     if started.history_replaced:
         where = "from 0: the history cosigned before is recorded as replaced"
     else:
         where = f"from the checkpoint of size {started.start_size} cosigned before the finding"
     typer.echo(f"finding {finding_id} acknowledged; epoch {started.epoch} continues {where}")
+    if reported is None:
+        typer.echo("recorded in the tenant's access log at the log")
+    else:
+        typer.secho(
+            f"warning: not recorded at the log ({reported}); the acknowledgement stands in the "
+            "verifier's store",
+            err=True,
+            fg="yellow",
+        )
+        raise typer.Exit(2)
+
+
+def witness_of_environment() -> tuple[str | None, str | None]:
+    """The log's URL and the witness key, as the verifier service is configured."""
+    return (
+        os.environ.get("AUDIT_TRAIL_VERIFIER_LOG_URL"),
+        os.environ.get("AUDIT_TRAIL_VERIFIER_LOG_API_KEY"),
+    )
+
+
+def witness_of_data_dir(data_dir: Path) -> tuple[str | None, str | None]:
+    """The log's URL and the witness key that `up` made in its data folder."""
+    paths = LocalPaths(data_dir.resolve())
+    try:
+        url = json.loads(paths.credentials_file.read_text())["api_url"]
+        key = json.loads(paths.verifier_credentials_file.read_text())["api_key"]
+    except (OSError, ValueError, KeyError):
+        return witness_of_environment()
+    return url, key
+
+
+def report_acknowledgement(
+    verifier_url: str, finding_id: int, log_url: str | None, witness_key: str | None
+) -> str | None:
+    """Tell the log, as the witness; None once it has recorded it, else why not."""
+    import httpx
+    from verifier.acknowledgements import report_to_log
+    from verifier.db import create_engine as verifier_engine
+    from verifier.problems import LogUnavailable
+
+    if not log_url or not witness_key:
+        return "no log URL and witness key (AUDIT_TRAIL_VERIFIER_LOG_URL, _LOG_API_KEY)"
+
+    async def report() -> None:
+        engine = verifier_engine(verifier_url, role=os.environ.get("AUDIT_TRAIL_VERIFIER_DB_ROLE"))
+        headers = {"Authorization": f"Bearer {witness_key}"}
+        try:
+            async with httpx.AsyncClient(base_url=log_url, headers=headers, timeout=30) as log:
+                await report_to_log(engine, finding_id=finding_id, log=log)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(report())
+    except LogUnavailable as error:
+        return str(error.detail)
+    return None
 
 
 def run_verifier(coroutine: Any) -> Any:
@@ -733,6 +879,8 @@ def privacy_create_keys(
 ) -> None:
     """Create the first key-encryption key and the pseudonym key, each in a 0600 file, for a
     decision_log run without a data folder; a file that exists is never overwritten."""
+    from decision_log.privacy import keyring
+
     keyring.create_files(kek_file=kek_file, pseudonym_key_file=pseudonym_key_file)
     typer.echo(f"key-encryption keys: {kek_file}\npseudonym key: {pseudonym_key_file}")
 
@@ -744,8 +892,12 @@ def privacy_rotate_kek(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     Run it on a schedule and after erasures: an erased subject's key is unrecoverable from
     backups and WAL only once the KEK that wrapped it is gone.
     """
+    from decision_log.auth import utc_now
     from decision_log.db import create_engine
+    from decision_log.privacy import keyring
     from decision_log.privacy.service import rotate_kek
+
+    from audit_trail import admin
 
     paths = LocalPaths(data_dir.resolve())
     ring = keyring.Keyring.load(

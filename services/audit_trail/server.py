@@ -283,6 +283,11 @@ def logging_config(level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": True},
+            # Every outbound call (the verifier's polling of the log, the log's calls to the
+            # verifier) is logged by http_edge's request line at the receiving end, without its
+            # query string; httpx's own line would repeat it with the query.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from http_edge import metrics
 from http_edge.guard import RequestGuard
-from http_edge.openapi import document_problems
+from http_edge.openapi import document_problems, forbid_nul_in_requests
 from http_edge.readiness import Readiness
 from ledger.keys import read_private_key
 from starlette.types import Receive, Scope, Send
@@ -211,6 +211,9 @@ def create_app(
             document_otlp(schema)
             document_problems(schema, without_database=ANSWERED_FROM_MEMORY, extra=FURTHER_PROBLEMS)
             document_otlp_failures(schema)
+            # Event data may hold NUL (it is kept in the leaf, escaped); the append and OTLP
+            # routes document their own rules.
+            forbid_nul_in_requests(schema, besides=("append_events", "export_traces"))
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,10 +1,12 @@
 """The log's calls to its verifier (``AUDIT_TRAIL_VERIFIER_URL``), built in one place.
 
-The log asks its verifier for three things: its public keys, to verify a chain now (before an
-export, so that the newest checkpoint gets cosigned), and its attestations, signed DSSE
-envelopes that the log embeds as they are. A verifier that is not configured, does not answer
-or refuses is reported as such (``VerifierUnavailable``), never hidden: callers decide whether
-to go on without it (a decision view says so) or to refuse (an export).
+The log asks its verifier for four things: its public keys, to verify a chain now (before an
+export, so that the newest checkpoint gets cosigned), its attestations, signed DSSE envelopes
+that the log embeds as they are, and the completeness of the chain's producers as the verifier
+folded it from the entries it replayed (which the log repeats as the verifier's). A verifier
+that is not configured, does not answer or refuses is reported as such (``VerifierUnavailable``),
+never hidden: callers decide whether to go on without it (a decision view says so) or to refuse
+(an export).
 
 The caller's own API key never goes to the verifier, which may be run by someone else: each
 call carries a token the log signs for that verifier, one chain, one purpose and a minute
@@ -117,6 +119,20 @@ class VerifierClient:
         if not isinstance(found, list):
             return VerifierUnavailable("the verifier's attestation list is malformed")
         return found
+
+    async def completeness(
+        self, *, tenant: str, chain: str, source: str | None = None
+    ) -> dict[str, Any] | VerifierUnavailable:
+        """The verifier's completeness figures of the chain's producers (or one of them)."""
+        credential = await self._token(tenant=tenant, chain=chain, scope="status")
+        if isinstance(credential, VerifierUnavailable):
+            return credential
+        return await self._json(
+            "GET",
+            self._chain_path(chain, "/completeness"),
+            credential=credential,
+            params=None if source is None else {"source": source},
+        )
 
     async def _token(self, *, tenant: str, chain: str, scope: str) -> str | VerifierUnavailable:
         """A token for this verifier (named in its public keys), this chain and this purpose."""

@@ -6,6 +6,8 @@
 - `ledger.note`: C2SP signed notes, checkpoints and cosignatures.
 - `ledger.dsse`: DSSE envelopes (in-toto attestations, receipts).
 - `ledger.keys`: Ed25519 keys and the private key file (the only file the core touches).
+- `ledger.completeness`: per-producer sequence gaps, duplicates, closing and silence, folded
+  from leaves.
 - `ledger.errors`: what all of them raise.
 
 The names below are the ones services need day to day; the modules hold the rest.

@@ -26,14 +26,12 @@ bundle is consistent with the log's key only (``witnessed`` is false).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
-import zipfile
-import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, BinaryIO, Final
 
 import orjson
 
@@ -44,11 +42,13 @@ from ledger.dsse import (
     securesystemslib_keyid,
     verify_envelope,
 )
-from ledger.errors import VerificationError
+from ledger.errors import ProofError, VerificationError
+from ledger.extraction import ExtractionError, StagedExtraction
 from ledger.leaf import GENESIS_PREV, LEAF_VERSION
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.note import ALG_COSIGNATURE_V1, Checkpoint, NoteVerifier, open_note
-from ledger.proofs import ConsistencyProofFile, TlogProof, split_tlog_proofs
+from ledger.proofs import ConsistencyProofFile, TlogProof, read_tlog_proofs
+from ledger.zip_layout import ZipLayoutError, ZipMember, inflate, read_layout
 
 BUNDLE_FORMAT: Final = "audit-trail.dev/export-bundle@v1"
 MANIFEST_PREDICATE_TYPE: Final = "https://audit-trail.dev/attestations/export-manifest/v1"
@@ -64,27 +64,16 @@ CONSISTENCY_DIR: Final = "consistency/"
 CONSISTENCY_SUFFIX: Final = ".tlog-consistency"
 VERIFIER_KEY: Final = "keys/verifier.vkey"
 
+# The members streamed from the archive (any size the signed manifest states); every other
+# member is read whole, under these caps, so that memory stays bounded on any input: at most
+# SMALL_MEMBERS_BYTES of small members, a chunk of each streamed one, and one entry line.
+STREAMED: Final = frozenset({ENTRIES, INCLUSION_PROOFS})
+MANIFEST_BYTES: Final = 1 << 20
+SMALL_MEMBER_BYTES: Final = 16 << 20
+SMALL_MEMBERS_BYTES: Final = 64 << 20
+
 _SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^\n]+)")
-
-# What opening or reading a damaged zip raises, besides zipfile.BadZipFile (a bad signature,
-# CRC or size): the decompressors' own errors (zlib.error; bz2 raises OSError, lzma
-# LZMAError), EOFError for a compressed stream cut short, NotImplementedError for an unknown
-# compression method or zip version, RuntimeError for a member flagged as encrypted (or LZMA
-# without the lzma module), ValueError (UnicodeDecodeError among them) for offsets and names
-# that make no sense. Every one means the same to a verifier: the bundle cannot be read.
-ZIP_READ_ERRORS: tuple[type[Exception], ...] = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    NotImplementedError,
-    RuntimeError,
-    ValueError,
-)
-with contextlib.suppress(ImportError):  # Python may be built without lzma
-    import lzma
-
-    ZIP_READ_ERRORS += (lzma.LZMAError,)
+_RECEIVED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 class BundleError(VerificationError):
@@ -133,12 +122,20 @@ def parse_sha256sums(data: bytes) -> dict[str, str]:
     return digests
 
 
-def manifest_statement(digests: Mapping[str, str], predicate: Mapping[str, Any]) -> bytes:
-    """The in-toto Statement v1 whose subjects are the bundle's files with their SHA-256."""
+def manifest_statement(
+    digests: Mapping[str, str],
+    predicate: Mapping[str, Any],
+    sizes: Mapping[str, int] | None = None,
+) -> bytes:
+    """The in-toto Statement v1 whose subjects are the bundle's files with their SHA-256 and,
+    as an annotation, their size in bytes (the cap a verifier reads each file under)."""
+    sizes = sizes or {}
     statement = {
         "_type": IN_TOTO_STATEMENT_TYPE,
         "subject": [
-            {"name": name, "digest": {"sha256": digest}} for name, digest in digests.items()
+            {"name": name, "digest": {"sha256": digest}}
+            | ({"annotations": {"size": sizes[name]}} if name in sizes else {})
+            for name, digest in digests.items()
         ],
         "predicateType": MANIFEST_PREDICATE_TYPE,
         "predicate": dict(predicate),
@@ -184,7 +181,7 @@ class BundleReport:
         lines = [
             *self.warnings(),
             f"chain          {self.tenant}/{self.chain} ({self.origin})",
-            f"selection      {orjson.dumps(self.selection).decode()}",
+            f"selection      {describe_selection(self.selection, chain=self.chain)}",
             f"checkpoint     size {self.checkpoint_size}, root {self.root_hash}",
             "OK manifest    signed by the log; SHA256SUMS and the signed manifest agree; "
             f"{self.files} files match their SHA-256",
@@ -207,7 +204,37 @@ class BundleReport:
             for f in self.acknowledged_findings
         )
         lines.extend(f"NOTE           {note}" for note in self.notes)
+        if self.selection.get("kind") == "decisions":
+            lines.append(f"NOTE           {DECISIONS_EXPORT_LIMIT}")
         return lines
+
+
+DECISIONS_EXPORT_LIMIT: Final = (
+    "a decisions export proves that each event in it is one the log committed; it does not "
+    "prove that a decision's timeline is complete (an event the log holds but the export "
+    "left out would not show)"
+)
+
+
+def describe_selection(selection: Mapping[str, Any], *, chain: str) -> str:
+    """The selection of bundle.json in words, for people (report.html, the CLI's report)."""
+    kind = selection.get("kind")
+    start, end = selection.get("start"), selection.get("end")
+    if isinstance(start, int) and isinstance(end, int):
+        indexes = f"entries {start} to {end - 1}" if end > start else "no entries"
+    else:
+        indexes = "entries (no index range stated)"
+    if kind == "range":
+        return f"{indexes} of chain {chain}"
+    if kind == "time":
+        since = selection.get("since") or "the first entry"
+        until = selection.get("until") or "the checkpoint"
+        return f"decisions received from {since} to before {until}: {indexes} of chain {chain}"
+    if kind == "decisions":
+        ids = [str(d) for d in selection.get("decision_ids") or []]
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        return f"the events of {len(ids)} decision(s) of chain {chain}: {shown}"
+    return f"a selection of an unknown kind ({str(kind)[:40]}) of chain {chain}"
 
 
 def override_warnings(override: Any) -> list[str]:
@@ -246,22 +273,148 @@ def _json_object(data: bytes, member: str) -> dict[str, Any]:
     return value
 
 
-def _read_members(archive: zipfile.ZipFile) -> dict[str, bytes]:
-    names = archive.namelist()
-    if len(set(names)) != len(names):
-        raise BundleError("(zip)", "a file name occurs twice in the archive")
+@dataclass(frozen=True, slots=True)
+class SignedFile:
+    """A file as the signed manifest lists it; ``size`` is absent from older bundles."""
+
+    sha256: str
+    size: int | None
+
+
+class BundleMembers:
+    """A bundle's members, each checked against the signed manifest before it is used.
+
+    The small members are held in ``files``; the two that grow with the export (entries and
+    proofs) are streamed again by `stream` when they are checked, through their hash once more,
+    so that a file changed under the verifier is caught. When extracting, every member is
+    written to the staging directory on its first reading and streamed back from there.
+    """
+
+    def __init__(
+        self, source: BinaryIO, members: Mapping[str, ZipMember], staged: StagedExtraction | None
+    ) -> None:
+        self.source = source
+        self.members = members
+        self.staged = staged
+        self.files: dict[str, bytes] = {}
+        self.signed: dict[str, SignedFile] = {}
+
+    def read_whole(self, name: str, *, cap: int) -> bytes:
+        member = self.members.get(name)
+        if member is None:
+            raise BundleError(name, "is missing")
+        if member.size > cap:
+            raise BundleError(name, f"is {member.size} bytes, more than the {cap} allowed")
+        return b"".join(_inflated(self.source, member))
+
+    def check_against(self, signed: Mapping[str, SignedFile]) -> None:
+        """Every member is listed and every listed file present, at its signed size; then each
+        is read through its hash (and written out, when extracting)."""
+        self.signed = dict(signed)
+        unlisted = sorted(set(self.members) - set(signed) - {SHA256SUMS, MANIFEST})
+        if unlisted:
+            raise BundleError(unlisted[0], "is in the bundle but not in the signed manifest")
+        for name, listed in signed.items():
+            member = self.members.get(name)
+            if member is None:
+                raise BundleError(
+                    name, "is listed in the signed manifest but missing from the bundle"
+                )
+            if listed.size is not None and member.size != listed.size:
+                raise BundleError(
+                    name, f"is {member.size} bytes, the signed manifest says {listed.size}"
+                )
+            if name not in STREAMED and member.size > SMALL_MEMBER_BYTES:
+                raise BundleError(name, f"is more than {SMALL_MEMBER_BYTES} bytes")
+        small = sum(m.size for n, m in self.members.items() if n not in STREAMED)
+        if small > SMALL_MEMBERS_BYTES:
+            raise BundleError("(zip)", f"its small files add up to more than {SMALL_MEMBERS_BYTES}")
+        for member in sorted(self.members.values(), key=lambda m: m.data_offset):
+            self._read_through_hash(member)
+
+    def _read_through_hash(self, member: ZipMember) -> None:
+        name = member.name
+        keep = name not in STREAMED
+        chunks: list[bytes] = []
+        digest = hashlib.sha256()
+        out = None if self.staged is None else self.staged.create(name)
+        try:
+            for chunk in _inflated(self.source, member):
+                digest.update(chunk)
+                if keep:
+                    chunks.append(chunk)
+                if out is not None:
+                    out.write(chunk)
+        finally:
+            if out is not None:
+                out.close()
+        data = b"".join(chunks)
+        if name in (SHA256SUMS, MANIFEST):
+            if data != self.files.get(name):
+                raise BundleError(name, "changed while it was read")
+            return
+        expected = self.signed[name].sha256
+        if digest.hexdigest() != expected:
+            raise BundleError(
+                name, f"has SHA-256 {digest.hexdigest()}, the signed manifest says {expected}"
+            )
+        if keep:
+            self.files[name] = data
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        """A streamed member's bytes, once more through their hash (checked at the end)."""
+        member = self.members.get(name)
+        if member is None:
+            raise BundleError(name, "is missing")
+        digest = hashlib.sha256()
+        if self.staged is None:
+            chunks = _inflated(self.source, member)
+        else:
+            chunks = _file_chunks(self.staged.open(name))
+        for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+        if digest.hexdigest() != self.signed[name].sha256:
+            raise BundleError(name, "changed while it was read")
+
+
+def _inflated(source: BinaryIO, member: ZipMember) -> Iterator[bytes]:
     try:
-        return {name: archive.read(name) for name in names if not name.endswith("/")}
-    except ZIP_READ_ERRORS as error:
-        reason = str(error) or type(error).__name__  # EOFError says nothing else
-        raise BundleError("(zip)", f"cannot be read: {reason}") from None
+        yield from inflate(source, member)
+    except ZipLayoutError as error:
+        raise BundleError(member.name, f"cannot be read: {error}") from None
+    except OSError as error:
+        raise BundleError(member.name, f"cannot be read: {type(error).__name__}") from None
 
 
-def _check_manifest(files: Mapping[str, bytes], log_key: NoteVerifier) -> dict[str, str]:
-    """The manifest's signature, its agreement with SHA256SUMS, and every file's digest."""
-    if MANIFEST not in files:
-        raise BundleError(MANIFEST, "is missing")
-    envelope = _json_object(files[MANIFEST], MANIFEST)
+def _file_chunks(file: BinaryIO) -> Iterator[bytes]:
+    with file:
+        yield from iter(lambda: file.read(1 << 20), b"")
+
+
+def _lines(chunks: Iterable[bytes], member: str) -> Iterator[bytes]:
+    """The lines of a stream, without their newline; the stream must end with one."""
+    parts: list[bytes] = []  # of the line not yet ended
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start:end])
+            yield b"".join(parts)
+            parts, start = [], end + 1
+        if start < len(chunk):
+            parts.append(chunk[start:])
+    if parts:
+        raise BundleError(member, "does not end with a newline")
+
+
+def _check_manifest(
+    envelope_bytes: bytes, sums: bytes, log_key: NoteVerifier
+) -> dict[str, SignedFile]:
+    """The manifest's single signature, by the log, and its agreement with SHA256SUMS."""
+    envelope = _json_object(envelope_bytes, MANIFEST)
+    signatures = envelope.get("signatures")
+    if isinstance(signatures, list) and len(signatures) > 1:
+        raise BundleError(MANIFEST, f"carries {len(signatures)} signatures; the log signs once")
     try:
         payload_type, payload = verify_envelope(envelope, _verifying_keys([log_key]))
     except VerificationError as error:
@@ -273,28 +426,27 @@ def _check_manifest(files: Mapping[str, bytes], log_key: NoteVerifier) -> dict[s
         raise BundleError(MANIFEST, "payload is not an in-toto Statement v1")
     if statement.get("predicateType") != MANIFEST_PREDICATE_TYPE:
         raise BundleError(MANIFEST, "payload is not an export manifest")
-    signed: dict[str, str] = {}
-    for subject in statement.get("subject") or []:
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list):
+        raise BundleError(MANIFEST, "has no list of subjects")
+    signed: dict[str, SignedFile] = {}
+    for subject in subjects:
         try:
-            signed[subject["name"]] = subject["digest"]["sha256"]
-        except (KeyError, TypeError):
+            name, digest = subject["name"], subject["digest"]["sha256"]
+            size = (subject.get("annotations") or {}).get("size")
+        except (KeyError, TypeError, AttributeError):
             raise BundleError(MANIFEST, "a subject has no name and sha256 digest") from None
-    if SHA256SUMS not in files:
-        raise BundleError(SHA256SUMS, "is missing")
-    listed = parse_sha256sums(files[SHA256SUMS])
-    if listed != signed:
-        differing = sorted(set(listed.items()) ^ set(signed.items()))
+        if not isinstance(name, str) or not isinstance(digest, str) or name in signed:
+            raise BundleError(MANIFEST, "a subject's name or digest is not a string, or repeats")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise BundleError(MANIFEST, f"the size of {name} is not a whole number of bytes")
+        signed[name] = SignedFile(sha256=digest, size=size)
+    listed = parse_sha256sums(sums)
+    digests = {name: file.sha256 for name, file in signed.items()}
+    if listed != digests:
+        differing = sorted(set(listed.items()) ^ set(digests.items()))
         name = differing[0][0]
         raise BundleError(SHA256SUMS, f"disagrees with the signed manifest about {name}")
-    for name, digest in signed.items():
-        if name not in files:
-            raise BundleError(name, "is listed in the signed manifest but missing from the bundle")
-        actual = hashlib.sha256(files[name]).hexdigest()
-        if actual != digest:
-            raise BundleError(name, f"has SHA-256 {actual}, the signed manifest says {digest}")
-    unlisted = sorted(set(files) - set(signed) - {SHA256SUMS, MANIFEST})
-    if unlisted:
-        raise BundleError(unlisted[0], "is in the bundle but not in the signed manifest")
     return signed
 
 
@@ -341,57 +493,49 @@ def _check_checkpoint(
 
 
 def _check_entries(
-    files: Mapping[str, bytes],
+    members: BundleMembers,
     *,
     info: Mapping[str, Any],
     checkpoint: Checkpoint,
     checkpoint_text: str,
     report: BundleReport,
 ) -> None:
-    """Every entry, in order; the first that fails is named with its index and check."""
-    data = files.get(ENTRIES)
-    if data is None:
-        raise BundleError(ENTRIES, "is missing")
-    proofs_data = files.get(INCLUSION_PROOFS)
-    if proofs_data is None:
-        raise BundleError(INCLUSION_PROOFS, "is missing")
-    if data and not data.endswith(b"\n"):
-        raise BundleError(ENTRIES, "does not end with a newline")
-    leaves = data.split(b"\n")[:-1] if data else []
-    try:
-        proofs = list(split_tlog_proofs(proofs_data.decode("utf-8")))
-    except (UnicodeDecodeError, VerificationError) as error:
-        raise BundleError(INCLUSION_PROOFS, str(error)) from None
-    if len(proofs) != len(leaves):
-        raise BundleError(INCLUSION_PROOFS, f"holds {len(proofs)} proofs for {len(leaves)} entries")
-    parsed = []
-    for number, proof_text in enumerate(proofs, start=1):
-        try:
-            parsed.append(TlogProof.parse(proof_text, what="tlog-proof"))
-        except VerificationError as error:
-            raise BundleError(INCLUSION_PROOFS, f"proof {number}: {error}") from None
-    present = {proof.index for proof in parsed}
+    """Every entry, in order, streamed beside its proof; the first that fails is named with its
+    index and check. An entry missing from a range is known only once every entry has been
+    read (a later one may be out of order instead), so a missing one is named last."""
     selection = info.get("selection") or {}
     decision_ids = (
         set(selection.get("decision_ids") or []) if selection.get("kind") == "decisions" else None
     )
     # A range or time export holds every entry of its index range [start, end), none left out.
     span = _index_range(selection) if selection.get("kind") in ("range", "time") else None
+    window = _time_window(selection) if selection.get("kind") == "time" else None
     tenant, chain = info.get("tenant"), info.get("chain")
     size, root = checkpoint.size, checkpoint.root_hash
     previous_index, previous_hash = -1, b""
-    for line_number, (leaf, proof) in enumerate(zip(leaves, parsed, strict=True), start=1):
+    first_missing: int | None = None
+    leaves = _lines(members.stream(ENTRIES), ENTRIES)
+    proofs = _proof_documents(members.stream(INCLUSION_PROOFS))
+    line_number = 0
+    for leaf in leaves:
+        line_number += 1
+        proof = next(proofs, None)
+        if proof is None:
+            raise BundleError(
+                INCLUSION_PROOFS, f"holds fewer proofs than the {line_number} entries"
+            )
         index = proof.index
+        if index <= previous_index:
+            raise BundleError(
+                ENTRIES,
+                f"entry {index} follows entry {previous_index}: not in index order",
+                index=index,
+                check="index",
+            )
         if span is not None:
             expected = span[0] if previous_index < 0 else previous_index + 1
-            if expected < min(index, span[1]) and expected not in present:
-                raise BundleError(
-                    ENTRIES,
-                    f"is missing: the selection is every entry in [{span[0]}, {span[1]}), and "
-                    f"entry {index} comes next",
-                    index=expected,
-                    check="missing",
-                )
+            if first_missing is None and expected < min(index, span[1]):
+                first_missing = expected
             if not span[0] <= index < span[1]:
                 raise BundleError(
                     ENTRIES,
@@ -413,13 +557,6 @@ def _check_entries(
             raise BundleError(
                 ENTRIES,
                 f"line {line_number} holds entry {value.get('index')!r}, its proof is for {index}",
-                index=index,
-                check="index",
-            )
-        if index <= previous_index:
-            raise BundleError(
-                ENTRIES,
-                f"entry {index} follows entry {previous_index}: not in index order",
                 index=index,
                 check="index",
             )
@@ -458,6 +595,8 @@ def _check_entries(
                     check="link",
                 )
             report.links_checked += 1
+        if window is not None:
+            _check_received_in(window, value.get("received_at"), index=index)
         if decision_ids is not None:
             event = value.get("event")
             subject = event.get("subject") if isinstance(event, dict) else None
@@ -472,15 +611,53 @@ def _check_entries(
             report.first_index = index
         report.last_index, previous_index, previous_hash = index, index, hashed
         report.entries += 1
+    if next(proofs, None) is not None:
+        raise BundleError(INCLUSION_PROOFS, f"holds more proofs than the {line_number} entries")
     if span is not None:
         expected = span[0] if previous_index < 0 else previous_index + 1
-        if expected < span[1]:
-            raise BundleError(
-                ENTRIES,
-                f"is missing: the selection is every entry in [{span[0]}, {span[1]})",
-                index=expected,
-                check="missing",
-            )
+        if first_missing is None and expected < span[1]:
+            first_missing = expected
+    if span is not None and first_missing is not None:
+        raise BundleError(
+            ENTRIES,
+            f"is missing: the selection is every entry in [{span[0]}, {span[1]})",
+            index=first_missing,
+            check="missing",
+        )
+
+
+def _proof_documents(chunks: Iterable[bytes]) -> Iterator[TlogProof]:
+    try:
+        for number, text in enumerate(read_tlog_proofs(chunks), start=1):
+            try:
+                yield TlogProof.parse(text, what="tlog-proof")
+            except VerificationError as error:
+                raise BundleError(INCLUSION_PROOFS, f"proof {number}: {error}") from None
+    except (UnicodeDecodeError, ProofError) as error:
+        raise BundleError(INCLUSION_PROOFS, str(error)) from None
+
+
+def _time_window(selection: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """[since, until) of a time export, as RFC 3339 UTC with microseconds: in that one format,
+    the order of the strings is the order of the times."""
+    window = selection.get("since"), selection.get("until")
+    for bound in window:
+        if bound is not None and (not isinstance(bound, str) or not _RECEIVED_AT.fullmatch(bound)):
+            raise BundleError(BUNDLE_JSON, f"the selection's time bound {bound!r} is malformed")
+    return window
+
+
+def _check_received_in(window: tuple[str | None, str | None], received: Any, *, index: int) -> None:
+    since, until = window
+    if not isinstance(received, str) or not _RECEIVED_AT.fullmatch(received):
+        raise BundleError(ENTRIES, "its received_at is malformed", index=index, check="format")
+    if (since is not None and received < since) or (until is not None and received >= until):
+        raise BundleError(
+            ENTRIES,
+            f"received at {received}, outside the selection [{since}, {until})",
+            index=index,
+            check="selection",
+        )
 
 
 def _index_range(selection: Mapping[str, Any]) -> tuple[int, int]:
@@ -598,9 +775,23 @@ def _own_verifier_key(files: Mapping[str, bytes]) -> NoteVerifier | None:
 
 
 def verify_bundle(
-    archive: zipfile.ZipFile, *, log_key: NoteVerifier, verifier_key: NoteVerifier | None = None
+    bundle: BinaryIO,
+    *,
+    log_key: NoteVerifier,
+    verifier_key: NoteVerifier | None = None,
+    extract_to: Path | None = None,
 ) -> BundleReport:
-    """Check a bundle against the log's key (and the verifier's), trusting nothing else in it.
+    """Check a bundle (a zip file, opened for reading) against the log's key (and the
+    verifier's), trusting nothing else in it.
+
+    1. The zip's layout, from its central directory, before anything is inflated (`zip_layout`).
+    2. The signed manifest and SHA256SUMS, each read under a small cap: one signature, by the
+       log, and the same digests.
+    3. Every member listed and every listed file present, at its signed size; each read through
+       its hash against its signed digest (and, with ``extract_to``, written to a staging
+       directory that becomes ``extract_to`` only once everything below holds).
+    4. bundle.json, the checkpoint, every entry with its proof, the consistency proofs and the
+       attestation (`_verify_contents`).
 
     Raises BundleError at the first failure; returns what was verified. Without
     ``verifier_key`` the cosignature and the attestation are checked under the bundle's own
@@ -608,29 +799,59 @@ def verify_bundle(
     """
     if verifier_key is not None and verifier_key.alg != ALG_COSIGNATURE_V1:
         raise ValueError("the verifier key must be its cosignature/v1 (type 0x04) verifier key")
-    files = _read_members(archive)
-    digests = _check_manifest(files, log_key)
-    if BUNDLE_JSON not in files:
-        raise BundleError(BUNDLE_JSON, "is missing")
-    info = _json_object(files[BUNDLE_JSON], BUNDLE_JSON)
-    if info.get("format") != BUNDLE_FORMAT:
-        raise BundleError(BUNDLE_JSON, f"format is {info.get('format')!r}, not {BUNDLE_FORMAT!r}")
+    # Step 1.
     try:
-        return _verify_contents(files, info, digests, log_key=log_key, verifier_key=verifier_key)
-    except BundleError as error:
-        error.warnings = override_warnings(info.get("override"))
+        layout = read_layout(bundle)
+    except ZipLayoutError as error:
+        raise BundleError("(zip)", str(error)) from None
+    except OSError as error:
+        raise BundleError("(zip)", f"cannot be read: {type(error).__name__}") from None
+    try:
+        staged = None if extract_to is None else StagedExtraction(extract_to)
+    except (ExtractionError, OSError) as error:
+        raise BundleError("(extract)", str(error)) from None
+    try:
+        members = BundleMembers(bundle, {m.name: m for m in layout}, staged)
+        # Step 2.
+        for name in (MANIFEST, SHA256SUMS):
+            members.files[name] = members.read_whole(name, cap=MANIFEST_BYTES)
+        signed = _check_manifest(members.files[MANIFEST], members.files[SHA256SUMS], log_key)
+        # Step 3.
+        members.check_against(signed)
+        # Step 4.
+        info = _json_object(members.files.get(BUNDLE_JSON, b"{}"), BUNDLE_JSON)
+        if BUNDLE_JSON not in members.files:
+            raise BundleError(BUNDLE_JSON, "is missing")
+        if info.get("format") != BUNDLE_FORMAT:
+            raise BundleError(
+                BUNDLE_JSON, f"format is {info.get('format')!r}, not {BUNDLE_FORMAT!r}"
+            )
+        try:
+            report = _verify_contents(members, info, log_key=log_key, verifier_key=verifier_key)
+        except BundleError as error:
+            error.warnings = override_warnings(info.get("override"))
+            raise
+        if staged is not None:
+            try:
+                staged.finish()
+            except (ExtractionError, OSError) as error:
+                raise BundleError("(extract)", str(error)) from None
+        return report
+    except BaseException:
+        if staged is not None:
+            staged.abandon()
         raise
 
 
 def _verify_contents(
-    files: Mapping[str, bytes],
+    members: BundleMembers,
     info: Mapping[str, Any],
-    digests: Mapping[str, str],
     *,
     log_key: NoteVerifier,
     verifier_key: NoteVerifier | None,
 ) -> BundleReport:
     """Everything after the manifest and bundle.json (see verify_bundle)."""
+    files = members.files
     if CHECKPOINT not in files:
         raise BundleError(CHECKPOINT, "is missing")
     try:
@@ -655,13 +876,13 @@ def _verify_contents(
         selection=dict(info.get("selection") or {}),
         checkpoint_size=checkpoint.size,
         root_hash=checkpoint.root_hash.hex(),
-        files=len(digests),
+        files=len(members.signed),
         cosigned_by=cosigners,
         witnessed=verifier_key is not None,
         override=override if isinstance(override, dict) else None,
     )
     _check_entries(
-        files, info=info, checkpoint=checkpoint, checkpoint_text=checkpoint_text, report=report
+        members, info=info, checkpoint=checkpoint, checkpoint_text=checkpoint_text, report=report
     )
     report.consistent_with = _check_consistency(
         files, info=info, checkpoint=checkpoint, log_key=log_key

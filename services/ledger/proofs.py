@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -118,6 +118,33 @@ def split_tlog_proofs(text: str) -> Iterator[str]:
         end = len(text) if following < 0 else following + 1
         yield text[start:end]
         start = end
+
+
+def read_tlog_proofs(chunks: Iterable[bytes]) -> Iterator[str]:
+    """`split_tlog_proofs` over a stream: the documents of a concatenation of them, read in
+    chunks, holding no more than one document at a time."""
+    marker = (TLOG_PROOF_HEADER + "\n").encode()
+    document: list[bytes] = []
+    pending: list[bytes] = []  # of the line not yet ended
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pending.append(chunk[start : end + 1])
+            line = b"".join(pending)
+            pending, start = [], end + 1
+            if line == marker and document:
+                yield b"".join(document).decode("utf-8")
+                document = []
+            elif not document and line != marker:
+                raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
+            document.append(line)
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending and not document:
+        raise ProofError(f"proof file does not start with {TLOG_PROOF_HEADER!r}")
+    document.extend(pending)
+    if document:
+        yield b"".join(document).decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

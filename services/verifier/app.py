@@ -79,6 +79,7 @@ def create_app(
             signer=signer,
             log_verifier=log_verifier,
             clock=clock,
+            completeness_gap_age_seconds=config.completeness_gap_age_seconds,
         )
         sweeper = Sweeper(
             verifier=verifier,

@@ -7,7 +7,10 @@ result, and, for a negative attestation, the finding with its evidence. It also 
 epoch of the chain it belongs to (where that epoch started, and whether it replaced the history
 cosigned before), when the last full re-read of the chain finished, and every acknowledged
 finding whose first bad index lies in the range, with who acknowledged it, when and why: an
-attestation never vouches for a range spanning tampered history without naming it.
+attestation never vouches for a range spanning tampered history without naming it. And it says
+how complete the chain's producers are over the entries the verifier replayed (per source: the
+count, the highest sequence, the missing ranges, findings, closing and silence; see
+docs/completeness.md), so that the figures the log repeats are the verifier's, signed.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def statement(
     epoch: dict[str, Any] | None = None,
     last_full_sweep: dict[str, Any] | None = None,
     acknowledged_findings: list[dict[str, Any]] | None = None,
+    completeness: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "_type": IN_TOTO_STATEMENT_TYPE,
@@ -86,6 +90,7 @@ def statement(
             },
             "epoch": epoch,
             "acknowledged_findings": acknowledged_findings or [],
+            "completeness": completeness,
             "issued_at": _rfc3339(issued_at),
             "result": "passed" if finding is None else "failed",
             "finding": finding,

@@ -17,6 +17,8 @@ from verifier.schemas import (
     Acknowledgement,
     Attestation,
     AttestationList,
+    AttestationRef,
+    ChainCompleteness,
     ChainStatus,
     ChainStatusList,
     CosignedCheckpoint,
@@ -277,6 +279,44 @@ async def entry_coverage(
 ) -> Coverage:
     name = ChainName(caller.require_chain(chain), chain)
     return Coverage.model_validate(await state.verifier.coverage(name, index=index))
+
+
+@router.get(
+    "/{chain}/completeness",
+    response_model=ChainCompleteness,
+    response_model_by_alias=True,
+    summary="Completeness of the chain's producers, folded from the entries this verifier "
+    "replayed: per source, counts, highest sequence, missing ranges, findings and silence",
+)
+async def chain_completeness(
+    chain: ChainSlug,
+    state: State,
+    caller: AuditorCaller,
+    source: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="Only this source")
+    ] = None,
+) -> ChainCompleteness:
+    name = ChainName(caller.require_chain(chain), chain)
+    row = await state.verifier.state(name)
+    async with state.engine.connect() as connection:
+        figures = await state.verifier.completeness(
+            connection, row, now=state.verifier.now(), source=source
+        )
+        latest = await repository.last_attestation(connection, chain_id=row.id)
+    return ChainCompleteness.model_validate(
+        {
+            **figures,
+            "tenant": name.tenant,
+            "chain": name.chain,
+            "verifier": state.signer.name,
+            "verified_size": int(row.verified_size),
+            "attestation": None
+            if latest is None
+            else AttestationRef(
+                id=latest.id, size=latest.size, result=latest.result, issued_at=latest.issued_at
+            ),
+        }
+    )
 
 
 @public.get("/v1/keys", response_model=VerifierKeys, summary="The verifier's public keys")

@@ -31,3 +31,9 @@ LAST_PASS = Gauge(
     "When the verifier last finished a pass over every chain it follows (Unix time)",
     multiprocess_mode="livemax",
 )
+COMPLETENESS_GAPS_OPEN = Gauge(
+    "audit_trail_verifier_completeness_gaps_open",
+    "Missing sequence ranges of producers, over every chain and source followed, as of the "
+    "last pass (docs/completeness.md): alert when it stays above zero",
+    multiprocess_mode="livemax",
+)

@@ -43,4 +43,4 @@ def head_revision() -> str:
 
 # The oldest schema of its store this release's code runs on (see decision_log.migrations: it
 # moves up only when the code starts to need a newer revision).
-OLDEST_RUNNABLE_SCHEMA = "v0002_sweeps_and_epochs"
+OLDEST_RUNNABLE_SCHEMA = "v0003_source_completeness"

@@ -8,7 +8,9 @@ entry, in order:
    (RFC 8785), whose ``prev`` is the leaf hash the verifier itself computed for the entry before;
 3. its ``received_at`` is RFC 3339 UTC with microseconds and never goes backwards;
 4. its leaf hash is recomputed, SHA-256(0x00 || leaf), and appended to the verifier's own Merkle
-   frontier. The ``leaf_hash`` the log serves beside each leaf is never read.
+   frontier. The ``leaf_hash`` the log serves beside each leaf is never read;
+5. the members of its event that completeness is folded from (`ledger.completeness`) are kept
+   with its ``received_at``, from the event already parsed for step 2.
 
 Step 2 has a fast path: a leaf is the fixed frame ``{"chain":C,"event":E,"index":I,"prev":"P",
 "received_at":"R","tenant":T,"v":1}`` around the event (keys in RFC 8785 order), and canonical
@@ -27,10 +29,11 @@ import binascii
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import orjson
 from ledger.canonical import canonicalize
+from ledger.completeness import fold_fields
 from ledger.errors import CanonicalJSONError, ProofError, VerificationError
 from ledger.leaf import LEAF_FRAME_HEADER, LEAF_FRAME_MISSING, NDJSON_MISSING_PREFIX, Leaf
 from ledger.merkle import MerkleFrontier, verify_consistency
@@ -180,6 +183,9 @@ class EntryReplay:
         self.prev = prev
         self.last_received_at = last_received_at.encode()
         self.hashes: list[bytes] = []
+        # (fold_fields of the event, received_at) of the entries checked since the completeness
+        # fold last took them (`verifier.completeness.ChainFold.take` empties the list).
+        self.events: list[tuple[dict[str, Any], str]] = []
         # The hash of the entry that failed a check, when it had a readable leaf.
         self.failed_hash: bytes | None = None
         self._buffer = b""
@@ -223,6 +229,7 @@ class EntryReplay:
         head, tail, head_size = self._head, self._tail, len(self._head)
         tail_size = len(tail) + _RECEIVED_AT_SIZE
         sha256, append, hashes = hashlib.sha256, self.frontier.append, self.hashes
+        events = self.events
         prev, last_received_at, expected = self.prev, self.last_received_at, self.size
         for index, leaf in records:
             if index != expected:
@@ -250,14 +257,16 @@ class EntryReplay:
             received_at_at = len(leaf) - tail_size
             frame_at = received_at_at - len(frame)
             received_at = leaf[received_at_at : received_at_at + _RECEIVED_AT_SIZE]
-            if not (
-                leaf.startswith(head)
+            event = (
+                _canonical_object(leaf[head_size:frame_at])
+                if leaf.startswith(head)
                 and leaf.endswith(tail)
                 and frame_at > head_size
                 and leaf[frame_at:received_at_at] == frame
                 and _RECEIVED_AT.fullmatch(received_at)
-                and _is_canonical_object(leaf[head_size:frame_at])
-            ):
+                else None
+            )
+            if event is None:
                 self.failed_hash = hashed
                 self._explain_bad_leaf(leaf, index, prev)
             if received_at < last_received_at:
@@ -271,10 +280,11 @@ class EntryReplay:
                 )
             append(hashed)
             hashes.append(hashed)
+            events.append((fold_fields(event), received_at.decode()))
             prev, last_received_at, expected = hashed, received_at, expected + 1
             self.prev, self.last_received_at = prev, last_received_at
 
-    def _explain_bad_leaf(self, leaf: bytes, index: int, prev: bytes) -> None:
+    def _explain_bad_leaf(self, leaf: bytes, index: int, prev: bytes) -> NoReturn:
         """The slow path: say exactly what is wrong with a leaf that missed the fast path."""
         try:
             parsed = Leaf.parse(leaf)
@@ -338,7 +348,11 @@ def _may_differ_from_jcs(event: bytes) -> bool:
 
 
 def _is_canonical_object(event: bytes) -> bool:
-    """Whether `event` is the RFC 8785 canonical JSON of an object.
+    return _canonical_object(event) is not None
+
+
+def _canonical_object(event: bytes) -> dict[str, Any] | None:
+    """The object `event` is the RFC 8785 canonical JSON of, or None if it is not one.
 
     orjson parses (rejecting what is not JSON); if writing the value back with sorted keys
     gives the same bytes and none of orjson's differences from RFC 8785 can be present, the
@@ -348,18 +362,18 @@ def _is_canonical_object(event: bytes) -> bool:
     try:
         value = orjson.loads(event)
     except orjson.JSONDecodeError:
-        return False
+        return None
     if not isinstance(value, dict):
-        return False
+        return None
     try:
         if orjson.dumps(value, option=_ORJSON_SORTED) == event and not _may_differ_from_jcs(event):
-            return True
+            return value
     except orjson.JSONEncodeError:
         pass
     try:
-        return canonicalize(value) == event
+        return value if canonicalize(value) == event else None
     except CanonicalJSONError:
-        return False
+        return None
 
 
 async def first_unproven_size(

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 _CHAIN_COLUMNS = (
     "id, tenant, chain, epoch, verified_size, verified_root, frontier, last_leaf_hash, "
-    "last_received_at, verified_at, entries_replayed, halted_by"
+    "last_received_at, verified_at, entries_replayed, halted_by, completeness_epoch, "
+    "completeness_start, completeness_size"
 )
 
 
@@ -581,5 +582,74 @@ async def chain_with_sweep(connection: AsyncConnection, *, chain_id: int) -> Any
 async def halted_count(connection: AsyncConnection) -> int:
     result = await connection.execute(
         text("SELECT count(*) FROM verifier.chains WHERE halted_by IS NOT NULL")
+    )
+    return int(result.scalar_one())
+
+
+# -----------------------------------------------------------------------------------------------
+# Completeness of each chain's producers (verifier.completeness)
+# -----------------------------------------------------------------------------------------------
+
+
+async def source_states(
+    connection: AsyncConnection, *, chain_id: int, sources: list[str] | None = None
+) -> list[Any]:
+    """(source, state) of the chain's sources, all of them or those named, by source."""
+    only = "" if sources is None else "AND source = ANY(:sources)"
+    result = await connection.execute(
+        text(
+            "SELECT source, state FROM verifier.source_completeness "
+            f"WHERE chain_id = :id {only} ORDER BY source"
+        ),
+        {"id": chain_id} if sources is None else {"id": chain_id, "sources": sources},
+    )
+    return list(result)
+
+
+async def restart_completeness(
+    connection: AsyncConnection, *, chain_id: int, epoch: int, start: int
+) -> None:
+    """Forget the chain's folded state: the fold starts again at `start` of `epoch`."""
+    await connection.execute(
+        text("DELETE FROM verifier.source_completeness WHERE chain_id = :id"), {"id": chain_id}
+    )
+    await connection.execute(
+        text(
+            "UPDATE verifier.chains SET completeness_epoch = :epoch, completeness_start = :start, "
+            "completeness_size = :start WHERE id = :id"
+        ),
+        {"id": chain_id, "epoch": epoch, "start": start},
+    )
+
+
+async def save_source_states(
+    connection: AsyncConnection, *, chain_id: int, size: int, states: list[dict[str, Any]]
+) -> None:
+    """Store the sources' new state, folded up to `size`."""
+    if states:
+        await connection.execute(
+            text(
+                "INSERT INTO verifier.source_completeness (chain_id, source, state) "
+                "VALUES (:id, :source, CAST(:state AS jsonb)) "
+                "ON CONFLICT (chain_id, source) DO UPDATE SET state = EXCLUDED.state"
+            ),
+            [
+                {"id": chain_id, "source": state["source"], "state": orjson.dumps(state).decode()}
+                for state in states
+            ],
+        )
+    await connection.execute(
+        text("UPDATE verifier.chains SET completeness_size = :size WHERE id = :id"),
+        {"id": chain_id, "size": size},
+    )
+
+
+async def open_gaps_total(connection: AsyncConnection) -> int:
+    """Missing ranges over every chain and source the verifier follows."""
+    result = await connection.execute(
+        text(
+            "SELECT coalesce(sum(jsonb_array_length(state -> 'missing')), 0) "
+            "FROM verifier.source_completeness"
+        )
     )
     return int(result.scalar_one())

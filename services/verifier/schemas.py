@@ -167,3 +167,85 @@ class VerifierKeys(BaseModel):
     public_key_pem: str
     algorithm: str
     log_verifier_key: str = Field(description="The log key this verifier trusts")
+
+
+class MissingRange(BaseModel):
+    from_: str = Field(alias="from", description="First missing sequence (decimal text)")
+    to: str = Field(description="Last missing sequence (decimal text)")
+    opened_at: str = Field(description="received_at of the event that jumped over the range")
+
+    model_config = {"populate_by_name": True}
+
+
+class SourceCompleteness(BaseModel):
+    source: str
+    status: Literal["not-tracked", "ok", "complete", "gaps", "findings", "silent"] = Field(
+        description="not-tracked: no event with a sequence; gaps: a range missing longer than "
+        "the allowed age; findings: a sequence claimed by two ids, or a closing event that "
+        "names another number; silent: quiet longer than twice its declared heartbeat; "
+        "complete: closed with nothing missing; ok: none of these (gaps younger than the "
+        "allowed age may be open)"
+    )
+    tracked: bool = Field(description="Whether any of its events carried a sequence")
+    count: int = Field(description="Events of this source in the entries folded")
+    first_received_at: str
+    last_received_at: str
+    last_event_time: str | None = Field(description="The CloudEvents time of its last event")
+    highest_sequence: str | None = Field(description="Highest sequence seen (decimal text)")
+    counted_from: str | None = Field(
+        description="The lowest sequence the figures vouch for: 1 when the verifier folded the "
+        "chain from its first entry, else the first number it saw of this source"
+    )
+    missing: list[MissingRange] = Field(description="Numbers below the highest never seen")
+    missing_count: str = Field(description="How many numbers are missing (decimal text)")
+    overdue_gaps: int = Field(description="Missing ranges open longer than the allowed age")
+    closed: bool = Field(description="Its last event was a closing event")
+    complete: bool = Field(description="Closed, with no number up to its last one missing")
+    heartbeat_interval: int | None = Field(description="Seconds, as last declared")
+    silent: bool
+    silent_for_seconds: float | None
+    findings: list[dict[str, Any]] = Field(description="The first findings (kind, sequence)")
+    finding_count: int
+
+
+class CompletenessSummary(BaseModel):
+    sources: int
+    tracked: int
+    with_gaps: int = Field(description="Sources with any missing range open")
+    with_overdue_gaps: int
+    silent: int
+    with_findings: int
+    complete: int
+    open_gaps: int = Field(description="Missing ranges over all sources")
+
+
+class CompletenessRange(BaseModel):
+    start: int
+    end: int
+
+
+class AttestationRef(BaseModel):
+    id: int
+    size: int
+    result: str
+    issued_at: datetime
+
+
+class ChainCompleteness(BaseModel):
+    tenant: str
+    chain: str
+    verifier: str = Field(description="The verifier's key name: whose figures these are")
+    verified_size: int
+    covers: CompletenessRange | None = Field(
+        description="The entries [start, end) the figures are folded from, all replayed by "
+        "this verifier; null until it has replayed any"
+    )
+    judged_at: str = Field(description="The time gaps' age and silence are judged at")
+    gap_age_seconds: float
+    silent_after_intervals: int
+    summary: CompletenessSummary
+    sources: list[SourceCompleteness]
+    attestation: AttestationRef | None = Field(
+        description="The latest attestation, which signs these figures as of its size and "
+        "issue time in its predicate's completeness"
+    )

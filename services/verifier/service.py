@@ -30,7 +30,7 @@ from ledger.merkle import (
 from ledger.note import Checkpoint, NoteVerifier, open_note
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from verifier import metrics, repository
+from verifier import completeness, metrics, repository
 from verifier.attestations import ChainSubject, acknowledged_finding, epoch_start, statement
 from verifier.log_client import ChainName, LogClient
 from verifier.problems import Conflict, IntegrityFailure, LogUnavailable
@@ -64,16 +64,21 @@ class ChainVerifier:
         signer: VerifierSigner,
         log_verifier: NoteVerifier,
         clock: Clock,
+        completeness_gap_age_seconds: float = 600.0,
     ) -> None:
         self._engine = engine
         self._log = log_client
         self._signer = signer
         self._log_verifier = log_verifier
         self._clock = clock
+        self.completeness_gap_age_seconds = completeness_gap_age_seconds
         self._locks: dict[ChainName, asyncio.Lock] = {}
         self.history = HistoryReader(
             engine=engine, log_client=log_client, log_verifier=log_verifier
         )
+
+    def now(self) -> datetime:
+        return self._clock()
 
     @property
     def log_origin(self) -> str:
@@ -226,11 +231,14 @@ class ChainVerifier:
             prev=bytes(state.last_leaf_hash),
             last_received_at=str(state.last_received_at),
         )
+        producers = completeness.ChainFold(engine=self._engine, state=state)
         try:
             entries = self._log.entries(name, start=verified_size, end=checkpoint.size)
             async for chunk, frames in entries:
                 replay.feed(chunk, binary=frames)
+                await producers.take(replay.events)
             replay.finish(checkpoint.size)
+            await producers.take(replay.events)
             if replay.frontier.root() != checkpoint.root_hash:
                 raise Finding(
                     "root-mismatch",
@@ -241,9 +249,16 @@ class ChainVerifier:
                 )
         except Finding as finding:
             raise await self._locate(current, replay, checkpoint, finding) from None
-        # 5. Everything checks out: cosign the checkpoint, remember it with the leaf hashes,
-        #    then give the cosignature to the log.
-        await self._cosign(current, opened_text=opened.text, checkpoint=checkpoint, replay=replay)
+        # 5. Everything checks out: cosign the checkpoint, remember it with the leaf hashes and
+        #    the producers' completeness folded from the same entries, then give the
+        #    cosignature to the log.
+        await self._cosign(
+            current,
+            opened_text=opened.text,
+            checkpoint=checkpoint,
+            replay=replay,
+            producers=producers,
+        )
 
     async def _locate(
         self, current: _Pass, replay: EntryReplay, checkpoint: Checkpoint, finding: Finding
@@ -338,7 +353,13 @@ class ChainVerifier:
             )
 
     async def _cosign(
-        self, current: _Pass, *, opened_text: str, checkpoint: Checkpoint, replay: EntryReplay
+        self,
+        current: _Pass,
+        *,
+        opened_text: str,
+        checkpoint: Checkpoint,
+        replay: EntryReplay,
+        producers: completeness.ChainFold,
     ) -> None:
         state, now = current.state, self._clock()
         line = self._signer.cosign(opened_text, timestamp=int(now.timestamp()))
@@ -368,6 +389,7 @@ class ChainVerifier:
                     start=start + offset,
                     hashes=b"".join(replay.hashes[offset : offset + LEAF_HASH_RUN]),
                 )
+            await producers.save(connection, new_size=checkpoint.size)
             await repository.insert_cosigned(
                 connection,
                 chain_id=state.id,
@@ -380,6 +402,11 @@ class ChainVerifier:
                 last_received_at=replay.last_received_at.decode(),
             )
         metrics.COSIGNATURES.inc()
+        log.info(
+            "cosigned %s/%s at %d",
+            *_n(current.name),
+            checkpoint.size,
+        )
         await self._post(current.name, checkpoint.size, line)
 
     async def _post(self, name: ChainName, size: int, line: str) -> None:
@@ -445,7 +472,7 @@ class ChainVerifier:
         )
         log.error("finding on %s/%s: %s", *_n(name), finding)
         async with self._engine.begin() as connection:
-            context = await self._attestation_context(connection, state, size=subject.size)
+            context = await self._attestation_context(connection, state, size=subject.size, now=now)
             envelope = self._signer.sign_statement(
                 statement(
                     subject=subject,
@@ -485,12 +512,13 @@ class ChainVerifier:
         return finding_id
 
     async def _attestation_context(
-        self, connection: AsyncConnection, state: Any, *, size: int
+        self, connection: AsyncConnection, state: Any, *, size: int, now: datetime
     ) -> dict[str, Any]:
         """What an attestation of [0, size) says beside its checks: the epoch it belongs to,
-        the last full sweep, and every acknowledged finding whose first bad index lies in the
+        the last full sweep, every acknowledged finding whose first bad index lies in the
         range (who acknowledged it, when and why), so that no range spanning tampered history
-        is ever attested without naming it."""
+        is ever attested without naming it, and the completeness of the chain's producers over
+        the entries replayed, judged at `now`."""
         epoch = int(state.epoch)
         started = next(
             (
@@ -512,7 +540,20 @@ class ChainVerifier:
             if swept is None
             else {"finished_at": swept.finished_at, "size": int(swept.size)},
             "acknowledged_findings": acknowledged,
+            "completeness": await self.completeness(connection, state, now=now),
         }
+
+    async def completeness(
+        self, connection: AsyncConnection, state: Any, *, now: datetime, source: str | None = None
+    ) -> dict[str, Any]:
+        """The chain's producers' completeness as this verifier folded it, judged at `now`."""
+        return await completeness.figures(
+            connection,
+            state=state,
+            now=now,
+            gap_age_seconds=self.completeness_gap_age_seconds,
+            source=source,
+        )
 
     # -----------------------------------------------------------------------------------------
     # Attestations and coverage
@@ -522,6 +563,11 @@ class ChainVerifier:
         """Chains halted by a finding not yet acknowledged."""
         async with self._engine.connect() as connection:
             return await repository.halted_count(connection)
+
+    async def open_gaps(self) -> int:
+        """Missing sequence ranges over every chain and source followed."""
+        async with self._engine.connect() as connection:
+            return await repository.open_gaps_total(connection)
 
     async def current_attestation(self, name: ChainName) -> Any | None:
         """The attestation of what is checked now: a new one only when the checked size grew
@@ -565,7 +611,7 @@ class ChainVerifier:
                     size=size,
                     root_hash=bytes(state.verified_root),
                 )
-                context = await self._attestation_context(connection, state, size=size)
+                context = await self._attestation_context(connection, state, size=size, now=now)
                 envelope = self._signer.sign_statement(
                     statement(
                         subject=subject,

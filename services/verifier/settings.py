@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         le=65536,
         description="Entries compared per window (the chain's cosigning lock is held for one)",
     )
+    # Completeness of each chain's producers (docs/completeness.md).
+    completeness_gap_age_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A missing sequence range open longer than this is flagged (late events "
+        "fill gaps until then)",
+    )
     # On-demand work (POST .../verify) per caller: a burst, refilled per minute; beyond, 429.
     on_demand_burst: int = Field(default=10, ge=1, description="On-demand requests at once")
     on_demand_per_minute: float = Field(

@@ -47,6 +47,7 @@ class Worker:
                 log.warning("verifying %s/%s: %s", name.tenant, name.chain, problem.detail)
         metrics.LAST_PASS.set(time.time())
         metrics.CHAINS_HALTED.set(await self._verifier.halted_count())
+        metrics.COMPLETENESS_GAPS_OPEN.set(await self._verifier.open_gaps())
         due = time.monotonic() >= self._next_attestations if attest is None else attest
         if due:
             self._next_attestations = time.monotonic() + self._attestation_interval

@@ -103,6 +103,34 @@ async def test_search_filters_sort_and_paginate(
     assert (page["decision"], page["current_decision"]) == ("declined", "approved")
 
 
+async def test_search_limited_to_a_source(
+    client: httpx.AsyncClient, tenant: TenantKeys, database_url: str
+) -> None:
+    scorer, other = "scorer/00112233445566778899", "reviewer/aabbccddeeff0011"
+    events = [recorded(f"s-{n}") | {"source": scorer if n % 3 else other} for n in range(9)]
+    response = await append(client, tenant.producer, tenant.chain, events, batch=True)
+    assert response.status_code == 201, response.text
+    await projected(database_url)
+    assert set(await all_pages(client, tenant.auditor, source=scorer)) == {
+        f"s-{n}" for n in range(9) if n % 3
+    }
+    page = (await search(client, tenant.auditor, source=other)).json()["decisions"]
+    assert {d["decision_id"] for d in page} == {"s-0", "s-3", "s-6"}
+    assert {d["source"] for d in page} == {other}
+    assert await all_pages(client, tenant.auditor, source="nobody/0000000000000000") == []
+    # A read model whose source was altered is caught against the recorded event.
+    alter = "UPDATE decisions SET source = $1 WHERE decision_id = 's-3'"
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(alter, scorer)
+        altered = (await search(client, tenant.auditor, source=scorer)).json()["decisions"]
+        await connection.execute(alter, other)  # as it was, for the tests that compare after
+    finally:
+        await connection.close()
+    shown = next(d for d in altered if d["decision_id"] == "s-3")
+    assert (shown["source"], shown["read_model_mismatch"]) == (other, ["source"])
+
+
 async def test_the_cursor_is_stable_while_decisions_arrive(
     client: httpx.AsyncClient, tenant: TenantKeys, database_url: str
 ) -> None:
@@ -136,6 +164,8 @@ async def test_invalid_filters_are_problems(client: httpx.AsyncClient, tenant: T
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"chain": "no-such-chain"}, "chain"),
         ({"model_version": ""}, "model_version"),
+        ({"source": ""}, "source"),
+        ({"source": "s" * 301}, "source"),
     ]
     for params, parameter in cases:
         response = await search(client, tenant.auditor, **params)

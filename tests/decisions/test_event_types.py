@@ -129,6 +129,28 @@ async def test_unknown_types_and_extra_members_are_appended_as_is(
     assert stored == [unknown, extra, legacy]  # every member kept, none rewritten
 
 
+async def test_completeness_attributes_are_kept_and_a_bad_interval_is_refused(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    tracked = recorded("d-1") | {"sequence": "00000000000000000001", "heartbeatinterval": "60"}
+    untracked = recorded("d-2") | {"sequence": "not-a-number"}
+    closed = event("producer.closed.v1", None, {"last_sequence": "00000000000000000002"})
+    closed |= {"sequence": "00000000000000000002"}
+    for item in (tracked, untracked, closed):
+        response = await append(client, tenant.producer, tenant.chain, item)
+        assert response.status_code == 201, response.text
+    for bad in ("0", "60s", "-1", "1e3", 60):
+        refused = recorded("d-3") | {"heartbeatinterval": bad}
+        response = await append(client, tenant.producer, tenant.chain, refused)
+        assert response.status_code == 400, bad
+        assert response.json()["pointer"] == "/heartbeatinterval"
+    bad_closing = event("producer.closed.v1", None, {"last_sequence": "last"})
+    response = await append(client, tenant.producer, tenant.chain, bad_closing)
+    assert response.status_code == 400
+    assert response.json()["pointer"] == "/data/last_sequence"
+    assert await chain_size(client, tenant.auditor, tenant.chain) == 3
+
+
 async def test_producers_cannot_write_the_access_chain(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:

@@ -19,6 +19,8 @@ from decision_log.decisions.event_types import (
     GENAI_INVOCATION,
     MODEL_DEPLOYED,
     OUTCOME_OBSERVED,
+    PRODUCER_CLOSED,
+    PRODUCER_HEARTBEAT,
     RECORDS_ACCESSED,
     check_event_data,
 )
@@ -59,6 +61,8 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "changes": {"roles": ["auditor"], "chains": None},
     },
     GENAI_INVOCATION: genai_span("ab" * 16, "cd" * 8, parent="ef" * 8)["data"],
+    PRODUCER_HEARTBEAT: {},
+    PRODUCER_CLOSED: {"last_sequence": "00000000000000000042"},
 }
 
 JSON_VALUES = st.recursive(

@@ -41,13 +41,14 @@ def unzip(data: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def rezip(files: dict[str, bytes]) -> zipfile.ZipFile:
+def rezip(files: dict[str, bytes]) -> io.BytesIO:
+    """The files in a zip as the exporter writes one (deflated), ready to be read."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
             archive.writestr(name, data)
     out.seek(0)
-    return zipfile.ZipFile(out)
+    return out
 
 
 def resign(files: dict[str, bytes], key: SigningKey) -> dict[str, bytes]:

@@ -70,7 +70,11 @@ async def test_status_attestation_and_coverage_for_an_auditor(
     status = (await verifier_client.get(f"/v1/chains/{keys.chain}", headers=auditor)).json()
     assert status["cosigned_checkpoint"]["size"] == 9
     listed = (await verifier_client.get("/v1/chains", headers=auditor)).json()["chains"]
-    assert [c["chain"] for c in listed] == [keys.chain]
+    # The tenant's own chains only: its decisions and, once an administrative action has been
+    # recorded for it (its keys were created), its access log.
+    assert {c["tenant"] for c in listed} == {keys.tenant}
+    assert keys.chain in [c["chain"] for c in listed]
+    assert set(c["chain"] for c in listed) <= {keys.chain, "access-log"}
     latest = await verifier_client.get(
         f"/v1/chains/{keys.chain}/attestations/latest", headers=auditor
     )

@@ -192,8 +192,8 @@ async def test_the_cli_verifies_and_names_the_first_failure(
     bundle: Files, log_vkey: NoteVerifier, cosigner: CosignatureSigner, tmp_path: Path
 ) -> None:
     good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
-    good.write_bytes(rezip(bundle).fp.getvalue())  # type: ignore[union-attr]
-    bad.write_bytes(rezip(edit_leaf(bundle)).fp.getvalue())  # type: ignore[union-attr]
+    good.write_bytes(rezip(bundle).getvalue())
+    bad.write_bytes(rezip(edit_leaf(bundle)).getvalue())
     key_file = tmp_path / "log.vkey"
     key_file.write_text(log_vkey.verifier_key + "\n")
     runner = CliRunner()
@@ -269,7 +269,7 @@ async def test_verify_bundle_needs_none_of_the_server_code(
     bundle: Files, log_vkey: NoteVerifier, cosigner: CosignatureSigner, tmp_path: Path
 ) -> None:
     path = tmp_path / "bundle.zip"
-    path.write_bytes(rezip(bundle).fp.getvalue())  # type: ignore[union-attr]
+    path.write_bytes(rezip(bundle).getvalue())
     script = (
         "import sys\n"
         "for name in ('decision_log', 'verifier', 'sqlalchemy', 'asyncpg', 'fastapi'):\n"
@@ -396,7 +396,7 @@ async def test_a_bundle_spanning_an_acknowledged_finding_must_be_accepted_by_id(
     log_key = read_private_key(settings.log_key_file)
     path = tmp_path / "acknowledged.zip"
     path.write_bytes(
-        rezip(resign({**bundle, ATTESTATION: orjson.dumps(attested)}, log_key)).fp.getvalue()  # type: ignore[union-attr]
+        rezip(resign({**bundle, ATTESTATION: orjson.dumps(attested)}, log_key)).getvalue()
     )
     key = cosigner.verifier_key
     status, said = run_verify(path, log_vkey, capsys, verifier_key=key)
@@ -423,7 +423,7 @@ async def test_a_cosignature_the_bundle_claims_must_verify_even_without_the_key(
     )
     log_key = read_private_key(settings.log_key_file)
     path = tmp_path / "uncosigned.zip"
-    path.write_bytes(rezip(resign({**bundle, CHECKPOINT: uncosigned}, log_key)).fp.getvalue())  # type: ignore[union-attr]
+    path.write_bytes(rezip(resign({**bundle, CHECKPOINT: uncosigned}, log_key)).getvalue())
     status, said = run_verify(path, log_vkey, capsys)
     assert status == 1, said
     assert "FAILED checkpoint.txt (cosignature): has no cosignature by the verifier" in said

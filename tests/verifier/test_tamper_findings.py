@@ -26,13 +26,16 @@ from decision_log.signing import LogSigner
 from ledger.dsse import securesystemslib_keyid, verify_envelope
 from ledger.keys import read_private_key
 from verifier import repository
+from verifier.acknowledgements import report_to_log
 from verifier.epochs import acknowledge_finding
 from verifier.log_client import ChainName
+from verifier.problems import LogUnavailable
 from verifier.service import ChainVerifier
 from verifier.state import AppState
 
 from tests.service.conftest import make_tenant
 from tests.service.helpers import headers
+from tests.service.test_admin_actions import admin_records
 from tests.verifier import tamper
 from tests.verifier.conftest import COSIGNED, Cosigned, grow
 
@@ -214,6 +217,53 @@ async def test_an_untouched_chain_passes_its_sweep(
 # -------------------------------------------------------------------------------------------------
 # Acknowledgement: a new epoch that never re-certifies the tampered history
 # -------------------------------------------------------------------------------------------------
+
+
+async def test_an_acknowledgement_is_recorded_in_the_tenants_access_log(
+    cosigned: Cosigned, verifier_state: AppState, witness_api_key: str
+) -> None:
+    """The verifier reports it as the witness; auditors find it among the admin actions, with
+    who acknowledged what, where and why. A tenant's own key cannot report one."""
+    await cut_back_and_append(cosigned)
+    swept = await verifier_state.sweeper.sweep_chain(cosigned.name)
+    reason = "restored from backup after a disk loss; 7 entries re-sent"
+    await acknowledge_finding(
+        verifier_state.engine,
+        finding_id=swept.finding_id,
+        operator="ops@example.test",
+        reason=reason,
+        now=datetime.now(UTC),
+    )
+    as_tenant = httpx.AsyncClient(
+        transport=cosigned.client._transport,
+        base_url=str(cosigned.client.base_url),
+        headers=headers(cosigned.keys.admin),
+    )
+    async with as_tenant:
+        with pytest.raises(LogUnavailable, match="403"):
+            await report_to_log(verifier_state.engine, finding_id=swept.finding_id, log=as_tenant)
+    as_witness = httpx.AsyncClient(
+        transport=cosigned.client._transport,
+        base_url=str(cosigned.client.base_url),
+        headers=headers(witness_api_key),
+    )
+    async with as_witness:
+        await report_to_log(verifier_state.engine, finding_id=swept.finding_id, log=as_witness)
+    (record,) = [
+        event["data"]
+        for event in await admin_records(cosigned.client, cosigned.keys)
+        if event["data"]["action"] == "finding.acknowledge"
+    ]
+    assert record["actor"]["via"] == "verifier"
+    assert record["actor"]["operator"] == "ops@example.test"
+    assert record["reason"] == reason
+    assert record["target"]["chain"] == cosigned.keys.chain
+    assert record["target"]["finding_id"] == swept.finding_id
+    assert (record["target"]["kind"], record["target"]["first_bad_index"]) == (
+        "forked-history",
+        33,
+    )
+    assert record["target"]["epoch"] == 1
 
 
 async def test_acknowledging_a_fork_continues_from_the_last_good_checkpoint(

@@ -59,6 +59,8 @@ class Checkpointer(BackgroundLoop):
                 )
             if signed is not None:
                 metrics.CHECKPOINTS_SIGNED.inc()
+                fields = {"chain_id": chain_id, "size": signed}
+                log.info("checkpoint signed", extra={"fields": fields})
 
     async def sweep(self) -> None:
         async with self._engine.connect() as connection:

@@ -16,6 +16,7 @@ from decision_log.chains.schemas import (
     ChainCreate,
     ChainInfo,
     ChainList,
+    ChainSources,
     ConsistencyProof,
     Entry,
     EntryPage,
@@ -23,9 +24,10 @@ from decision_log.chains.schemas import (
     LogKey,
     LogKeys,
 )
+from decision_log.chains.sources import producer_sources
 from decision_log.decisions.admin_records import flush_after_change
 from decision_log.keys.service import Principal
-from decision_log.limits import MAX_BIGINT
+from decision_log.limits import MAX_BIGINT, MAX_SOURCE_CHARS
 from decision_log.problems import InvalidInput
 from decision_log.state import AppState, Caller, State
 
@@ -219,6 +221,29 @@ async def get_consistency_proof(
         return await service.consistency_proof(
             connection, row=row, old_size=from_size, new_size=to_size
         )
+
+
+@router.get(
+    "/v1/chains/{chain}/sources",
+    response_model=ChainSources,
+    summary="The chain's producers with their counts, last event, highest sequence, open gaps "
+    "and silence: the independent verifier's figures, repeated",
+)
+async def list_sources(
+    chain: ChainSlug,
+    state: State,
+    principal: Caller,
+    source: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_SOURCE_CHARS, description="Only this producer"),
+    ] = None,
+) -> ChainSources:
+    _reader(principal, chain)
+    async with state.engine.connect() as connection:
+        await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+    return await producer_sources(
+        state.verifier, tenant=principal.tenant, chain=chain, source=source
+    )
 
 
 @public.get("/v1/log/keys", response_model=LogKeys, summary="The log's public keys (no auth)")

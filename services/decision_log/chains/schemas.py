@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from decision_log.boundary import SLUG_PATTERN, RequestBody
 
@@ -140,3 +141,78 @@ class LogKey(BaseModel):
 class LogKeys(BaseModel):
     origin: str
     keys: list[LogKey]
+
+
+class MissingRange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", description="First missing sequence (decimal text)")
+    to: str = Field(description="Last missing sequence (decimal text)")
+    opened_at: str = Field(description="received_at of the event that jumped over the range")
+
+
+class ProducerSource(BaseModel):
+    """One producer (CloudEvents ``source``) of the chain, with the verifier's figures."""
+
+    source: str
+    status: Literal["not-tracked", "ok", "complete", "gaps", "findings", "silent"] = Field(
+        description="not-tracked: no event with a sequence; gaps: a range missing longer than "
+        "the allowed age; findings: a sequence claimed by two ids, or a closing event that "
+        "names another number; silent: quiet longer than twice its declared heartbeat; "
+        "complete: closed with nothing missing; ok: none of these (gaps younger than the "
+        "allowed age may be open)"
+    )
+    tracked: bool = Field(description="Whether any of its events carried a sequence")
+    count: int = Field(description="Its events in the entries the verifier folded")
+    first_received_at: str
+    last_received_at: str = Field(description="When the log received its last event")
+    last_event_time: str | None = Field(description="The CloudEvents time of its last event")
+    highest_sequence: str | None = Field(description="Highest sequence seen (decimal text)")
+    counted_from: str | None = Field(
+        description="The lowest sequence the figures vouch for: 1 when the verifier folded the "
+        "chain from its first entry, else the first number it saw of this source"
+    )
+    missing: list[MissingRange] = Field(description="Open gaps: numbers below the highest unseen")
+    missing_count: str = Field(description="How many numbers are missing (decimal text)")
+    overdue_gaps: int = Field(description="Missing ranges open longer than the allowed age")
+    closed: bool = Field(description="Its last event was a closing event")
+    complete: bool = Field(description="Closed, with no number up to its last one missing")
+    heartbeat_interval: int | None = Field(description="Seconds, as it last declared")
+    silent: bool
+    silent_for_seconds: float | None
+    findings: list[dict[str, Any]] = Field(description="The first findings (kind, sequence)")
+    finding_count: int
+
+
+class SourcesVerifier(BaseModel):
+    """Whose figures these are: the independent verifier's, and how far it has checked."""
+
+    available: bool = Field(description="False when the verifier could not be asked")
+    reason: str | None = Field(description="Why there are no figures, if there are none")
+    name: str | None = Field(description="The verifier's key name")
+    verified_size: int | None = Field(description="Entries [0, verified_size) it has checked")
+    covers: dict[str, int] | None = Field(
+        description="The entries {start, end} the figures are folded from"
+    )
+    judged_at: str | None = Field(description="When gaps' age and silence were judged")
+    gap_age_seconds: float | None
+    silent_after_intervals: int | None
+    attestation: dict[str, Any] | None = Field(
+        description="The verifier's latest attestation {id, size, result, issued_at}; its "
+        "signed predicate carries these figures as of its size (GET the verifier's "
+        "/v1/chains/{chain}/attestations/latest)"
+    )
+
+
+class ChainSources(BaseModel):
+    chain: str
+    figures_by: Literal["verifier"] = Field(
+        default="verifier",
+        description="The log repeats the verifier's figures; it computes none of its own",
+    )
+    verifier: SourcesVerifier
+    summary: dict[str, int] | None = Field(
+        description="sources, tracked, with_gaps, with_overdue_gaps, silent, with_findings, "
+        "complete, open_gaps"
+    )
+    sources: list[ProducerSource]

@@ -22,6 +22,7 @@ from decision_log.decisions.schemas import (
     EventTypeInfo,
     EventTypeList,
 )
+from decision_log.limits import MAX_SOURCE_CHARS
 from decision_log.problems import NotFound
 from decision_log.state import Caller, State
 
@@ -67,6 +68,14 @@ async def search_decisions(
     provider: Annotated[IndexedText, Query(description="GenAI: the model provider")] = None,
     conversation: Annotated[IndexedText, Query(description="GenAI: the conversation id")] = None,
     tool: Annotated[IndexedText, Query(description="GenAI: a tool the agent called")] = None,
+    source: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_SOURCE_CHARS,
+            description="The producer (CloudEvents source) that recorded the decision",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     cursor: Annotated[
         str | None,
@@ -92,6 +101,7 @@ async def search_decisions(
         provider=provider,
         conversation=conversation,
         tool=tool,
+        source=source,
         limit=limit,
         cursor=cursor,
     )

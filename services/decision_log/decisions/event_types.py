@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import jsonschema_rs
 import orjson
+from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from decision_log.limits import MAX_INDEXED_TEXT_CHARS
@@ -46,6 +47,8 @@ MODEL_DEPLOYED = "dev.audit-trail.model.deployed.v1"
 RECORDS_ACCESSED = "dev.audit-trail.records.accessed.v1"
 ADMIN_ACTION_RECORDED = "dev.audit-trail.admin-action.recorded.v1"
 GENAI_INVOCATION = "dev.audit-trail.genai.invocation.v1"
+PRODUCER_HEARTBEAT = HEARTBEAT_EVENT_TYPE
+PRODUCER_CLOSED = CLOSED_EVENT_TYPE
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
 DIGEST = r"^[a-z0-9]+:[0-9a-fA-F]{32,128}$"
@@ -415,6 +418,26 @@ class GenAIInvocation(_Open):
     scope: OtlpScope | None = Field(default=None, description="The instrumentation scope")
 
 
+SEQUENCE = r"^[0-9]{1,20}$"
+
+
+class ProducerHeartbeat(_Open):
+    """Sent by a producer that declares ``heartbeatinterval`` when it has been idle that many
+    seconds. It carries its own ``sequence``: a lost heartbeat is a gap like any lost event
+    (docs/completeness.md)."""
+
+
+class ProducerClosed(_Open):
+    """The last event of a producer's ``source``: after it the source is complete up to
+    ``last_sequence`` and is never taken to be silent (docs/completeness.md)."""
+
+    last_sequence: str = Field(
+        pattern=SEQUENCE,
+        description="This event's own sequence, the last of the source (20 zero-padded "
+        "decimal digits, e.g. 00000000000000000042)",
+    )
+
+
 EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {
     DECISION_RECORDED: DecisionRecorded,
     DECISION_REVIEWED: DecisionReviewed,
@@ -425,6 +448,8 @@ EVENT_DATA_MODELS: dict[str, type[BaseModel]] = {
     RECORDS_ACCESSED: RecordsAccessed,
     ADMIN_ACTION_RECORDED: AdminActionRecorded,
     GENAI_INVOCATION: GenAIInvocation,
+    PRODUCER_HEARTBEAT: ProducerHeartbeat,
+    PRODUCER_CLOSED: ProducerClosed,
 }
 # Event types whose subject is a decision id and that the read model projects.
 DECISION_EVENT_TYPES = frozenset(

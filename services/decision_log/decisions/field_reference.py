@@ -41,7 +41,7 @@ limit) is kept in the log exactly as sent, and the decision's summary shows that
 and names it in `unprojectable`; the events in the decision's timeline show the value recorded.
 
 Personal data: mark personal fields with the `personaldata` extension attribute and name the
-data subject in `datasubject` (see the privacy section of the README); the log keeps only the
+data subject in `datasubject` (see [personal-data.md](personal-data.md)); the log keeps only the
 subject's keyed-HMAC pseudonym, which the read model indexes as `data_subject_ref`.
 """
 

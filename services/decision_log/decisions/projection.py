@@ -106,6 +106,8 @@ class DecisionRow:
     genai_agent: str | None
     genai_provider: str | None
     genai_conversation: str | None
+    # The producer (CloudEvents source) of the event that recorded the decision.
+    source: str | None
     # Columns whose value an event gave but no column could take (see the module docstring).
     unprojectable: tuple[str, ...]
 
@@ -268,6 +270,7 @@ def project_entry(
             decided_at=decided_at or _decided_at(entry, unprojectable),
             received_at=entry.received_at,
             decision_idx=entry.idx,
+            source=_text(member(entry.event, "source")),
             system_name=_plain_text(member(data, "system", "name"), "system_name", unprojectable),
             deployment=_plain_text(
                 member(data, "system", "deployment"), "deployment", unprojectable
@@ -333,6 +336,8 @@ def _project_inference(
     if is_request or row.decided_at is None:
         # The request's time is the decision's; a response seen first stands in for it.
         changes.update(decided_at=_decided_at(entry, unprojectable), received_at=entry.received_at)
+    if row.source is None:
+        changes["source"] = _text(event.get("source"))
     if row.system_name is None:
         changes["system_name"] = _plain_text(
             inference.system_name(event), "system_name", unprojectable

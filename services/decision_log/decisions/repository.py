@@ -309,7 +309,8 @@ _SUMMARY_COLUMNS = (
     "chain_id, decision_id, decided_at, received_at, decision_idx, system_name, deployment, "
     "model_name, model_version, policy_id, policy_version, decision, score, data_subject_ref, "
     "reviewed, overridden, contested, current_decision, outcome, last_idx, unprojectable, "
-    "solely_automated, legal_or_similar_effect, genai_agent, genai_provider, genai_conversation"
+    "solely_automated, legal_or_similar_effect, genai_agent, genai_provider, genai_conversation, "
+    "source"
 )
 
 
@@ -369,6 +370,7 @@ SEARCH_EQUALITY_COLUMNS = (
     "genai_agent",
     "genai_provider",
     "genai_conversation",
+    "source",
 )
 # A GenAI decision that called a tool (genai_spans, by the index genai_spans_by_tool).
 TOOL_CONDITION = (

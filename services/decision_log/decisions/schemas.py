@@ -33,6 +33,9 @@ class DecisionSummary(BaseModel):
         default=None, description="GenAI: gen_ai.provider.name (or the older gen_ai.system)"
     )
     conversation: str | None = Field(default=None, description="GenAI: gen_ai.conversation.id")
+    source: str | None = Field(
+        default=None, description="The producer (CloudEvents source) that recorded the decision"
+    )
     read_model_mismatch: list[str] = Field(
         default_factory=list,
         description="Fields the read model's row held otherwise than the event they come from "

@@ -99,6 +99,7 @@ class SearchFilters:
     provider: str | None = None
     conversation: str | None = None
     tool: str | None = None
+    source: str | None = None
     limit: int = 50
     cursor: str | None = None
 
@@ -137,6 +138,7 @@ def check_filters(filters: SearchFilters) -> tuple[datetime, int, str] | None:
         "policy_version",
         "decision",
         "data_subject_ref",
+        "source",
         *GENAI_FILTERS,
     ):
         value = getattr(filters, name)
@@ -288,6 +290,7 @@ def read_model_note(
 # (reviews, overrides, outcomes, contests) is checked by the decision view, which folds every
 # event, and by `audit-trail projections verify`.
 RECORDED_COLUMNS = (
+    "source",
     "decided_at",
     "received_at",
     "system_name",
@@ -387,6 +390,7 @@ def summary(row: Any, *, chain: str, mismatch: list[str] | None = None) -> Decis
         agent=row.genai_agent,
         provider=row.genai_provider,
         conversation=row.genai_conversation,
+        source=row.source,
         unprojectable=[_SUMMARY_FIELDS.get(column, column) for column in row.unprojectable],
         read_model_mismatch=[_SUMMARY_FIELDS.get(column, column) for column in mismatch or ()],
     )

@@ -272,10 +272,22 @@ class GroupCommitter:
                 if not pending.future.done():
                     pending.future.set_exception(problem)
             return
-        metrics.GROUP_COMMIT_SECONDS.observe(time.perf_counter() - began)
-        metrics.GROUP_COMMIT_EVENTS.observe(
-            sum(len(r) for r in results if not isinstance(r, Problem))
-        )
+        seconds = time.perf_counter() - began
+        written = sum(len(r) for r in results if not isinstance(r, Problem))
+        metrics.GROUP_COMMIT_SECONDS.observe(seconds)
+        metrics.GROUP_COMMIT_EVENTS.observe(written)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "group commit",
+                extra={
+                    "fields": {
+                        "chain_id": group[0].chain.chain_id,
+                        "requests": len(group),
+                        "events": written,
+                        "duration_ms": round(seconds * 1000, 2),
+                    }
+                },
+            )
         metrics.ADMISSION_BYTES.set(self.admission.held("bytes"))
         metrics.ADMISSION_EVENTS.set(self.admission.held("events"))
         self._on_commit(group[0].chain.chain_id)

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from ledger.canonical import canonicalize, parse_json
+from ledger.completeness import parse_interval
 from ledger.errors import CanonicalJSONError
 from ledger.sealing import content_digest
 
@@ -36,6 +37,10 @@ NOT_ATTRIBUTES = frozenset(("data", "data_base64"))
 # and the data subject, replaced by its keyed-HMAC pseudonym before the leaf is built.
 PERSONAL_DATA = "personaldata"
 DATA_SUBJECT = "datasubject"
+# The completeness extensions (docs/completeness.md): ``sequence`` is taken as sent (one that is
+# not 1-20 decimal digits is simply not tracked), but a declared heartbeat interval must be
+# readable, or a producer would believe itself watched for silence when it is not.
+HEARTBEAT_INTERVAL = "heartbeatinterval"
 # Attribute names are lower-case ASCII letters and digits (spec.md, "Attribute Naming Convention").
 ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
 # Names known to follow that convention, so the usual event runs no regular expression.
@@ -157,6 +162,13 @@ def check_event(value: Any, *, pointer: str, from_binary: bool = False) -> dict[
                 f"attribute {name} must be a string, an integer or a boolean",
                 pointer=f"{pointer}/{name}",
             )
+    interval = value.get(HEARTBEAT_INTERVAL)
+    if interval is not None and parse_interval(interval) is None:
+        raise InvalidEvent(
+            "heartbeatinterval must be the heartbeat interval in whole seconds as decimal "
+            "text, from 1 to 999999999",
+            pointer=f"{pointer}/{HEARTBEAT_INTERVAL}",
+        )
     check_event_data(value, pointer=pointer)
     return value
 

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.bundle import DECISIONS_EXPORT_LIMIT, describe_selection
+
 from decision_log.decisions.event_types import (
     DECISION_CONTESTED,
     DECISION_OVERRIDDEN,
@@ -16,6 +18,13 @@ from decision_log.decisions.event_types import (
     RECORDS_ACCESSED,
 )
 from decision_log.decisions.projection import member
+
+NOT_STATED = "(not stated)"
+
+
+def _stated(*values: object) -> str:
+    """The values a producer gave, in words; a value it left out is said to be so."""
+    return " ".join(NOT_STATED if value is None else str(value) for value in values)
 
 
 @dataclass
@@ -42,9 +51,11 @@ class BundleSummary:
         self.event_types[kind] += 1
         if kind == DECISION_RECORDED:
             data = event.get("data")
-            self.decisions[str(member(data, "output", "decision"))] += 1
-            self.models[f"{member(data, 'model', 'name')} {member(data, 'model', 'version')}"] += 1
-            self.systems[str(member(data, "system", "name"))] += 1
+            self.decisions[_stated(member(data, "output", "decision"))] += 1
+            self.models[
+                _stated(member(data, "model", "name"), member(data, "model", "version"))
+            ] += 1
+            self.systems[_stated(member(data, "system", "name"))] += 1
         subject = event.get("subject")
         if isinstance(subject, str) and kind != RECORDS_ACCESSED:
             self.subjects.add(subject)
@@ -52,7 +63,7 @@ class BundleSummary:
 
 def _table(title: str, counts: Counter[str]) -> str:
     if not counts:
-        return f"<h2>{html.escape(title)}</h2><p>None.</p>"
+        return f"<h2>{html.escape(title)}</h2><p>No events of this kind.</p>"
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{count}</td></tr>"
         for name, count in counts.most_common()
@@ -95,6 +106,18 @@ def warnings(info: dict[str, Any]) -> list[str]:
                 "does not re-certify the history before it."
             ]
         )
+    producers = info.get("producers") or {}
+    if producers.get("any_gaps"):
+        paragraphs.append(
+            [
+                "Producers had gaps: events numbered by their producers never reached the log "
+                "(the independent verifier's figures, signed in its attestation):",
+                *(
+                    f"- {gapped.get('source')}: {gapped.get('missing_count')} missing"
+                    for gapped in producers.get("sources_with_gaps") or ()
+                ),
+            ]
+        )
     return ["\n".join(lines) for lines in paragraphs]
 
 
@@ -120,7 +143,7 @@ def render_report(
     facts = [
         ("Chain", f"{info['tenant']}/{info['chain']}"),
         ("Checkpoint origin", info["origin"]),
-        ("Selection", str(info["selection"])),
+        ("Selection", describe_selection(info["selection"], chain=info["chain"])),
         ("Entries", str(summary.entries)),
         ("Decisions touched", str(len(summary.subjects))),
         ("Period (received)", f"{summary.first_received or '-'} to {summary.last_received or '-'}"),
@@ -157,7 +180,11 @@ def render_report(
             ),
             "</table><h2>Verification at export time</h2><ul>",
             "".join(f"<li>{html.escape(line)}</li>" for line in verification),
-            "</ul><p>This page is a summary and is not itself evidence: run "
+            "</ul>",
+            f"<p>Note: {html.escape(DECISIONS_EXPORT_LIMIT)}.</p>"
+            if info["selection"].get("kind") == "decisions"
+            else "",
+            "<p>This page is a summary and is not itself evidence: run "
             "<code>audit-trail verify-bundle</code> (see README.txt).</p>",
             _table("Decisions by outcome", summary.decisions),
             _table("Decisions by model and version", summary.models),

@@ -39,6 +39,7 @@ from decision_log.decisions.access import record_access
 from decision_log.decisions.admin_records import flush_after_change
 from decision_log.exports import repository
 from decision_log.exports.builder import ExportOverride, ExportPlan, build
+from decision_log.exports.completeness import completeness_line, producer_completeness
 from decision_log.exports.proving import ExportedChain, OverriddenFailures
 from decision_log.exports.schemas import ExportJob, ExportRequest
 from decision_log.exports.selection import select_entries
@@ -253,6 +254,10 @@ async def plan_export(
         await flush_after_change(state, tenant_id=principal.tenant_id)
     attestation, predicate = verdict.attestation_for(checkpoint, origin=origin)
     lines = _verification_lines(verdict, checkpoint, attested=attestation is not None)
+    producers = producer_completeness(
+        predicate, verifier=None if verdict.keys is None else verdict.keys.get("name")
+    )
+    lines.append(completeness_line(producers))
     if attestation is None and override is not None:
         attestation = verdict.latest_attestation()
         if attestation is not None:
@@ -280,6 +285,7 @@ async def plan_export(
             size=checkpoint.size, predicate=predicate
         ),
     )
+    info["producers"] = producers
     return ExportPlan(
         export_id=export_id,
         chain=ExportedChain(chain_id=int(row.id), tenant=principal.tenant, chain=chain),

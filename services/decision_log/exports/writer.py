@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from typing import IO, Any
@@ -53,10 +54,12 @@ class _HashedSpool:
     def __init__(self) -> None:
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
         self.sha256 = hashlib.sha256()
+        self.size = 0
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
         self.sha256.update(data)
+        self.size += len(data)
 
 
 def bundle_json(info: dict[str, Any]) -> bytes:
@@ -145,8 +148,10 @@ class BundleWriter:
             **dict(sorted(self._files.items())),
         }
         digests = {name: hashlib.sha256(data).hexdigest() for name, data in small.items()}
-        digests[ENTRIES] = self._entries.sha256.hexdigest()
-        digests[INCLUSION_PROOFS] = self._proofs.sha256.hexdigest()
+        sizes = {name: len(data) for name, data in small.items()}
+        for name, spool in ((ENTRIES, self._entries), (INCLUSION_PROOFS, self._proofs)):
+            digests[name] = spool.sha256.hexdigest()
+            sizes[name] = spool.size
         with zipfile.ZipFile(
             out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_COMPRESS_LEVEL
         ) as archive:
@@ -154,7 +159,13 @@ class BundleWriter:
                 archive.writestr(name, data)
             for name, spool in ((ENTRIES, self._entries), (INCLUSION_PROOFS, self._proofs)):
                 spool.file.seek(0)
-                with archive.open(name, "w", force_zip64=True) as member:
+                # Its size known up front, zipfile writes zip64 fields only where they are
+                # needed, as verify-bundle requires.
+                member_info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+                member_info.compress_type = zipfile.ZIP_DEFLATED
+                member_info._compresslevel = _COMPRESS_LEVEL  # type: ignore[attr-defined]
+                member_info.file_size = spool.size
+                with archive.open(member_info, "w") as member:
                     shutil.copyfileobj(spool.file, member, 1024 * 1024)
                 spool.file.close()
             archive.writestr(SHA256SUMS, sha256sums(digests))
@@ -167,6 +178,7 @@ class BundleWriter:
                     "selection": self.info["selection"],
                     "created_at": self.info["created_at"],
                 },
+                sizes,
             )
             envelope = sign_envelope(payload_type=IN_TOTO_PAYLOAD_TYPE, payload=statement, key=key)
             archive.writestr(MANIFEST, orjson.dumps(envelope, option=orjson.OPT_INDENT_2))

@@ -10,15 +10,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import text
 
+from decision_log.admin_actions import Actor, note
 from decision_log.boundary import ChainSlug, TenantSlug
 from decision_log.chains import service as chains
 from decision_log.chains.endpoints import STREAM_RESPONSES, entries_stream
 from decision_log.chains.schemas import ChainList, ConsistencyProof, InclusionProof
+from decision_log.decisions.admin_records import flush_after_change
 from decision_log.limits import MAX_BIGINT
 from decision_log.state import State, WitnessCaller
 from decision_log.witnesses import service
-from decision_log.witnesses.schemas import CosignatureAccepted, CosignatureIn
+from decision_log.witnesses.schemas import (
+    AcknowledgementIn,
+    AcknowledgementRecorded,
+    CosignatureAccepted,
+    CosignatureIn,
+)
 
 router = APIRouter(prefix="/v1/witness", tags=["witness"])
 
@@ -125,4 +133,48 @@ async def post_cosignature(
         )
     return CosignatureAccepted(
         tenant=tenant, chain=chain, size=body.size, witness=witness.name, stored=stored
+    )
+
+
+@router.post(
+    "/chains/{tenant}/{chain}/acknowledgements",
+    response_model=AcknowledgementRecorded,
+    status_code=201,
+    summary="Report a finding the witness's operator acknowledged; recorded in the access log",
+)
+async def post_acknowledgement(
+    tenant: TenantSlug,
+    chain: ChainSlug,
+    body: AcknowledgementIn,
+    state: State,
+    witness: WitnessCaller,
+) -> AcknowledgementRecorded:
+    """An acknowledgement restarts the witness's account of a chain (a new epoch), so the
+    tenant's auditors must see it among the administrative actions: who, when, why."""
+    async with state.engine.begin() as connection:
+        row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
+        tenant_id = (
+            await connection.execute(
+                text("SELECT tenant_id FROM chains WHERE id = :id"), {"id": row.id}
+            )
+        ).scalar_one()
+        await note(
+            connection,
+            tenant_id=tenant_id,
+            actor=Actor(via="verifier", key_id=witness.key_id, operator=body.operator),
+            action="finding.acknowledge",
+            target={
+                "chain": chain,
+                "witness": witness.name,
+                "finding_id": body.finding_id,
+                "kind": body.kind,
+                "first_bad_index": body.first_bad_index,
+                "epoch": body.epoch,
+            },
+            at=state.clock(),
+            reason=body.reason,
+        )
+    await flush_after_change(state, tenant_id=tenant_id)
+    return AcknowledgementRecorded(
+        tenant=tenant, chain=chain, finding_id=body.finding_id, witness=witness.name
     )

@@ -1,0 +1,321 @@
+"""Completeness of producers, folded by the verifier from the entries it replays, served per
+chain and signed in its attestations."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import secrets
+import zipfile
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+from decision_log.signing import LogSigner
+from ledger.bundle import BUNDLE_JSON, verify_bundle
+from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE
+from ledger.dsse import verify_envelope
+from ledger.keys import VerifyingKey
+from ledger.note import CosignatureSigner, NoteVerifier
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from verifier.log_client import ChainName
+from verifier.service import ChainVerifier
+from verifier.state import AppState
+
+from tests.service.conftest import TenantKeys, make_tenant
+from tests.service.helpers import decision_event, headers
+from tests.verifier.bundles import export, unzip
+from tests.verifier.conftest import VERIFIER_NAME, append_and_checkpoint
+
+
+def producer() -> str:
+    return f"scorer/{secrets.token_hex(8)}"
+
+
+def numbered(source: str, sequence: int, **more: Any) -> dict[str, Any]:
+    return decision_event(source=source, sequence=f"{sequence:020d}", **more)
+
+
+def closing(source: str, sequence: int, **more: Any) -> dict[str, Any]:
+    last = f"{sequence:020d}"
+    event = numbered(source, sequence, type=CLOSED_EVENT_TYPE, data={"last_sequence": last})
+    del event["subject"]
+    return {**event, **more}
+
+
+async def verified(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    keys: TenantKeys,
+    events: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Append, let the verifier check the new entries, and read its completeness figures."""
+    await append_and_checkpoint(client, keys, events)
+    response = await verifier_client.post(
+        f"/v1/chains/{keys.chain}/verify", headers=headers(keys.auditor)
+    )
+    assert response.status_code == 200, response.text
+    answer = await verifier_client.get(
+        f"/v1/chains/{keys.chain}/completeness", headers=headers(keys.auditor)
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def by_source(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["source"]: item for item in figures["sources"]}
+
+
+async def test_gaps_are_found_filled_late_and_signed(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    verifier: ChainVerifier,
+    verifier_state: AppState,
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    gapped, untracked, doubled = producer(), producer(), producer()
+    figures = await verified(
+        client,
+        verifier_client,
+        keys,
+        [
+            numbered(gapped, 1),
+            numbered(gapped, 2),
+            numbered(gapped, 5),
+            decision_event(source=untracked),
+            decision_event(source=untracked, sequence="twelve"),
+            numbered(doubled, 1, id="first"),
+            numbered(doubled, 1, id="second"),
+        ],
+    )
+    assert figures["covers"] == {"start": 0, "end": 7}
+    sources = by_source(figures)
+    assert sources[gapped]["highest_sequence"] == "5"
+    assert [(g["from"], g["to"]) for g in sources[gapped]["missing"]] == [("3", "4")]
+    assert (sources[gapped]["status"], sources[gapped]["count"]) == ("ok", 3)
+    assert (sources[untracked]["status"], sources[untracked]["tracked"]) == ("not-tracked", False)
+    assert sources[doubled]["status"] == "findings"
+    assert sources[doubled]["findings"][0]["kind"] == "duplicate-sequence"
+    assert sources[doubled]["findings"][0]["ids"] == ["first", "second"]
+    assert figures["summary"]["with_gaps"] == 1 and figures["summary"]["open_gaps"] == 1
+    await verifier_state.worker.run_once(attest=False)
+    gauge = REGISTRY.get_sample_value("audit_trail_verifier_completeness_gaps_open")
+    assert gauge is not None and gauge >= 1
+
+    # The latest attestation signs the same figures in its predicate.
+    latest = await verifier_client.get(
+        f"/v1/chains/{keys.chain}/attestations/latest", headers=headers(keys.auditor)
+    )
+    envelope = latest.json()["envelope"]
+    public = (await verifier_client.get("/v1/keys")).json()
+    key = VerifyingKey.from_bytes(bytes.fromhex(public["public_key"]))
+    verify_envelope(envelope, {public["dsse_keyid"]: key})
+    predicate = orjson.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    signed = predicate["completeness"]
+    assert signed["covers"] == {"start": 0, "end": 7}
+    assert by_source(signed)[gapped]["missing"] == sources[gapped]["missing"]
+    assert figures["attestation"]["size"] == 7
+
+    # A gap left open longer than the allowed age is flagged.
+    name = ChainName(keys.tenant, keys.chain)
+    state = await verifier.state(name)
+    async with verifier._engine.connect() as connection:
+        later = await verifier.completeness(
+            connection, state, now=verifier.now() + timedelta(seconds=601)
+        )
+    overdue = by_source(later)[gapped]
+    assert (overdue["status"], overdue["overdue_gaps"]) == ("gaps", 1)
+    assert later["summary"]["with_overdue_gaps"] == 1
+
+    # Late events fill the gap; a retry of the same event claims nothing twice.
+    figures = await verified(
+        client, verifier_client, keys, [numbered(gapped, 4), numbered(gapped, 3)]
+    )
+    sources = by_source(figures)
+    assert sources[gapped]["missing"] == [] and sources[gapped]["count"] == 5
+    assert sources[gapped]["finding_count"] == 0
+    assert figures["covers"] == {"start": 0, "end": 9}
+    assert figures["summary"]["open_gaps"] == 0
+
+
+async def test_a_fold_the_verifier_cannot_vouch_for_starts_over_where_it_stands(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    verifier: ChainVerifier,
+) -> None:
+    """A chain verified before completeness was kept (or whose epoch started over) has no fold
+    for the entries already verified: the figures count from the size verified then."""
+    keys = await make_tenant(database_url, signer)
+    source = producer()
+    await verified(client, verifier_client, keys, [numbered(source, 1), numbered(source, 2)])
+    async with verifier._engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE verifier.chains SET completeness_epoch = NULL WHERE tenant = :t"),
+            {"t": keys.tenant},
+        )
+    figures = await verified(client, verifier_client, keys, [numbered(source, 4)])
+    assert figures["covers"] == {"start": 2, "end": 3}
+    only = by_source(figures)[source]
+    assert only["count"] == 1 and only["highest_sequence"] == "4"
+    assert (only["counted_from"], only["missing"]) == ("4", [])
+    # A late number from before the fold started says nothing; one after it fills or repeats.
+    figures = await verified(
+        client, verifier_client, keys, [numbered(source, 3), numbered(source, 6)]
+    )
+    only = by_source(figures)[source]
+    assert (only["counted_from"], only["finding_count"]) == ("4", 0)
+    assert [(g["from"], g["to"]) for g in only["missing"]] == [("5", "5")]
+
+
+async def test_a_closed_source_is_complete_and_a_quiet_one_is_silent(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    quiet, closed, undeclared = producer(), producer(), producer()
+    heartbeat = numbered(quiet, 2, type=HEARTBEAT_EVENT_TYPE, data={}, heartbeatinterval="1")
+    del heartbeat["subject"]
+    events = [
+        numbered(quiet, 1, heartbeatinterval="1"),
+        heartbeat,
+        numbered(closed, 1, heartbeatinterval="1"),
+        closing(closed, 2, heartbeatinterval="1"),
+        decision_event(source=undeclared),
+    ]
+    figures = await verified(client, verifier_client, keys, events)
+    sources = by_source(figures)
+    assert sources[quiet]["heartbeat_interval"] == 1
+    assert sources[closed]["complete"] and sources[closed]["status"] == "complete"
+    # Twice the declared interval, then some: the quiet source is silent, the closed one and
+    # the one that declared nothing never are.
+    await asyncio.sleep(2.5)
+    response = await verifier_client.get(
+        f"/v1/chains/{keys.chain}/completeness", headers=headers(keys.auditor)
+    )
+    sources = by_source(response.json())
+    assert (sources[quiet]["status"], sources[quiet]["silent"]) == ("silent", True)
+    assert sources[quiet]["silent_for_seconds"] > 2
+    assert (sources[closed]["status"], sources[closed]["silent"]) == ("complete", False)
+    assert (sources[undeclared]["status"], sources[undeclared]["silent"]) == (
+        "not-tracked",
+        False,
+    )
+    one = await verifier_client.get(
+        f"/v1/chains/{keys.chain}/completeness",
+        params={"source": closed},
+        headers=headers(keys.auditor),
+    )
+    assert [item["source"] for item in one.json()["sources"]] == [closed]
+
+
+async def test_another_tenant_cannot_see_the_figures(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer, chain="producers")
+    other = await make_tenant(database_url, signer)
+    await verified(client, verifier_client, keys, [numbered(producer(), 1)])
+    response = await verifier_client.get(
+        f"/v1/chains/{keys.chain}/completeness", headers=headers(other.auditor)
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    response = await verifier_client.get(f"/v1/chains/{keys.chain}/completeness")
+    assert response.status_code == 401
+
+
+async def test_the_log_repeats_the_verifiers_figures_as_the_verifiers(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer, chain="audited")
+    gapped, untracked = producer(), producer()
+    events = [numbered(gapped, 1), numbered(gapped, 4), decision_event(source=untracked)]
+    figures = await verified(client, verifier_client, keys, events)
+    response = await exporter.get(f"/v1/chains/{keys.chain}/sources", headers=headers(keys.auditor))
+    assert response.status_code == 200, response.text
+    repeated = response.json()
+    assert repeated["figures_by"] == "verifier"
+    said = repeated["verifier"]
+    assert (said["available"], said["name"]) == (True, VERIFIER_NAME)
+    assert said["verified_size"] == 3 and said["covers"] == {"start": 0, "end": 3}
+    assert said["attestation"]["size"] == 3
+    assert repeated["sources"] == figures["sources"]
+    assert repeated["summary"] == figures["summary"]
+    gaps = by_source(repeated)[gapped]["missing"]
+    assert [(g["from"], g["to"]) for g in gaps] == [("2", "3")]
+
+    one = await exporter.get(
+        f"/v1/chains/{keys.chain}/sources",
+        params={"source": untracked},
+        headers=headers(keys.auditor),
+    )
+    assert [s["source"] for s in one.json()["sources"]] == [untracked]
+
+    # Another tenant, a producer key, no key: refused as every chain read is.
+    other = await make_tenant(database_url, signer)
+    for key, status in ((other.auditor, 404), (keys.producer, 403)):
+        refused = await exporter.get(f"/v1/chains/{keys.chain}/sources", headers=headers(key))
+        assert refused.status_code == status
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await exporter.get(f"/v1/chains/{keys.chain}/sources")).status_code == 401
+    bad = await exporter.get(
+        f"/v1/chains/{keys.chain}/sources", params={"source": ""}, headers=headers(keys.auditor)
+    )
+    assert bad.status_code == 400
+
+    # A log with no verifier says so, with no figures, and answers 200.
+    alone = await client.get(f"/v1/chains/{keys.chain}/sources", headers=headers(keys.auditor))
+    assert alone.status_code == 200
+    assert alone.json()["verifier"]["available"] is False
+    assert "no verifier is configured" in alone.json()["verifier"]["reason"]
+    assert alone.json()["sources"] == []
+
+
+async def test_an_export_says_whether_any_producer_had_gaps(
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    keys = await make_tenant(database_url, signer)
+    steady, lossy = producer(), producer()
+    events = [numbered(steady, n) for n in (1, 2, 3)] + [numbered(lossy, n) for n in (1, 5, 6, 9)]
+    await append_and_checkpoint(exporter, keys, events)
+    _, bundle = await export(exporter, keys, {"kind": "range"})
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        verify_bundle(archive, log_key=log_vkey, verifier_key=cosigner.verifier)
+    files = unzip(bundle)
+    producers = orjson.loads(files[BUNDLE_JSON])["producers"]
+    assert (producers["figures_by"], producers["verifier"]) == ("verifier", VERIFIER_NAME)
+    assert producers["available"] and producers["any_gaps"] is True
+    assert producers["covers"] == {"start": 0, "end": 7}
+    assert [g["source"] for g in producers["sources_with_gaps"]] == [lossy]
+    assert producers["sources_with_gaps"][0]["missing_count"] == "5"
+    report = files["report.html"].decode()
+    assert "Producers had gaps" in report and f"{lossy} is missing 5 sequence numbers" in report
+    assert f"{lossy}: 5 missing" in files["README.txt"].decode()
+
+    whole = await make_tenant(database_url, signer)
+    await append_and_checkpoint(exporter, whole, [numbered(steady, n) for n in (1, 2)])
+    _, bundle = await export(exporter, whole, {"kind": "range"})
+    files = unzip(bundle)
+    assert orjson.loads(files[BUNDLE_JSON])["producers"]["any_gaps"] is False
+    assert "no producer had gaps" in files["report.html"].decode()
+    assert "Producers had gaps" not in files["README.txt"].decode()
