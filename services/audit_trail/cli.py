@@ -646,19 +646,27 @@ def projections_follow(
     poll_seconds: Annotated[
         float, typer.Option(help="How often to look for new entries in every chain")
     ] = 0.2,
+    host: Annotated[str, typer.Option(help="Address of /livez and /metrics")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(help="Serve /livez and /metrics (AUDIT_TRAIL_METRICS_TOKEN) on this port"),
+    ] = None,
 ) -> None:
     """Keep the decision read model up to date, as a process of its own.
 
     Run it beside decision_log workers started with AUDIT_TRAIL_RUN_PROJECTOR=false: the
     projection's work then leaves the workers' cores to the requests. Any number may run.
+    With --port, its series (how far the read model trails the log, failing chains) are
+    served for Prometheus, since the workers no longer measure them.
     """
     from decision_log import heap
     from decision_log.db import create_engine
     from decision_log.decisions.projector import Projector
+    from http_edge.metrics_server import serving_metrics
 
     from audit_trail import admin
 
-    async def action(url: str) -> None:
+    async def follow(url: str) -> None:
         engine = create_engine(url, role=admin.db_role(), pool_size=2)
         projector = Projector(engine=engine, poll_seconds=poll_seconds)
         stopped = asyncio.Event()
@@ -672,6 +680,13 @@ def projections_follow(
         finally:
             await projector.stop()
             await engine.dispose()
+
+    async def action(url: str) -> None:
+        if port is None:
+            await follow(url)
+            return
+        async with serving_metrics(host=host, port=port, http=guarded_http_protocol()):
+            await follow(url)
 
     with database(data_dir) as url:
         typer.echo("projecting decisions; stop with Ctrl-C")
@@ -718,6 +733,27 @@ def verifier(
         log_level=log_level(),
         log_config=logging_config(log_level()),
     )
+
+
+@verifier_app.command("key")
+def verifier_key(
+    key_file: Annotated[
+        Path,
+        typer.Option(
+            envvar="AUDIT_TRAIL_VERIFIER_KEY_FILE", help="PEM file of the verifier's Ed25519 key"
+        ),
+    ],
+    name: Annotated[
+        str, typer.Option(envvar="AUDIT_TRAIL_VERIFIER_NAME", help="Key name of its cosignatures")
+    ] = "verifier.localhost/witness",
+) -> None:
+    """Print the verifier's cosignature verifier key, creating its key file (mode 0600) if
+    there is none: register it with the log by `audit-trail witnesses add`."""
+    from ledger.note import CosignatureSigner
+
+    from audit_trail import admin
+
+    typer.echo(CosignatureSigner(name=name, key=admin.ensure_key(key_file)).verifier_key)
 
 
 @verifier_app.command("acknowledge")
@@ -829,6 +865,24 @@ def run_verifier(coroutine: Any) -> Any:
 
 privacy_app = typer.Typer(no_args_is_help=True, help="Personal-data keys.")
 app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("create-keys")
+def privacy_create_keys(
+    kek_file: Annotated[
+        Path, typer.Option(envvar="AUDIT_TRAIL_KEK_FILE", help="File of the key-encryption keys")
+    ],
+    pseudonym_key_file: Annotated[
+        Path,
+        typer.Option(envvar="AUDIT_TRAIL_PSEUDONYM_KEY_FILE", help="File of the pseudonym key"),
+    ],
+) -> None:
+    """Create the first key-encryption key and the pseudonym key, each in a 0600 file, for a
+    decision_log run without a data folder; a file that exists is never overwritten."""
+    from decision_log.privacy import keyring
+
+    keyring.create_files(kek_file=kek_file, pseudonym_key_file=pseudonym_key_file)
+    typer.echo(f"key-encryption keys: {kek_file}\npseudonym key: {pseudonym_key_file}")
 
 
 @privacy_app.command("rotate-kek")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -52,6 +53,32 @@ async def decisions(url: str) -> int:
         await connection.close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def assert_serves_its_metrics(url: str, token: str) -> None:
+    """What the decision-log workers no longer measure, the process serves: how far the read
+    model trails the log, to the bearer of the metrics token only."""
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        assert (await client.get("/livez")).json() == {"status": "ok"}
+        refused = await client.get("/metrics", headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert scraped.status_code == 200
+            if "audit_trail_projector_behind_entries 0.0" in scraped.text:
+                break
+            assert asyncio.get_running_loop().time() < deadline, scraped.text
+            await asyncio.sleep(0.2)
+        assert "audit_trail_projector_failing_chains 0.0" in scraped.text
+
+
 async def test_a_projector_process_keeps_the_read_model(
     own_database: str, settings: Settings, signer: LogSigner
 ) -> None:
@@ -67,9 +94,15 @@ async def test_a_projector_process_keeps_the_read_model(
             assert response.status_code == 201, response.text
         await asyncio.sleep(1.0)
         assert await decisions(own_database) == 0  # the workers do not project
+        port = free_port()
+        token = secrets.token_urlsafe(16)
         process = subprocess.Popen(
-            [sys.executable, "-m", "audit_trail", "projections", "follow"],
-            env={**os.environ, "AUDIT_TRAIL_DATABASE_URL": own_database},
+            [sys.executable, "-m", "audit_trail", "projections", "follow", "--port", str(port)],
+            env={
+                **os.environ,
+                "AUDIT_TRAIL_DATABASE_URL": own_database,
+                "AUDIT_TRAIL_METRICS_TOKEN": token,
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -79,6 +112,7 @@ async def test_a_projector_process_keeps_the_read_model(
                 assert asyncio.get_running_loop().time() < deadline, "not projected in 30 s"
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
                 await asyncio.sleep(0.1)
+            await assert_serves_its_metrics(f"http://127.0.0.1:{port}", token)
         finally:
             process.send_signal(signal.SIGINT)
             output = process.communicate(timeout=30)[0]

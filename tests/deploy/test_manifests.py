@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings
 from verifier.endpoints import public as verifier_public
 from verifier.settings import Settings as VerifierSettings
 
-from tests.deploy.conftest import DEPLOY, PROJECT_ROOT, named, pod_spec, workloads
+from tests.deploy.conftest import DEPLOY, PROJECT_ROOT, named, pod_spec, render, workloads
 
 # The oldest Kubernetes the manifests are written for (preStop `sleep` needs 1.30 or later),
 # among the versions kubernetes-validate ships schemas for.
@@ -34,7 +34,7 @@ CUSTOM_RESOURCE_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
     ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice-serving-v1beta1.json",
 }
-IMAGE = "ghcr.io/example/audit-trail:0.1.0"
+IMAGE = "audit-trail:0.1.0"
 
 
 # -- validity ---------------------------------------------------------------------------------
@@ -122,6 +122,33 @@ def test_the_kserve_example_is_refused_with_an_unknown_logger_field() -> None:
     assert list(custom_resource_validator(example).iter_errors(example))
 
 
+def test_the_example_overlay_is_valid_and_sets_what_is_particular() -> None:
+    documents = render(DEPLOY / "overlays" / "example")
+    for document in documents:
+        if is_custom(document):
+            assert not list(custom_resource_validator(document).iter_errors(document))
+            assert document["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        else:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    images = {c["image"] for _, c in project_containers(documents)}
+    assert images == {"registry.example.org/audit-trail:0.1.0"}
+    egress = named(documents, "NetworkPolicy", "log-database-egress")["spec"]["egress"]
+    assert egress[0]["to"] == [{"ipBlock": {"cidr": "10.20.30.40/32"}}]
+    for name, variable, value in (
+        ("decision-log", "AUDIT_TRAIL_LOG_ORIGIN", "audit.example.org/log"),
+        ("verifier", "AUDIT_TRAIL_VERIFIER_NAME", "verifier.example.org/witness"),
+    ):
+        container = pod_spec(named(documents, "Deployment", name))["containers"][0]
+        env = [v for v in container["env"] if v["name"] == variable]
+        assert env == [{"name": variable, "value": value}]
+        # The patch replaced one variable and kept the rest.
+        assert len(container["env"]) == len(
+            pod_spec(named(render(DEPLOY / "kubernetes"), "Deployment", name))["containers"][0][
+                "env"
+            ]
+        )
+
+
 # -- what the code reads -------------------------------------------------------------------
 
 
@@ -180,7 +207,7 @@ def project_containers(manifests: list[dict[str, Any]]) -> list[tuple[str, dict[
         (workload["metadata"]["name"], container)
         for workload in workloads(manifests)
         for container in pod_spec(workload)["containers"]
-        if container["image"].startswith("ghcr.io/example/audit-trail")
+        if container["image"].rsplit(":", 1)[0].endswith("audit-trail")
     ]
 
 
@@ -212,7 +239,13 @@ def test_the_decision_log_leaves_projection_to_the_projector(
     env = {variable["name"]: variable.get("value") for variable in log["env"]}
     assert env["AUDIT_TRAIL_RUN_PROJECTOR"] == "false"
     projector = pod_spec(named(manifests, "Deployment", "decision-projector"))["containers"][0]
-    assert projector["args"] == ["audit-trail", "projections", "follow"]
+    assert projector["args"][:3] == ["audit-trail", "projections", "follow"]
+    # The projector's series are measured where it runs, so that is where they are scraped.
+    port = projector["args"][projector["args"].index("--port") + 1]
+    service = named(manifests, "Service", "decision-projector")
+    assert service["metadata"]["labels"]["audit-trail/metrics"] == "scraped"
+    assert str(service["spec"]["ports"][0]["port"]) == port
+    assert probe_path(projector, "livenessProbe") == "/livez"
 
 
 def test_worker_metrics_are_added_up_from_an_emptydir(manifests: list[dict[str, Any]]) -> None:
@@ -232,8 +265,8 @@ def probe_path(container: dict[str, Any], probe: str) -> str:
 
 def test_probes_point_at_livez_and_readyz(manifests: list[dict[str, Any]]) -> None:
     routes = {
-        "decision-log": {route.path for route in decision_log_health.routes},  # type: ignore[attr-defined]
-        "verifier": {route.path for route in verifier_public.routes},  # type: ignore[attr-defined]
+        "decision-log": {route.path for route in decision_log_health.routes},
+        "verifier": {route.path for route in verifier_public.routes},
     }
     for name, paths in routes.items():
         deployment = named(manifests, "Deployment", name)
@@ -253,13 +286,35 @@ def test_memory_fits_two_workers_under_overload(manifests: list[dict[str, Any]])
     ]
 
     def mebibytes(quantity: str) -> int:
-        number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+        number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()
         return int(number) * (1024 if unit == "Gi" else 1)
 
-    # supervisor ~107 MiB + resource tracker ~12 MiB + 2 workers at up to 135 MiB each.
-    worst = 107 + 12 + 2 * 135
-    assert mebibytes(resources["requests"]["memory"]) >= worst
-    assert mebibytes(resources["limits"]["memory"]) >= worst + 64
+    # supervisor ~107 MiB + resource tracker ~12 MiB + 2 workers at up to 135 MiB each under
+    # overload, up to ~158 MiB each at the peak of 1,000-event batches.
+    assert mebibytes(resources["requests"]["memory"]) >= 107 + 12 + 2 * 135
+    assert mebibytes(resources["limits"]["memory"]) >= 107 + 12 + 2 * 158 + 64
+
+
+def test_every_pod_meets_the_restricted_pod_security_standard(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """The namespace enforces `restricted`: a pod that does not meet it is never created.
+    (kubernetes.io/docs/concepts/security/pod-security-standards, Restricted)"""
+    namespace = named(manifests, "Namespace", "audit-trail")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for workload in workloads(manifests):
+        spec = pod_spec(workload)
+        pod_context = spec.get("securityContext", {})
+        assert not any("hostPath" in volume for volume in spec.get("volumes", []))
+        for container in spec["containers"]:
+            context = {**pod_context, **container.get("securityContext", {})}
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            assert context.get("runAsNonRoot") is True, where
+            assert context.get("runAsUser", 1) != 0, where
+            assert context.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("capabilities") == {"drop": ["ALL"]}, where
+            assert not context.get("privileged"), where
 
 
 # -- the verifier apart ----------------------------------------------------------------------
@@ -346,6 +401,13 @@ def test_the_dockerfile_builds_that_image() -> None:
     assert "AUDIT_TRAIL_MIGRATIONS_DIR=/app/migrations" in dockerfile
     assert "AUDIT_TRAIL_VERIFIER_MIGRATIONS_DIR=/app/migrations/verifier" in dockerfile
     assert (PROJECT_ROOT / "migrations" / "verifier" / "env.py").exists()
+    # The build context is what the image is built from, and nothing else (no keys, no .venv).
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "*" in ignored
+    copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, flags=re.MULTILINE))
+    sources = {source for line in copied for source in line.split()}
+    assert sources == {"pyproject.toml", "README.md", "services", "migrations"}
+    assert {f"!{source}" if "." in source else f"!{source}/" for source in sources} <= set(ignored)
 
 
 # -- network policies -------------------------------------------------------------------------
@@ -433,6 +495,10 @@ def test_network_policies_let_only_what_must_talk_talk(manifests: list[dict[str,
     assert connects(policies, PROMETHEUS, verifier, 8001)
     assert not connects(policies, STRANGER, verifier, 8001)
     assert not connects(policies, projector, verifier, 8001)
+    # The projector answers Prometheus alone.
+    assert connects(policies, PROMETHEUS, projector, 9100)
+    assert not connects(policies, STRANGER, projector, 9100)
+    assert not connects(policies, log, projector, 9100)
     # The verifier reaches its own store and the log's API, never the log's database.
     assert connects(policies, verifier, store, 5432)
     assert connects(policies, verifier, log, 8000)
