@@ -125,6 +125,7 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
         self._flush_target = 0
         self._closing = False
         self._inflight: list[QueuedEvent] = []
+        self._segment_in_flight = False
         self._spilled: dict[str, Future[Receipt]] = {}
         self._worker: threading.Thread | None = None
         self._abandon = threading.Event()
@@ -234,13 +235,14 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
     # Waiting for delivery.
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event queued so far is delivered or refused; False on timeout."""
+        """Wait until every event queued so far, and every event a previous run left in the
+        journal, is delivered or refused; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             target = self._accepted
             self._flush_target = max(self._flush_target, target)
             self._changed.notify_all()
-            while self._settled < target:
+            while self._settled < target or self._replay or self._segment_in_flight:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -291,7 +293,9 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
     def _salvage(self) -> None:
         """Keep what the deadline left undelivered in the journal, or name it as lost."""
         with self._lock:
-            left = [event for event in self._inflight if event.accounted] + list(self._queue)
+            # A segment being sent is still on disk: only what came from memory is kept.
+            inflight = [] if self._segment_in_flight else self._inflight
+            left = inflight + list(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
         if not left:
@@ -337,6 +341,7 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
                     return
                 batch, segment = work
                 self._inflight = batch
+                self._segment_in_flight = segment is not None
             try:
                 self._sender.deliver(batch, delivered=self._delivered, refused=self._refused)
             except DeliveryAbandoned:
@@ -353,12 +358,13 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
                             problem={},
                         ),
                     )
-            with self._lock:
-                self._inflight = []
-                self.stats.retries = self._sender.retries
-                self._changed.notify_all()
             if segment is not None and self._journal is not None:
                 self._journal.remove(segment)
+            with self._lock:
+                self._inflight = []
+                self._segment_in_flight = False
+                self.stats.retries = self._sender.retries
+                self._changed.notify_all()
 
     def _next_work(self) -> tuple[list[QueuedEvent], Path | None] | None:
         """The next batch to send, waiting for one; None when the worker is to stop."""
@@ -371,7 +377,11 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
                 return self._take_batch(), None
             segment = self._next_segment()
             if segment is not None:
-                return self._read_segment(segment), segment
+                try:
+                    return self._read_segment(segment), segment
+                except Exception as error:  # left on disk for an operator, never deleted
+                    log.error("journal segment %s cannot be read: %r", segment, error)
+                    continue
             if self._closing and not self._queue:
                 return None
             interval = self.config.heartbeat_interval
