@@ -1,11 +1,12 @@
 """A small real HTTP server in front of a live decision_log, that answers some requests itself
-(503 + Retry-After, a refusal that names no event) and relays the others unchanged."""
+(503 + Retry-After, a refusal that names no event) and relays the others, changing the log's
+answer only when a test tampers with it."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +20,8 @@ class Relay:
         self.retry_after = "1"
         self.refuse_marker: bytes | None = None  # batches holding it get a 400 with no pointer
         self.arrivals: list[tuple[float, int]] = []  # (monotonic time, status answered)
+        self.rewrite_answer: Callable[[bytes], bytes] | None = None  # tampers with the log's
+        self.lost_answers = 0  # how many of the next requests are relayed but answered 502
         self.lock = threading.Lock()
 
     def answer(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -50,6 +53,12 @@ def relay_to(target: str) -> Iterator[tuple[Relay, str]]:
                     },
                 )
                 status, content = forwarded.status_code, forwarded.content
+                if relay.rewrite_answer is not None:
+                    content = relay.rewrite_answer(content)
+                with relay.lock:
+                    if relay.lost_answers:
+                        relay.lost_answers -= 1
+                        status, content = 502, b'{"status": 502}'
                 headers = {"Content-Type": forwarded.headers["Content-Type"]}
             with relay.lock:
                 relay.arrivals.append((time.monotonic(), status))

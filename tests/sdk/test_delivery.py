@@ -121,3 +121,17 @@ async def test_overload_with_retry_after_is_waited_out(
     # Retry-After (1 s) wins over the configured backoff (at most 0.1 s).
     assert times[1] - times[0] >= 0.95 and times[2] - times[1] >= 0.95
     assert receipt.event_id in {event["id"] for event in await chain_events(client, tenant)}
+
+
+async def test_a_lost_answer_is_retried_and_the_replay_counts_as_delivered(
+    client: httpx.AsyncClient, tenant: TenantKeys, live_url: str
+) -> None:
+    with relay_to(live_url) as (relay, url):
+        relay.lost_answers = 1  # appended, but the answer never reaches the producer
+        log = AuditLog(**sdk_settings(url, tenant, heartbeat_interval=0))
+        receipt = await asyncio.to_thread(decide(log, 1).result, 30)
+        await asyncio.to_thread(log.close, 30)
+    assert [status for _, status in relay.arrivals][:2] == [502, 200]
+    assert receipt.replayed and log.stats.delivered == 2 and log.stats.replayed == 1
+    stored = [event["id"] for event in await chain_events(client, tenant)]
+    assert stored.count(receipt.event_id) == 1
