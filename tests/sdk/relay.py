@@ -1,5 +1,5 @@
 """A small real HTTP server in front of a live decision_log, that answers some requests itself
-(503 + Retry-After, a refusal that names no event) and relays the others, changing the log's
+(503 + Retry-After, 500, a refusal that names no event) and relays the others, changing the log's
 answer only when a test tampers with it."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import httpx
 class Relay:
     def __init__(self, target: str) -> None:
         self.target = target
-        self.overloaded_answers = 0  # how many of the next requests get 503 + Retry-After
-        self.retry_after = "1"
+        # Answers the relay gives itself to the next requests, as (status, headers).
+        self.canned: list[tuple[int, dict[str, str]]] = []
         self.refuse_marker: bytes | None = None  # batches holding it get a 400 with no pointer
         self.arrivals: list[tuple[float, int]] = []  # (monotonic time, status answered)
         self.rewrite_answer: Callable[[bytes], bytes] | None = None  # tampers with the log's
@@ -26,9 +26,9 @@ class Relay:
 
     def answer(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
-            if self.overloaded_answers:
-                self.overloaded_answers -= 1
-                return 503, {"Retry-After": self.retry_after}, b'{"status": 503}'
+            if self.canned:
+                status, headers = self.canned.pop(0)
+                return status, headers, b'{"status": %d}' % status
         if self.refuse_marker is not None and self.refuse_marker in body:
             return 400, {}, b'{"status": 400, "title": "Bad request", "detail": "no pointer"}'
         return 0, {}, body

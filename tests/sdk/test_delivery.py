@@ -111,7 +111,7 @@ async def test_overload_with_retry_after_is_waited_out(
     client: httpx.AsyncClient, tenant: TenantKeys, live_url: str
 ) -> None:
     with relay_to(live_url) as (relay, url):
-        relay.overloaded_answers, relay.retry_after = 2, "1"
+        relay.canned = [(503, {"Retry-After": "1"})] * 2
         log = AuditLog(**sdk_settings(url, tenant, max_retry_delay=0.1, heartbeat_interval=0))
         delivery = decide(log, 1)
         receipt = await asyncio.to_thread(delivery.result, 30)
@@ -135,3 +135,23 @@ async def test_a_lost_answer_is_retried_and_the_replay_counts_as_delivered(
     assert receipt.replayed and log.stats.delivered == 2 and log.stats.replayed == 1
     stored = [event["id"] for event in await chain_events(client, tenant)]
     assert stored.count(receipt.event_id) == 1
+
+
+@pytest.mark.parametrize("internal_errors", [2, 3])
+async def test_a_500_is_retried_at_most_twice(
+    tenant: TenantKeys, live_url: str, internal_errors: int
+) -> None:
+    with relay_to(live_url) as (relay, url):
+        relay.canned = [(500, {})] * internal_errors
+        log = AuditLog(**sdk_settings(url, tenant, max_retry_delay=0.05, heartbeat_interval=0))
+        delivery = decide(log, 1)
+        assert await asyncio.to_thread(log.flush, 30)
+        await asyncio.to_thread(log.close, 30)
+    statuses = [status for _, status in relay.arrivals]
+    if internal_errors == 2:
+        assert statuses[:3] == [500, 500, 201] and delivery.result().index >= 0
+    else:
+        assert statuses[:3] == [500, 500, 500]
+        with pytest.raises(EventRefused) as refused:
+            delivery.result()
+        assert refused.value.status == 500

@@ -442,24 +442,28 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
             events.append(QueuedEvent(event_id, body, delivery, accounted=delivery is not None))
         return events
 
-    def _delivered(self, event: QueuedEvent, receipt: Receipt) -> None:
+    def _delivered(self, receipts: list[tuple[QueuedEvent, Receipt]]) -> None:
+        """Settle a request's events: futures and callbacks first, so that a flush returning
+        means they have all been told; then the counts, under one lock for the batch."""
+        for event, receipt in receipts:
+            if event.delivery is not None and not event.delivery.done():
+                event.delivery.set_result(receipt)
+            if self._on_receipt is not None:
+                _call_back(self._on_receipt, receipt)
         with self._lock:
-            self.stats.delivered += 1
-            self.stats.replayed += receipt.replayed
-            self._settled += event.accounted
-        if event.delivery is not None and not event.delivery.done():
-            event.delivery.set_result(receipt)
-        if self._on_receipt is not None:
-            _call_back(self._on_receipt, receipt)
+            self.stats.delivered += len(receipts)
+            for event, receipt in receipts:
+                self.stats.replayed += receipt.replayed
+                self._settled += event.accounted
 
     def _refused(self, event: QueuedEvent, refusal: EventRefused) -> None:
-        with self._lock:
-            self.stats.refused += 1
-            self._settled += event.accounted
         log.error("%s", refusal)
         _fail(event.delivery, refusal)
         if self._on_failure is not None:
             _call_back(self._on_failure, event.event_id, refusal)
+        with self._lock:
+            self.stats.refused += 1
+            self._settled += event.accounted
 
     # Fork safety.
 

@@ -45,7 +45,7 @@ class Answer:
     body: dict[str, Any]
 
 
-Delivered = Callable[[QueuedEvent, Receipt], None]
+Delivered = Callable[[list[tuple[QueuedEvent, Receipt]]], None]
 Refused = Callable[[QueuedEvent, EventRefused], None]
 
 
@@ -129,20 +129,24 @@ class Sender:
                     refusal.__cause__ = error
                     refused(event, refusal)
                 return
-        for event, receipt in zip(batch, receipts, strict=True):
-            delivered(
-                event,
-                Receipt(
-                    event_id=event.event_id,
-                    tenant=receipt["tenant"],
-                    chain=receipt["chain"],
-                    index=receipt["index"],
-                    leaf_hash=receipt["leaf_hash"],
-                    received_at=receipt["received_at"],
-                    replayed=receipt["replayed"],
-                    verified=verified,
-                ),
-            )
+        delivered(
+            [
+                (
+                    event,
+                    Receipt(
+                        event_id=event.event_id,
+                        tenant=receipt["tenant"],
+                        chain=receipt["chain"],
+                        index=receipt["index"],
+                        leaf_hash=receipt["leaf_hash"],
+                        received_at=receipt["received_at"],
+                        replayed=receipt["replayed"],
+                        verified=verified,
+                    ),
+                )
+                for event, receipt in zip(batch, receipts, strict=True)
+            ]
+        )
 
     def _post(self, batch: list[QueuedEvent]) -> Answer:
         body = batch_body(batch)
