@@ -44,6 +44,7 @@ from audit_trail_sdk.events import (
     QueuedEvent,
     encode_event,
     format_sequence,
+    sequence_of,
     stamp_sequence,
 )
 from audit_trail_sdk.journal import Journal
@@ -173,6 +174,11 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
         with self._lock:
             if self._closing or self._closed:
                 raise ClientClosed("this client is closed")
+            # While earlier events wait in the journal, later ones follow them there, so the
+            # log receives a source's events in sequence order.
+            if self.config.overflow == "journal" and self._spilled:
+                self._spill(event_id, body, delivery)
+                return delivery
             if self._full(size):
                 if self.config.overflow == "drop":
                     self._sequence += 1  # a dropped event is a gap the log can see
@@ -222,7 +228,9 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
         assert self._journal is not None
         self._sequence += 1
         try:
-            self._journal.append([stamp_sequence(body, self._sequence)])
+            self._journal.append(
+                [stamp_sequence(body, self._sequence)], first_sequence=self._sequence
+            )
         except JournalFull:
             self._sequence -= 1  # nobody else numbered an event meanwhile: we hold the lock
             raise
@@ -302,8 +310,11 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
             return
         if self._journal is not None:
             try:
-                self._journal.append([event.body for event in left])
                 self._journal.seal_current()
+                for run in _consecutive_runs(left):
+                    self._journal.write_segment(
+                        [event.body for event in run], first_sequence=sequence_of(run[0].body)
+                    )
                 self.stats.journaled += len(left)
                 log.warning("%d undelivered events kept in %s", len(left), self._journal.directory)
                 return
@@ -506,6 +517,17 @@ def _receipt_verifier(config: Config) -> ReceiptVerifier | None:
         return ReceiptVerifier(response.json()["keys"][0]["public_key"])
     except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
         raise ConfigurationError(f"the log's key could not be fetched: {error}") from None
+
+
+def _consecutive_runs(events: list[QueuedEvent]) -> list[list[QueuedEvent]]:
+    """Events split where their sequence numbers stop following each other."""
+    runs: list[list[QueuedEvent]] = []
+    for event in events:
+        if runs and sequence_of(runs[-1][-1].body) + 1 == sequence_of(event.body):
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return runs
 
 
 def _event_id(body: bytes) -> str:

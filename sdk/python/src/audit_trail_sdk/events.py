@@ -111,6 +111,12 @@ def stamp_sequence(body: bytes, number: int) -> bytes:
     return b'{"sequence":"' + format_sequence(number).encode() + b'",' + body[1:]
 
 
+def sequence_of(body: bytes) -> int:
+    """The sequence number ``stamp_sequence`` put first in an encoded event."""
+    start = len(b'{"sequence":"')
+    return int(body[start : start + SEQUENCE_DIGITS])
+
+
 def batch_body(events: Sequence[QueuedEvent]) -> bytes:
     return b"[" + b",".join(event.body for event in events) + b"]"
 

@@ -46,32 +46,47 @@ class Journal:
         self._size = sum(path.stat().st_size for path in self._segments_on_disk())
 
     def _segments_on_disk(self) -> list[Path]:
-        suffix = SEALED_SUFFIX if self._cipher else SUFFIX
-        return sorted(self.directory.glob("segment-*" + suffix))
+        # Both kinds, whatever this run's key: a segment written before a key was set is
+        # still sent, and a sealed one read without its key is reported, never skipped.
+        segments = [*self.directory.glob("segment-*" + SUFFIX)]
+        segments += self.directory.glob("segment-*" + SEALED_SUFFIX)
+        return sorted(segments, key=lambda path: path.name)
 
     def left_behind(self) -> list[Path]:
         """Segments a previous process left: the next to send."""
         return self._segments_on_disk()
 
-    def append(self, bodies: list[bytes]) -> None:
+    def append(self, bodies: list[bytes], *, first_sequence: int) -> None:
         """Write encoded events to the current segment; raise ``JournalFull`` when the
         directory would grow past its bound."""
         with self._lock:
             if self._current is None:
-                path = self.directory / self._new_name()
+                path = self.directory / self._new_name(first_sequence)
                 descriptor = os.open(
                     path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600
                 )
                 self._current = (path, descriptor)
-            path, descriptor = self._current
-            lines = b"".join(self._line(path, body) for body in bodies)
-            if self._size + len(lines) > self.max_bytes:
-                raise JournalFull(
-                    f"the journal {self.directory} holds {self._size} bytes of at most "
-                    f"{self.max_bytes}"
-                )
-            os.write(descriptor, lines)
-            self._size += len(lines)
+            self._write(*self._current, bodies)
+
+    def write_segment(self, bodies: list[bytes], *, first_sequence: int) -> None:
+        """Write encoded events to a segment of their own, sealed at once."""
+        with self._lock:
+            path = self.directory / self._new_name(first_sequence)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                self._write(path, descriptor, bodies)
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
+    def _write(self, path: Path, descriptor: int, bodies: list[bytes]) -> None:
+        lines = b"".join(self._line(path, body) for body in bodies)
+        if self._size + len(lines) > self.max_bytes:
+            raise JournalFull(
+                f"the journal {self.directory} holds {self._size} bytes of at most {self.max_bytes}"
+            )
+        os.write(descriptor, lines)
+        self._size += len(lines)
 
     def seal_current(self) -> None:
         """Close the segment being written (flushed to disk), so it can be sent and deleted."""
@@ -93,8 +108,10 @@ class Journal:
         for line in path.read_bytes().splitlines():
             if not line:
                 continue
-            if self._cipher is None:
+            if path.suffix == SUFFIX:
                 bodies.append(line)
+            elif self._cipher is None:
+                raise ConfigurationError(f"{path.name} is sealed: journal_key is needed")
             else:
                 sealed = base64.b64decode(line)
                 bodies.append(self._cipher.decrypt(sealed[:12], sealed[12:], path.name.encode()))
@@ -119,8 +136,12 @@ class Journal:
         sealed = nonce + self._cipher.encrypt(nonce, body, path.name.encode())
         return base64.b64encode(sealed) + b"\n"
 
-    def _new_name(self) -> str:
-        # Sorted by name is oldest first: nanoseconds since the epoch, then what tells apart
-        # two processes writing in the same nanosecond.
+    def _new_name(self, first_sequence: int) -> str:
+        # Sorted by name, a producer's segments replay in sequence order (those its exit kept
+        # hold lower numbers than those it spilled before); then what tells apart two
+        # processes starting a segment in the same nanosecond.
         suffix = SEALED_SUFFIX if self._cipher else SUFFIX
-        return f"segment-{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+        return (
+            f"segment-{first_sequence:020d}-{time.time_ns():020d}-{os.getpid()}-"
+            f"{secrets.token_hex(4)}{suffix}"
+        )
