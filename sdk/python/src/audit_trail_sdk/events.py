@@ -34,11 +34,14 @@ HEARTBEAT_INTERVAL = "heartbeatinterval"
 SEQUENCE_DIGITS = 20
 # What ``stamp_sequence`` puts in front of an encoded event: '{"sequence":"<20 digits>",'.
 SEQUENCE_PREFIX_BYTES = len(b'{"sequence":"",') + SEQUENCE_DIGITS
+# Compact UTF-8 JSON, as the log measures it; made once (json.dumps with options makes an
+# encoder per call). NaN and infinities are not JSON, so they are refused here, not by the log.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def format_sequence(number: int) -> str:
     """The contract's form: exactly 20 decimal digits, zero-padded."""
-    return f"{number:0{SEQUENCE_DIGITS}d}"
+    return str(number).zfill(SEQUENCE_DIGITS)
 
 
 def utc_now() -> str:
@@ -96,7 +99,7 @@ def encode_event(
     if extensions:
         event.update(extensions)
     event["data"] = data
-    body = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    body = _ENCODER.encode(event).encode()
     size = len(body) + SEQUENCE_PREFIX_BYTES
     if size > MAX_EVENT_BYTES:
         raise EventTooLarge(
