@@ -4,7 +4,9 @@ idle and the closing event, as the completeness contract has them."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -104,14 +106,20 @@ async def test_heartbeats_while_idle_then_a_closing_event(
     await asyncio.sleep(2.6)  # idle: two heartbeats
     await log.close(30)
     events = [e for e in await chain_events(client, tenant) if e["source"] == log.source]
-    assert [e["type"] for e in events] == [
+    types = [e["type"] for e in events]
+    heartbeats = len(types) - 2
+    assert heartbeats >= 1
+    assert types == [
         "dev.audit-trail.decision.recorded.v1",
-        PRODUCER_HEARTBEAT,
-        PRODUCER_HEARTBEAT,
+        *[PRODUCER_HEARTBEAT] * heartbeats,
         PRODUCER_CLOSED,
     ]
     assert events[0]["id"] == receipt.event_id
-    assert [e["sequence"] for e in events] == [f"{n:020d}" for n in range(1, 5)]
+    count = len(events)
+    assert [e["sequence"] for e in events] == [f"{n:020d}" for n in range(1, count + 1)]
     assert all(e["heartbeatinterval"] == "1" for e in events)
-    assert events[1]["data"] == {}
-    assert events[-1]["data"] == {"last_sequence": f"{4:020d}"}
+    assert all(e["data"] == {} for e in events[1:-1])
+    # Each heartbeat came after a second without any event.
+    times = [datetime.fromisoformat(e["time"]) for e in events[: heartbeats + 1]]
+    assert all((b - a).total_seconds() >= 1 for a, b in itertools.pairwise(times))
+    assert events[-1]["data"] == {"last_sequence": f"{count:020d}"}
