@@ -401,7 +401,8 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
                     PRODUCER_HEARTBEAT, source=self.source, data={}, extensions=self._extensions
                 )
                 self._queue_locked(event_id, body, None)
-                continue
+                # Sent now, not after flush_interval: the log expects it on time.
+                return self._take_batch(), None
             deadlines = []
             if self._queue:
                 deadlines.append(self._first_queued_at + self.config.flush_interval)
