@@ -20,6 +20,7 @@ class Relay:
         self.canned: list[tuple[int, dict[str, str]]] = []
         self.refuse_marker: bytes | None = None  # batches holding it get a 400 with no pointer
         self.arrivals: list[tuple[float, int]] = []  # (monotonic time, status answered)
+        self.bodies: list[bytes] = []  # every request body, as received
         self.rewrite_answer: Callable[[bytes], bytes] | None = None  # tampers with the log's
         self.lost_answers = 0  # how many of the next requests are relayed but answered 502
         self.lock = threading.Lock()
@@ -42,6 +43,8 @@ def relay_to(target: str) -> Iterator[tuple[Relay, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            with relay.lock:
+                relay.bodies.append(body)
             status, headers, content = relay.answer(body)
             if status == 0:
                 forwarded = http.post(

@@ -4,6 +4,7 @@ per event while the rest is appended, Retry-After honoured."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
@@ -155,3 +156,28 @@ async def test_a_500_is_retried_at_most_twice(
         with pytest.raises(EventRefused) as refused:
             delivery.result()
         assert refused.value.status == 500
+
+
+async def test_batches_are_cut_by_count_and_by_bytes(tenant: TenantKeys, live_url: str) -> None:
+    with relay_to(live_url) as (relay, url):
+        log = AuditLog(
+            **sdk_settings(url, tenant, flush_interval=60, heartbeat_interval=0, batch_max_events=7)
+        )
+        by_count = [decide(log, number) for number in range(20)]
+        # Two full batches go at once; the last six wait for the interval or a flush.
+        await asyncio.to_thread(by_count[13].result, 30)
+        assert not by_count[19].done()
+        assert [len(json.loads(body)) for body in relay.bodies] == [7, 7]
+        assert await asyncio.to_thread(log.flush, 30)
+        await asyncio.to_thread(log.close, 30)
+
+        relay.bodies.clear()
+        log = AuditLog(**sdk_settings(url, tenant, batch_max_bytes=10_000, heartbeat_interval=0))
+        padding = {"note": "x" * 900}
+        for number in range(60):
+            log.decision(decision_id=f"d-{number}", model=MODEL, output="ok", extra=padding)
+        assert await asyncio.to_thread(log.flush, 30)
+        await asyncio.to_thread(log.close, 30)
+    sizes = [len(body) for body in relay.bodies]
+    assert max(sizes) <= 10_000 and sum(len(json.loads(b)) for b in relay.bodies) == 61
+    assert len(sizes) >= 6
