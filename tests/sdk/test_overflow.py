@@ -3,12 +3,13 @@ names every event it drops, and what a close could not deliver is named as lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
 
 import pytest
-from audit_trail_sdk import AuditLog, ClientClosed, EventDropped, QueueFull
+from audit_trail_sdk import AsyncAuditLog, AuditLog, ClientClosed, EventDropped, QueueFull
 
 from tests.sdk.conftest import sdk_settings
 from tests.service.conftest import TenantKeys
@@ -66,3 +67,29 @@ def test_drop_counts_and_names_each_dropped_event(
         event_id = str(exception).split()[1]
         assert any(event_id in warning for warning in warnings)
     log.close(0.2)
+
+
+async def test_the_async_client_blocks_without_blocking_the_loop(
+    tenant: TenantKeys, unreachable_url: str
+) -> None:
+    log = AsyncAuditLog(
+        **sdk_settings(unreachable_url, tenant, max_queue_events=2, block_timeout=0.5)
+    )
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        with pytest.raises(QueueFull):
+            for number in range(20):
+                await log.decision(decision_id=f"d-{number}", model=MODEL, output="approved")
+        # The loop kept running while the full queue was waited on.
+        assert ticks >= 20
+    finally:
+        ticker.cancel()
+    assert not await log.close(0.2)
