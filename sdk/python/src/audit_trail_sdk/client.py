@@ -14,7 +14,6 @@ import os
 import secrets
 import threading
 import time
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,14 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from audit_trail_sdk.config import Config
 from audit_trail_sdk.decision_events import DecisionEvents
 from audit_trail_sdk.delivery import DeliveryAbandoned, Sender
 from audit_trail_sdk.errors import (
     ClientClosed,
-    ConfigurationError,
     EventDropped,
     EventRefused,
     JournalFull,
@@ -48,7 +44,7 @@ from audit_trail_sdk.events import (
     stamp_sequence,
 )
 from audit_trail_sdk.journal import Journal
-from audit_trail_sdk.receipts import Receipt, ReceiptVerifier
+from audit_trail_sdk.receipts import Receipt, receipt_verifier
 
 log = logging.getLogger("audit_trail_sdk")
 
@@ -89,7 +85,7 @@ class AuditLog(DecisionEvents["Future[Receipt]"]):
         self.config = Config.from_env(**settings)
         self._on_receipt = on_receipt
         self._on_failure = on_failure
-        self._verifier = _receipt_verifier(self.config)
+        self._verifier = receipt_verifier(self.config)
         config = self.config
         self._journal = (
             Journal(config.journal_dir, max_bytes=config.journal_max_bytes, key=config.journal_key)
@@ -497,27 +493,6 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def _receipt_verifier(config: Config) -> ReceiptVerifier | None:
-    if config.log_public_key is not None:
-        return ReceiptVerifier(config.log_public_key)
-    if not config.fetch_log_key:
-        return None
-    message = (
-        "the log's receipt key is taken from the log itself: this proves receipts come from "
-        "that log, not that it is the log you trust; configure log_public_key instead"
-    )
-    warnings.warn(message, stacklevel=3)
-    log.warning(message)
-    try:
-        response = httpx.get(
-            f"{config.url.rstrip('/')}/v1/log/keys", timeout=config.request_timeout
-        )
-        response.raise_for_status()
-        return ReceiptVerifier(response.json()["keys"][0]["public_key"])
-    except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
-        raise ConfigurationError(f"the log's key could not be fetched: {error}") from None
 
 
 def _consecutive_runs(events: list[QueuedEvent]) -> list[list[QueuedEvent]]:

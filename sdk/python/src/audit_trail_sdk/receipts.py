@@ -12,11 +12,18 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from audit_trail_sdk.config import Config
 from audit_trail_sdk.errors import ConfigurationError, ReceiptVerificationError
+
+log = logging.getLogger("audit_trail_sdk")
 
 RECEIPTS_PAYLOAD_TYPE = "application/vnd.audit-trail.receipts+json"
 SIGNED_MEMBERS = ("tenant", "chain", "index", "leaf_hash", "received_at")
@@ -93,3 +100,26 @@ class ReceiptVerifier:
         answered = [{name: receipt.get(name) for name in SIGNED_MEMBERS} for receipt in receipts]
         if signed != answered:
             raise ReceiptVerificationError("the signed receipts differ from those answered")
+
+
+def receipt_verifier(config: Config) -> ReceiptVerifier | None:
+    """The verifier the settings ask for: the configured key, the log's own key on explicit
+    request (with a warning), or none."""
+    if config.log_public_key is not None:
+        return ReceiptVerifier(config.log_public_key)
+    if not config.fetch_log_key:
+        return None
+    message = (
+        "the log's receipt key is taken from the log itself: this proves receipts come from "
+        "that log, not that it is the log you trust; configure log_public_key instead"
+    )
+    warnings.warn(message, stacklevel=3)
+    log.warning(message)
+    try:
+        response = httpx.get(
+            f"{config.url.rstrip('/')}/v1/log/keys", timeout=config.request_timeout
+        )
+        response.raise_for_status()
+        return ReceiptVerifier(response.json()["keys"][0]["public_key"])
+    except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
+        raise ConfigurationError(f"the log's key could not be fetched: {error}") from None
