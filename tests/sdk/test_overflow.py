@@ -7,9 +7,17 @@ import asyncio
 import logging
 import socket
 import time
+from pathlib import Path
 
 import pytest
-from audit_trail_sdk import AsyncAuditLog, AuditLog, ClientClosed, EventDropped, QueueFull
+from audit_trail_sdk import (
+    AsyncAuditLog,
+    AuditLog,
+    ClientClosed,
+    EventDropped,
+    JournalFull,
+    QueueFull,
+)
 
 from tests.sdk.conftest import sdk_settings
 from tests.service.conftest import TenantKeys
@@ -93,3 +101,23 @@ async def test_the_async_client_blocks_without_blocking_the_loop(
     finally:
         ticker.cancel()
     assert not await log.close(0.2)
+
+
+def test_the_journal_is_bounded(tenant: TenantKeys, unreachable_url: str, tmp_path: Path) -> None:
+    log = AuditLog(
+        **sdk_settings(
+            unreachable_url,
+            tenant,
+            overflow="journal",
+            journal_dir=tmp_path,
+            journal_max_bytes=5_000,
+            max_queue_events=1,
+            heartbeat_interval=0,
+        )
+    )
+    with pytest.raises(JournalFull):
+        for number in range(100):
+            log.decision(decision_id=f"d-{number}", model=MODEL, output="approved")
+    held = sum(path.stat().st_size for path in tmp_path.glob("segment-*"))
+    assert 0 < held <= 5_000 and log.stats.journaled == number - log.stats.queued
+    log.close(0.2)
