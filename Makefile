@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint openapi fuzz bench bench-verify
+.PHONY: install up test lint openapi fuzz bench bench-verify bench-sdk
 
-$(BIN)/audit-trail: pyproject.toml
+$(BIN)/audit-trail: pyproject.toml sdk/python/pyproject.toml
 	@echo "Installing audit-trail and its dependencies into $(VENV) (about 2 minutes the first time)..."
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e 'sdk/python[receipts]'
 	@touch $@
 
 install: $(BIN)/audit-trail
@@ -45,3 +46,6 @@ bench: install
 
 bench-verify: install
 	$(BIN)/python -m bench.verify
+
+bench-sdk: install
+	$(BIN)/python -m bench.sdk

@@ -15,10 +15,12 @@ from decision_log.app import create_app
 from decision_log.settings import Settings
 
 
-def serve_in_thread(settings: Settings) -> Iterator[str]:
-    """Yield the base URL of a decision_log running in a thread until the generator closes."""
+def serve_in_thread(settings: Settings, *, port: int = 0) -> Iterator[str]:
+    """Yield the base URL of a decision_log running in a thread until the generator closes.
+    ``port`` 0 takes a free one; a given port lets a test restart the service at one URL."""
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
     config = uvicorn.Config(
         create_app(settings),
         http=GuardedHttpToolsProtocol,
