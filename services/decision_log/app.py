@@ -140,7 +140,12 @@ def create_app(
             checkpointer=checkpointer,
             directory=ChainDirectory(engine),
             http=http,
-            verifier=VerifierClient(http=http, base_url=config.verifier_url, signer=signer),
+            verifier=VerifierClient(
+                http=http,
+                base_url=config.verifier_url,
+                signer=signer,
+                plain_http=config.verifier_plain_http,
+            ),
             exports=ExportRunner(engine=engine, signer=signer),
             personal_data=PersonalData(
                 engine=engine,

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         default=None,
         description="A verifier to ask for each chain's status, shown with a decision's evidence",
     )
+    verifier_plain_http: bool = Field(
+        default=False,
+        description="Allow a plain-http verifier URL that is not a loopback address. The log's "
+        "tokens (signed, bound to one chain and one purpose, good for 60 s) then travel in "
+        "clear: only inside a network no one else can read, such as a cluster network under "
+        "NetworkPolicies or a service mesh with mutual TLS",
+    )
     run_projector: bool = Field(
         default=True,
         description="Keep the decision read model up to date from this process; turn it off "

@@ -35,15 +35,18 @@ TOKEN_SECONDS = 60
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-def require_private_transport(base_url: str) -> None:
-    """Refuse a verifier URL that would carry tokens in clear over a network."""
+def require_private_transport(base_url: str, *, plain_http: bool = False) -> None:
+    """Refuse a verifier URL that would carry tokens in clear over a network, unless the operator
+    said the network is private (``plain_http``)."""
     parts = urlsplit(base_url)
     host = (parts.hostname or "").lower()
     loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise ValueError(
-            f"the verifier URL {base_url!r} must use https (plain http only to a loopback address)"
-        )
+    if parts.scheme == "https" or (parts.scheme == "http" and (loopback or plain_http)):
+        return
+    raise ValueError(
+        f"the verifier URL {base_url!r} must use https (plain http only to a loopback address, "
+        "or with AUDIT_TRAIL_VERIFIER_PLAIN_HTTP=true inside a private network)"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,12 @@ class VerifierClient:
         base_url: str | None,
         signer: LogSigner,
         clock: Callable[[], float] = time.time,
+        plain_http: bool = False,
     ) -> None:
         self._http = http
         self._base = None if not base_url else base_url.rstrip("/")
         if self._base is not None:
-            require_private_transport(self._base)
+            require_private_transport(self._base, plain_http=plain_http)
         self._signer = signer
         self._clock = clock
         self._audience: str | None = None
