@@ -1,0 +1,208 @@
+"""The console's pages under /console/, kept out of the OpenAPI document.
+
+Each page is its session plus calls of the services the API calls (``decisions.service`` and
+the others), so a page reads exactly what the API reads and is recorded in the access chain
+exactly as the API's read is. Problems show as pages with the problem's status; a request
+without a live session is sent to sign in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+
+from decision_log.auth import require_role, tenant_caller
+from decision_log.boundary import ChainSlug, DecisionId
+from decision_log.console import csrf, csv_export, sessions
+from decision_log.console.pages import (
+    SECURITY_HEADERS,
+    form_fields,
+    printable,
+    problem_page,
+    render,
+    static_file,
+)
+from decision_log.console.search_form import read_search_form
+from decision_log.console.sessions import SESSION_COOKIE, ConsoleSession
+from decision_log.decisions import service as decisions
+from decision_log.problems import InvalidInput, Problem, Unauthenticated
+from decision_log.state import State
+
+PREFIX = "/console"
+SIGN_IN = f"{PREFIX}/sign-in"
+# The most rows one CSV download holds (pages of the largest size, each an access record).
+MAX_CSV_ROWS = 10_000
+
+
+class SignInRequired(Exception):
+    """No live session: the browser is sent to the sign-in page."""
+
+
+class ConsoleRoute(APIRoute):
+    """Answers a problem with a page showing it, and a missing session with the sign-in page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                return RedirectResponse(SIGN_IN, status_code=303, headers=SECURITY_HEADERS)
+            except RequestValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+                return problem_page(request, InvalidInput(f"{where}: {first.get('msg')}"))
+            except Problem as problem:
+                return problem_page(request, problem)
+
+        return console_handler
+
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+
+
+async def signed_in(request: Request, state: State) -> ConsoleSession:
+    try:
+        return await sessions.current_session(state, request.cookies.get(SESSION_COOKIE))
+    except Unauthenticated:
+        raise SignInRequired from None
+
+
+Session = Annotated[ConsoleSession, Depends(signed_in)]
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+@router.get("/static/{name}")
+async def console_static(name: str) -> Response:
+    return static_file(name)
+
+
+@router.get("/")
+async def home(session: Session) -> Response:
+    return RedirectResponse(f"{PREFIX}/decisions", status_code=303, headers=SECURITY_HEADERS)
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request) -> Response:
+    return _sign_in_page(request)
+
+
+def _sign_in_page(
+    request: Request, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    token = csrf.new_token()
+    response = render(
+        request, "sign_in.html", status_code=status_code, csrf_token=token, error=error
+    )
+    response.set_cookie(
+        csrf.SIGN_IN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path=SIGN_IN,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request, state: State) -> Response:
+    fields = await form_fields(request)
+    csrf.check_token(
+        expected=request.cookies.get(csrf.SIGN_IN_CSRF_COOKIE), given=fields.get(csrf.FIELD)
+    )
+    api_key = printable(fields.get("api_key", ""), name="api_key", max_length=200).strip()
+    try:
+        principal = tenant_caller(await state.authenticator.authenticate(api_key))
+        session_id, _ = await sessions.start_session(state, principal)
+    except Problem as problem:
+        return _sign_in_page(request, error=problem.detail, status_code=problem.status)
+    response = RedirectResponse(f"{PREFIX}/", status_code=303, headers=SECURITY_HEADERS)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    response.delete_cookie(csrf.SIGN_IN_CSRF_COOKIE, path=SIGN_IN)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, state: State, session: Session) -> Response:
+    fields = await form_fields(request)
+    csrf.check_token(expected=session.csrf_token, given=fields.get(csrf.FIELD))
+    await sessions.end_session(state, session)
+    response = RedirectResponse(SIGN_IN, status_code=303, headers=SECURITY_HEADERS)
+    response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
+
+
+@router.get("/decisions")
+async def search_page(request: Request, state: State, session: Session) -> Response:
+    require_role(session.principal, "auditor")
+    form = read_search_form(request.query_params)
+    page = await decisions.search(state, session.principal, form.filters())
+    return render(
+        request,
+        "decisions.html",
+        session=session,
+        form=form,
+        page=page,
+        next_query=None if page.next_cursor is None else form.query(cursor=page.next_cursor),
+        csv_query=form.query(cursor=None, limit=None),
+    )
+
+
+@router.get("/decisions.csv")
+async def search_csv(request: Request, state: State, session: Session) -> Response:
+    """Every decision of the search (up to MAX_CSV_ROWS), read page by page through the API's
+    search, each page recorded as a search is."""
+    require_role(session.principal, "auditor")
+    form = read_search_form(request.query_params)
+    first = await decisions.search(
+        state, session.principal, form.filters(limit=decisions.MAX_PAGE, cursor=None)
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        page, rows = first, 0
+        yield csv_export.header_line()
+        while True:
+            yield csv_export.rows_text(page.decisions)
+            rows += len(page.decisions)
+            if page.next_cursor is None or rows >= MAX_CSV_ROWS:
+                return
+            page = await decisions.search(
+                state,
+                session.principal,
+                form.filters(limit=decisions.MAX_PAGE, cursor=page.next_cursor),
+            )
+
+    headers = SECURITY_HEADERS | {"Content-Disposition": 'attachment; filename="decisions.csv"'}
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/chains/{chain}/decisions/{decision_id:path}")
+async def decision_page(
+    request: Request, state: State, session: Session, chain: ChainSlug, decision_id: DecisionId
+) -> Response:
+    principal = session.principal
+    require_role(principal, "auditor")
+    view = await decisions.view(state, principal, chain=chain, decision_id=decision_id)
+    if state.verifier.configured:
+        view.evidence.verifier = await decisions.latest_attestation(
+            state, tenant=principal.tenant, chain=chain
+        )
+    return render(request, "decision.html", session=session, view=view)
