@@ -172,6 +172,10 @@ async def search_csv(request: Request, state: State, session: Session) -> Respon
     search, each page recorded as a search is."""
     require_role(session.principal, "auditor")
     form = read_search_form(request.query_params)
+    if form.cursor is not None:
+        raise InvalidInput(
+            "the CSV holds the whole result, from its first page", parameter="cursor"
+        )
     first = await decisions.search(
         state, session.principal, form.filters(limit=decisions.MAX_PAGE, cursor=None)
     )
