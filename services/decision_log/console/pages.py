@@ -8,6 +8,7 @@ and the Content-Security-Policy allows no inline script or style at all.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,6 +37,8 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Event data shown as text: escaped like any other text (``tojson`` is for script blocks only).
+templates.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def render(

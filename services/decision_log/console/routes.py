@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 
 from decision_log.auth import require_role, tenant_caller
 from decision_log.boundary import ChainSlug, DecisionId
-from decision_log.console import csrf, csv_export, sessions
+from decision_log.console import csrf, csv_export, decision_evidence, sessions
 from decision_log.console.pages import (
     SECURITY_HEADERS,
     form_fields,
@@ -30,7 +30,7 @@ from decision_log.console.pages import (
 from decision_log.console.search_form import read_search_form
 from decision_log.console.sessions import SESSION_COOKIE, ConsoleSession
 from decision_log.decisions import service as decisions
-from decision_log.problems import InvalidInput, Problem, Unauthenticated
+from decision_log.problems import IntegrityFailure, InvalidInput, Problem, Unauthenticated
 from decision_log.state import State
 
 PREFIX = "/console"
@@ -204,9 +204,35 @@ async def decision_page(
 ) -> Response:
     principal = session.principal
     require_role(principal, "auditor")
-    view = await decisions.view(state, principal, chain=chain, decision_id=decision_id)
+    trust = await decision_evidence.trusted_on_first_use(state)
+    try:
+        view = await decisions.view(state, principal, chain=chain, decision_id=decision_id)
+    except IntegrityFailure as failure:
+        # The server does not vouch for this decision; what the store holds is shown beside
+        # its finding, for the browser to check too.
+        payload = await decision_evidence.refused_payload(
+            state, principal, chain=chain, failure=failure
+        )
+        return render(
+            request,
+            "decision_refused.html",
+            status_code=failure.status,
+            session=session,
+            chain=chain,
+            decision_id=decision_id,
+            problem=failure.body(),
+            payload=payload,
+            trust=trust,
+        )
     if state.verifier.configured:
         view.evidence.verifier = await decisions.latest_attestation(
             state, tenant=principal.tenant, chain=chain
         )
-    return render(request, "decision.html", session=session, view=view)
+    return render(
+        request,
+        "decision.html",
+        session=session,
+        view=view,
+        payload=decision_evidence.view_payload(view),
+        trust=trust,
+    )
