@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 
 from decision_log.auth import require_role, tenant_caller
 from decision_log.boundary import ChainSlug, DecisionId
-from decision_log.console import csrf, csv_export, decision_evidence, sessions
+from decision_log.console import csrf, csv_export, decision_evidence, overview, sessions
 from decision_log.console.pages import (
     SECURITY_HEADERS,
     form_fields,
@@ -87,8 +87,11 @@ async def console_static(name: str) -> Response:
 
 
 @router.get("/")
-async def home(session: Session) -> Response:
-    return RedirectResponse(f"{PREFIX}/decisions", status_code=303, headers=SECURITY_HEADERS)
+async def overview_page(request: Request, state: State, session: Session) -> Response:
+    if "admin" not in session.principal.roles:
+        require_role(session.principal, "auditor")  # as the API's chain list
+    overviews = await overview.chain_overviews(state, session.principal)
+    return render(request, "overview.html", session=session, overviews=overviews)
 
 
 @router.get("/sign-in")
