@@ -20,7 +20,9 @@ CHROMIUM = os.environ.get("AUDIT_TRAIL_CHROMIUM", "/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is running it holds the thread's
+# event loop, so async tests (pytest-asyncio) may only run once it has stopped.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if os.environ.get("AUDIT_TRAIL_BROWSER_TESTS") == "0":
         pytest.skip("browser tests turned off by AUDIT_TRAIL_BROWSER_TESTS=0")

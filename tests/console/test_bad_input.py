@@ -104,6 +104,11 @@ async def test_a_signed_in_key_with_a_nul_is_refused_before_the_database(
         "/console/chains/credit/decisions/no-such-decision",
         "/console/static/..%2Fpages.py",
         "/console/static/nothing.js",
+        "/console/access-log?before=0",
+        "/console/access-log?before=-1",
+        "/console/access-log?before=1e400",
+        "/console/access-log?before=99999999999999999999999999",
+        "/console/access-log?before=%00",
     ],
 )
 async def test_bad_paths_get_a_4xx_page(

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from decision_log.auth import require_role, tenant_caller
 from decision_log.boundary import ChainSlug, DecisionId
-from decision_log.console import csrf, csv_export, decision_evidence, overview, sessions
+from decision_log.console import access_log, csrf, csv_export, decision_evidence, overview, sessions
 from decision_log.console.pages import (
     SECURITY_HEADERS,
     form_fields,
@@ -30,6 +30,7 @@ from decision_log.console.pages import (
 from decision_log.console.search_form import read_search_form
 from decision_log.console.sessions import SESSION_COOKIE, ConsoleSession
 from decision_log.decisions import service as decisions
+from decision_log.limits import MAX_BIGINT
 from decision_log.problems import IntegrityFailure, InvalidInput, Problem, Unauthenticated
 from decision_log.state import State
 
@@ -92,6 +93,18 @@ async def overview_page(request: Request, state: State, session: Session) -> Res
         require_role(session.principal, "auditor")  # as the API's chain list
     overviews = await overview.chain_overviews(state, session.principal)
     return render(request, "overview.html", session=session, overviews=overviews)
+
+
+@router.get("/access-log")
+async def access_log_page(
+    request: Request,
+    state: State,
+    session: Session,
+    before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+) -> Response:
+    require_role(session.principal, "auditor")  # as the API's reads of a chain's entries
+    page = await access_log.access_page(state, session.principal, before=before)
+    return render(request, "access_log.html", session=session, page=page, before=before)
 
 
 @router.get("/sign-in")
