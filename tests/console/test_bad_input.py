@@ -82,6 +82,29 @@ async def test_bad_forms_get_a_4xx_page(
     assert 400 <= answer.status_code < 500, answer.text
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"chain": "", "kind": "range"},
+        {"chain": "credit", "kind": "nonsense"},
+        {"chain": "credit", "kind": "range", "start": "-1"},
+        {"chain": "credit", "kind": "range", "start": "99999999999999999999999999"},
+        {"chain": "credit", "kind": "range", "start": "1e400"},
+        {"chain": "credit", "kind": "time", "since": "yesterday"},
+        {"chain": "credit", "kind": "decisions", "decision_ids": "a\x00b"},
+        {"chain": "credit", "kind": "decisions", "decision_ids": ""},
+        {"chain": "no-such-chain", "kind": "range"},
+        {"chain": "credit", "kind": "range", "override_reason": "not an admin"},
+    ],
+)
+async def test_bad_export_forms_get_a_4xx_page(
+    client: httpx.AsyncClient, tenant: TenantKeys, fields: dict[str, str]
+) -> None:
+    token = await signed_in(client, tenant.auditor)
+    answer = await client.post("/console/exports", data=fields | {"csrf_token": token})
+    assert 400 <= answer.status_code < 500, answer.text
+
+
 async def test_a_signed_in_key_with_a_nul_is_refused_before_the_database(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
@@ -109,6 +132,11 @@ async def test_a_signed_in_key_with_a_nul_is_refused_before_the_database(
         "/console/access-log?before=1e400",
         "/console/access-log?before=99999999999999999999999999",
         "/console/access-log?before=%00",
+        "/console/exports/exp_AAAAAAAAAAAAAAAA",
+        "/console/exports/not-an-export",
+        "/console/exports/exp_AAAAAAAAAAAAAAAA/bundle",
+        "/console/exports/exp_AAAAAAAAAAAAAAAA/report",
+        "/console/exports?decision_id=%00",
     ],
 )
 async def test_bad_paths_get_a_4xx_page(
