@@ -45,7 +45,7 @@ async def signed_in(client: httpx.AsyncClient, key: str) -> str:
         "/console/sign-in", data={"api_key": key, "csrf_token": token.group(1)}
     )
     assert answer.status_code == 303, answer.text
-    csrf = (await client.get("/console/decisions")).text
+    csrf = (await client.get("/console/")).text
     found = re.search(r'name="csrf_token" value="([^"]+)"', csrf)
     assert found is not None
     return found.group(1)
@@ -103,6 +103,31 @@ async def test_bad_export_forms_get_a_4xx_page(
     token = await signed_in(client, tenant.auditor)
     answer = await client.post("/console/exports", data=fields | {"csrf_token": token})
     assert 400 <= answer.status_code < 500, answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/console/subjects/pseudonym", {"subject": ""}),
+        ("/console/subjects/pseudonym", {"subject": "a\x00b"}),
+        ("/console/subjects/pseudonym", {"subject": "x" * 5000}),
+        ("/console/subjects/erase", {"reason": "r"}),
+        ("/console/subjects/erase", {"subject": "a", "pseudonym": "b", "reason": "r"}),
+        ("/console/subjects/erase", {"pseudonym": "not-a-pseudonym", "reason": "r"}),
+        ("/console/subjects/erase", {"subject": "a"}),
+        ("/console/chains/credit/legal-holds", {"reason": ""}),
+        ("/console/chains/NOPE/legal-holds", {"reason": "r"}),
+        ("/console/chains/credit/legal-holds/0/lift", {"reason": "r"}),
+        ("/console/chains/credit/legal-holds/99999999999999999999/lift", {"reason": "r"}),
+        ("/console/chains/credit/legal-holds/12345/lift", {"reason": "r"}),
+    ],
+)
+async def test_bad_subject_forms_get_a_4xx_page(
+    client: httpx.AsyncClient, tenant: TenantKeys, path: str, fields: dict[str, str]
+) -> None:
+    token = await signed_in(client, tenant.admin)
+    answer = await client.post(path, data=fields | {"csrf_token": token})
+    assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
 
 
 async def test_a_signed_in_key_with_a_nul_is_refused_before_the_database(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from decision_log.console.pages import printable
+from decision_log.console.pages import checked, printable
 from decision_log.exports.schemas import ExportRequest
 from decision_log.problems import InvalidInput
 
@@ -37,9 +35,4 @@ def export_request(fields: dict[str, str]) -> tuple[str, ExportRequest]:
     ids = [printable(line.strip(), name="decision_ids") for line in lines if line.strip()]
     if ids:
         body["decision_ids"] = ids
-    try:
-        return chain, ExportRequest.model_validate(body)
-    except ValidationError as error:
-        first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "export"
-        raise InvalidInput(f"{name}: {first['msg']}", parameter=name) from None
+    return chain, checked(ExportRequest, body)

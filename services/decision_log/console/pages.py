@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ValidationError
 
 from decision_log.problems import InvalidInput, NotFound, Problem, UnsupportedMediaType
 
@@ -109,6 +110,19 @@ async def form_fields(request: Request) -> dict[str, str]:
             raise InvalidInput(f"form field {name!r} is given more than once", parameter=name)
         fields[name] = value
     return fields
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def checked(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """The fields as the API's model checks them; the first error becomes the problem."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "form"
+        raise InvalidInput(f"{name}: {first['msg']}", parameter=name) from None
 
 
 def printable(value: str, *, name: str, max_length: int = 1000) -> str:

@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
-from decision_log.auth import require_role, tenant_caller
-from decision_log.boundary import ChainSlug, DecisionId, ExportId
+from decision_log.auth import require_chain, require_role, tenant_caller
+from decision_log.boundary import ChainSlug, DecisionId, ExportId, HoldId
 from decision_log.chains import service as chains
 from decision_log.console import (
     access_log,
@@ -31,6 +31,7 @@ from decision_log.console import (
 )
 from decision_log.console.pages import (
     SECURITY_HEADERS,
+    checked,
     form_fields,
     printable,
     problem_page,
@@ -40,9 +41,18 @@ from decision_log.console.pages import (
 from decision_log.console.search_form import read_search_form
 from decision_log.console.sessions import SESSION_COOKIE, ConsoleSession
 from decision_log.decisions import service as decisions
+from decision_log.decisions.projector import ACCESS_CHAIN
 from decision_log.exports import service as exports
 from decision_log.limits import MAX_BIGINT
-from decision_log.problems import IntegrityFailure, InvalidInput, Problem, Unauthenticated
+from decision_log.privacy import actions as privacy
+from decision_log.privacy.schemas import ErasureIn, ErasureOut, Hold, HoldIn, SubjectIn
+from decision_log.problems import (
+    Forbidden,
+    IntegrityFailure,
+    InvalidInput,
+    Problem,
+    Unauthenticated,
+)
 from decision_log.state import State
 
 PREFIX = "/console"
@@ -100,8 +110,9 @@ async def console_static(name: str) -> Response:
 
 @router.get("/")
 async def overview_page(request: Request, state: State, session: Session) -> Response:
-    if "admin" not in session.principal.roles:
-        require_role(session.principal, "auditor")  # as the API's chain list
+    if not session.principal.roles & {"auditor", "admin"}:
+        # A personal-data key reads no chain: its page is the data subjects'.
+        return RedirectResponse(f"{PREFIX}/subjects", status_code=303, headers=SECURITY_HEADERS)
     overviews = await overview.chain_overviews(state, session.principal)
     return render(request, "overview.html", session=session, overviews=overviews)
 
@@ -320,3 +331,86 @@ async def export_report(state: State, session: Session, export_id: ExportId) -> 
     return Response(
         html, media_type="text/html; charset=utf-8", headers=bundle_report.REPORT_HEADERS
     )
+
+
+@router.get("/subjects")
+async def subjects_page(request: Request, state: State, session: Session) -> Response:
+    return await _subjects(request, state, session)
+
+
+async def _subjects(
+    request: Request,
+    state: State,
+    session: ConsoleSession,
+    *,
+    pseudonym: str | None = None,
+    erased: ErasureOut | None = None,
+    changed_hold: Hold | None = None,
+) -> Response:
+    principal = session.principal
+    holds: dict[str, list[Hold]] = {}
+    if principal.roles & {"auditor", "admin"}:
+        async with state.engine.connect() as connection:
+            rows = await chains.list_chains(connection, tenant_id=principal.tenant_id)
+        for row in rows:
+            if principal.may_use_chain(row.slug) and row.slug != ACCESS_CHAIN:
+                holds[row.slug] = await privacy.list_holds(state, principal, row.slug)
+    return render(
+        request,
+        "subjects.html",
+        session=session,
+        pseudonym=pseudonym,
+        erased=erased,
+        changed_hold=changed_hold,
+        holds=holds,
+    )
+
+
+@router.post("/subjects/pseudonym")
+async def subject_pseudonym(request: Request, state: State, session: Session) -> Response:
+    fields = await form_fields(request)
+    csrf.check_token(expected=session.csrf_token, given=fields.get(csrf.FIELD))
+    principal = session.principal
+    if not principal.roles & {"auditor", "admin"}:
+        raise Forbidden("this operation needs an auditor or admin key")  # as the API
+    subject = checked(SubjectIn, {"subject": printable(fields.get("subject", ""), name="subject")})
+    pseudonym = state.personal_data.pseudonym(tenant=principal.tenant, subject=subject.subject)
+    return await _subjects(request, state, session, pseudonym=pseudonym)
+
+
+@router.post("/subjects/erase")
+async def subject_erase(request: Request, state: State, session: Session) -> Response:
+    fields = await form_fields(request)
+    csrf.check_token(expected=session.csrf_token, given=fields.get(csrf.FIELD))
+    require_role(session.principal, "admin")
+    body = {
+        name: printable(fields[name], name=name, max_length=2000)
+        for name in ("subject", "pseudonym", "reason", "override_reason")
+        if fields.get(name)
+    }
+    erased = await privacy.erase_subject(state, session.principal, checked(ErasureIn, body))
+    return await _subjects(request, state, session, erased=erased)
+
+
+@router.post("/chains/{chain}/legal-holds")
+async def hold_set(request: Request, state: State, session: Session, chain: ChainSlug) -> Response:
+    fields = await form_fields(request)
+    csrf.check_token(expected=session.csrf_token, given=fields.get(csrf.FIELD))
+    require_role(session.principal, "admin")
+    require_chain(session.principal, chain)
+    body = checked(HoldIn, {"reason": printable(fields.get("reason", ""), name="reason")})
+    hold = await privacy.set_hold(state, session.principal, chain, body.reason)
+    return await _subjects(request, state, session, changed_hold=hold)
+
+
+@router.post("/chains/{chain}/legal-holds/{hold_id}/lift")
+async def hold_lift(
+    request: Request, state: State, session: Session, chain: ChainSlug, hold_id: HoldId
+) -> Response:
+    fields = await form_fields(request)
+    csrf.check_token(expected=session.csrf_token, given=fields.get(csrf.FIELD))
+    require_role(session.principal, "admin")
+    require_chain(session.principal, chain)
+    body = checked(HoldIn, {"reason": printable(fields.get("reason", ""), name="reason")})
+    hold = await privacy.lift_hold(state, session.principal, chain, hold_id, body.reason)
+    return await _subjects(request, state, session, changed_hold=hold)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from ledger.canonical import MAX_SAFE_INTEGER
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import QueryParams
 
 from decision_log.boundary import SLUG_PATTERN, StoredTime
-from decision_log.console.pages import printable
+from decision_log.console.pages import checked, printable
 from decision_log.decisions.service import MAX_PAGE, SearchFilters
 from decision_log.limits import MAX_INDEXED_TEXT_CHARS
 from decision_log.problems import InvalidInput
@@ -80,9 +80,4 @@ def read_search_form(params: QueryParams) -> SearchForm:
         if name in fields:
             raise InvalidInput(f"{name} is given more than once", parameter=name)
         fields[name] = printable(value, name=name, max_length=2000)
-    try:
-        return SearchForm.model_validate(fields)
-    except ValidationError as error:
-        first = error.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "query"
-        raise InvalidInput(f"{name}: {first['msg']}", parameter=name) from None
+    return checked(SearchForm, fields)
