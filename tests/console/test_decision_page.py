@@ -137,3 +137,32 @@ def test_a_key_holders_rewrite_fails_only_the_cosignature(
     steps = paste_keys_and_verify(page, log_key=log_key(world), verifier_key=cosigner.verifier_key)
     failed = {name for name, result in steps.items() if result == "fail"}
     assert failed == {"Verifier's cosignature of checkpoint 2"}, steps
+
+
+def test_a_planted_script_in_an_event_neither_runs_nor_breaks_the_check(
+    world: ConsoleWorld, page: Page
+) -> None:
+    planted = '</script><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    world.append(
+        recorded("loan-5", output={"decision": planted, "score": 0.5}, summary=planted),
+        reviewed("loan-5", reason=planted),
+    )
+    world.wait_for_checkpoint(size=2)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    assert open_decision(world, page, "loan-5") == 200
+    expect(page.locator("main")).to_contain_text("<script>window.pwned = 1</script>")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("main img").count() == 0
+    assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
+    page.get_by_role("button", name="Use this server's keys (trust on first use)").click()
+    page.get_by_role("button", name="Verify in this browser").click()
+    step = page.locator(
+        "#verify-steps li[data-step='Event shown for entry 0 is the one in its leaf']"
+    )
+    expect(step).to_have_attribute("data-result", "pass")
+    expect(
+        page.locator("#verify-steps li[data-step='The explanation cites entry 0']")
+    ).to_have_attribute("data-result", "pass")
+    assert page.evaluate("window.pwned") is None
+    assert dialogs == []
