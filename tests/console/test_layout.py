@@ -38,6 +38,9 @@ def test_pages_fit_the_window_and_work_by_keyboard(
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} is {overflow}px wider than {width}px"
         page.screenshot(path=tmp_path / f"console-{name}-{width}.png", full_page=True)
+        if name == "decision":
+            verify = page.get_by_role("region", name="Verify in your browser")
+            verify.screenshot(path=tmp_path / f"console-verify-{width}.png")
     page.goto(pages["decisions"])
     page.get_by_role("link", name="loan-8").focus()
     page.keyboard.press("Enter")
