@@ -166,3 +166,24 @@ def test_a_planted_script_in_an_event_neither_runs_nor_breaks_the_check(
     ).to_have_attribute("data-result", "pass")
     assert page.evaluate("window.pwned") is None
     assert dialogs == []
+
+
+def test_personal_fields_are_withheld_without_the_right(world: ConsoleWorld, page: Page) -> None:
+    applicant = {"name": "Zoë Example"}
+    event = recorded("loan-6", input={"applicant": applicant, "digest": "sha256:" + "cd" * 32})
+    event["datasubject"] = "zoe@example.org"
+    event["personaldata"] = "/input/applicant"
+    world.append(event)
+    world.wait_for_checkpoint(size=1)
+    assert open_decision(world, page, "loan-6") == 200
+    expect(page.locator("main")).to_contain_text(
+        "Personal fields withheld (/input/applicant): "
+        "this session's key lacks the personal-data role"
+    )
+    assert "Zoë Example" not in page.content()
+
+    world.sign_in(page, world.key_with_roles("auditor", "personal-data"))
+    page.goto(f"{world.base_url}/console/chains/{world.keys.chain}/decisions/loan-6")
+    page.get_by_text("Personal fields opened for your personal-data role").click()
+    expect(page.locator("main")).to_contain_text("Zoë Example")
+    expect(page.locator("main")).not_to_contain_text("Personal fields withheld")

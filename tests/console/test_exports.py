@@ -8,14 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 import typer
-from audit_trail import admin
 from audit_trail.bundles import NOT_WITNESSED, verify_bundle_command
-from decision_log.keys import service as keys
-from decision_log.keys.schemas import KeyCreate
 from playwright.sync_api import Page, expect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.console.world import ConsoleWorld, run_async
+from tests.console.world import ConsoleWorld
 from tests.decisions.helpers import recorded
 
 pytestmark = pytest.mark.browser
@@ -23,24 +19,12 @@ pytestmark = pytest.mark.browser
 REASON = "no verifier runs beside this log in the test"
 
 
-def admin_auditor_key(world: ConsoleWorld) -> str:
-    async def action(connection: AsyncConnection) -> str:
-        created = await keys.create_key(
-            connection,
-            tenant_id=await admin.tenant_id(connection, world.keys.tenant),
-            request=KeyCreate(roles=["admin", "auditor"]),  # type: ignore[list-item]
-        )
-        return created.api_key
-
-    return run_async(admin.in_transaction(world.database_url, action))
-
-
 def test_chosen_decisions_are_exported_downloaded_and_verified(
     world: ConsoleWorld, page: Page, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world.append(recorded("loan-11"), recorded("loan-12"), recorded("loan-13"))
     world.wait_for_checkpoint(size=3)
-    world.sign_in(page, admin_auditor_key(world))
+    world.sign_in(page, world.key_with_roles("admin", "auditor"))
     page.goto(f"{world.base_url}/console/decisions?chain={world.keys.chain}")
     page.get_by_label("Choose loan-12 for export").check()
     page.get_by_role("button", name="Export the chosen decisions").click()

@@ -14,7 +14,11 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
+from audit_trail import admin
+from decision_log.keys import service as keys
+from decision_log.keys.schemas import KeyCreate
 from playwright.sync_api import Page, expect
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.decisions.helpers import projected
 from tests.service.conftest import TenantKeys, make_tenant
@@ -83,6 +87,17 @@ class ConsoleWorld:
         page.get_by_label("API key").fill(key or self.keys.auditor)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+    def key_with_roles(self, *roles: str) -> str:
+        async def action(connection: AsyncConnection) -> str:
+            created = await keys.create_key(
+                connection,
+                tenant_id=await admin.tenant_id(connection, self.keys.tenant),
+                request=KeyCreate(roles=list(roles)),  # type: ignore[arg-type]
+            )
+            return created.api_key
+
+        return run_async(admin.in_transaction(self.database_url, action))
 
     def key_id(self, key: str) -> str:
         return key.split("_")[1]

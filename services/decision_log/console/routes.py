@@ -27,6 +27,7 @@ from decision_log.console import (
     decision_evidence,
     export_form,
     overview,
+    personal_fields,
     sessions,
 )
 from decision_log.console.pages import (
@@ -271,6 +272,7 @@ async def decision_page(
         "decision.html",
         session=session,
         view=view,
+        personal=await personal_fields.personal_fields(state, principal, view),
         payload=decision_evidence.view_payload(view),
         trust=trust,
     )
