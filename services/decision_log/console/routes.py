@@ -8,6 +8,7 @@ without a live session is sent to sign in.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
@@ -243,10 +244,12 @@ async def decision_page(
 ) -> Response:
     principal = session.principal
     require_role(principal, "auditor")
-    trust = await decision_evidence.trusted_on_first_use(state)
+    # The keys offered as trust on first use are read beside the view, not after it.
+    trusting = asyncio.ensure_future(decision_evidence.trusted_on_first_use(state))
     try:
         view = await decisions.view(state, principal, chain=chain, decision_id=decision_id)
     except IntegrityFailure as failure:
+        trust = await trusting
         # The server does not vouch for this decision; what the store holds is shown beside
         # its finding, for the browser to check too.
         payload = await decision_evidence.refused_payload(
@@ -263,6 +266,10 @@ async def decision_page(
             payload=payload,
             trust=trust,
         )
+    except BaseException:
+        await asyncio.gather(trusting, return_exceptions=True)
+        raise
+    trust = await trusting
     if state.verifier.configured:
         view.evidence.verifier = await decisions.latest_attestation(
             state, tenant=principal.tenant, chain=chain

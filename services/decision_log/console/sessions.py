@@ -78,27 +78,33 @@ async def current_session(state: AppState, session_id: str | None) -> ConsoleSes
         raise Unauthenticated("sign in to the console")
     hashed = id_hash(session_id)
     now = state.clock()
-    async with state.engine.begin() as connection:
+    async with state.engine.connect() as connection:
         row = await repository.session_by_hash(connection, id_hash=hashed)
-        if row is None:
-            raise Unauthenticated("sign in to the console")
-        refusal = None
-        if _expired(state, created_at=row.created_at, last_seen_at=row.last_seen_at, now=now):
-            refusal = "the console session has expired; sign in again"
-        else:
-            try:
-                found = await state.authenticator.authenticate_key_id(row.key_id)
-                principal = tenant_caller(found)
-            except Problem:
-                refusal = "the API key of this session is no longer valid; sign in again"
-        if refusal is None:
-            await repository.touch_session(connection, id_hash=hashed, now=now)
-        else:
-            await repository.delete_session(connection, id_hash=hashed)
-    # Raised once the transaction has committed the dead session's deletion.
+    if row is None:
+        raise Unauthenticated("sign in to the console")
+    refusal = None
+    if _expired(state, created_at=row.created_at, last_seen_at=row.last_seen_at, now=now):
+        refusal = "the console session has expired; sign in again"
+    else:
+        try:
+            principal = tenant_caller(await state.authenticator.authenticate_key_id(row.key_id))
+        except Problem:
+            refusal = "the API key of this session is no longer valid; sign in again"
     if refusal is not None:
+        async with state.engine.begin() as connection:
+            await repository.delete_session(connection, id_hash=hashed)
         raise Unauthenticated(refusal)
+    # Reading a page writes nothing but its access record: the last use is written only when
+    # the stored one is a tenth of the idle timeout old (at most a minute), so a session may
+    # end that much before its idle timeout, never after it.
+    if now - row.last_seen_at >= _touch_interval(state):
+        async with state.engine.begin() as connection:
+            await repository.touch_session(connection, id_hash=hashed, now=now)
     return ConsoleSession(id_hash=hashed, principal=principal, csrf_token=row.csrf_token)
+
+
+def _touch_interval(state: AppState) -> timedelta:
+    return timedelta(seconds=min(60.0, state.settings.console_idle_seconds / 10))
 
 
 async def end_session(state: AppState, session: ConsoleSession) -> None:
