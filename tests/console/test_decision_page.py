@@ -4,6 +4,8 @@ someone holding the log's key (re-signed checkpoints): each shown beside the ser
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from ledger.note import CosignatureSigner, SigningKey
@@ -97,7 +99,7 @@ def test_wrong_keys_fail_their_steps_and_server_keys_are_labelled(
 
 
 def test_a_byte_edited_leaf_is_flagged_and_fails_its_leaf_hash(
-    world: ConsoleWorld, page: Page
+    world: ConsoleWorld, page: Page, tmp_path: Path
 ) -> None:
     cosigner = cosigned_decision(world, "loan-3")
 
@@ -117,6 +119,7 @@ def test_a_byte_edited_leaf_is_flagged_and_fails_its_leaf_hash(
     assert steps["Log signature of checkpoint 2"] == "pass"
     assert steps["Verifier's cosignature of checkpoint 2"] == "pass"
     expect(page.locator("#verify-summary")).to_have_text("At least one step failed: see below.")
+    page.screenshot(path=tmp_path / "console-refused-1280.png", full_page=True)
 
 
 def test_a_key_holders_rewrite_fails_only_the_cosignature(

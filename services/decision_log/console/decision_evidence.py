@@ -112,7 +112,7 @@ async def refused_payload(
                 "event": event,
                 "tree_size": proof.tree_size,
                 "proof": proof.hashes,
-                "problems": (entry.problems or []) + (proof.problems or []),
+                "problems": sorted(set((entry.problems or []) + (proof.problems or []))),
             }
         ],
         "checkpoints": [{"size": proof.tree_size, "note": note}],
