@@ -190,3 +190,17 @@ def test_personal_fields_are_withheld_without_the_right(world: ConsoleWorld, pag
     page.get_by_text("Personal fields opened for your personal-data role").click()
     expect(page.locator("main")).to_contain_text("Zoë Example")
     expect(page.locator("main")).not_to_contain_text("Personal fields withheld")
+
+
+def test_without_its_crypto_code_the_page_cannot_verify_and_shows_no_pass(
+    world: ConsoleWorld, page: Page
+) -> None:
+    cosigner = cosigned_decision(world, "loan-16")
+    page.route("**/console/static/noble.min.js", lambda route: route.abort())
+    assert open_decision(world, page, "loan-16") == 200
+    page.get_by_label("The log's key").fill(log_key(world))
+    page.get_by_label("The verifier's cosigning keys").fill(cosigner.verifier_key)
+    page.get_by_role("button", name="Verify in this browser").click()
+    expect(page.locator("#verify-summary")).to_contain_text("This browser cannot verify")
+    expect(page.locator("#verify-steps li")).to_have_count(0)
+    assert "PASS" not in page.locator("main").inner_text()
