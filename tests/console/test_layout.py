@@ -45,3 +45,20 @@ def test_pages_fit_the_window_and_work_by_keyboard(
     page.get_by_role("link", name="loan-8").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Explanation")).to_be_visible()
+
+
+def test_a_request_leaving_the_machine_is_caught(
+    world: ConsoleWorld, page: Page, outside_requests: list[str]
+) -> None:
+    # A console page's own policy stops it before the network: connect-src is 'self'.
+    page.goto(world.base_url + "/console/sign-in")
+    blocked = page.evaluate(
+        "fetch('http://203.0.113.7/beacon').then(() => 'sent', () => 'blocked')"
+    )
+    assert blocked == "blocked" and outside_requests == []
+    # The guard every browser test runs under, shown to catch what it is there to catch.
+    page.goto("about:blank")  # a page without the console's policy
+    with page.expect_event("requestfailed"):
+        page.set_content('<img src="http://203.0.113.7/pixel.png" alt="">')
+    assert outside_requests == ["http://203.0.113.7/pixel.png"]
+    outside_requests.clear()
