@@ -24,7 +24,7 @@ def load(name: str) -> Any:
 
 
 @pytest.fixture
-def verifier_page(world: ConsoleWorld, page: Page) -> Page:
+def verifier_page(page: Page, world: ConsoleWorld) -> Page:
     # Any console page: the scripts load from the server's own origin, under its CSP.
     page.goto(world.base_url + "/console/sign-in")
     page.add_script_tag(url="/console/static/noble.min.js")
