@@ -147,6 +147,10 @@ async def test_a_signed_in_key_with_a_nul_is_refused_before_the_database(
     "path",
     [
         "/console/chains/credit/decisions/%00",
+        "/console/chains/credit/decisions/%ED%A0%80",
+        "/console/chains/credit/decisions/%FF%FE",
+        "/console/chains/%00/decisions/x",
+        "/console/exports?chain=%00&decision_id=%ED%A0%80",
         "/console/chains/NOPE/decisions/x",
         "/console/chains/credit/decisions/" + "x" * 5000,
         "/console/chains/credit/decisions/no-such-decision",
