@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import secrets
 import statistics
 import tempfile
@@ -237,6 +238,8 @@ def measure(url: str, key: str, requests: int, decisions: int) -> dict[str, Any]
                 samples.append(time.perf_counter() - began)
             results["search: " + label] = samples
         views: list[float] = []
+        pages: list[float] = []
+        console = console_session(url, key)
         for _ in range(requests * 3):
             n = rng.randrange(decisions)
             if rng.random() < 0.3:
@@ -246,7 +249,15 @@ def measure(url: str, key: str, requests: int, decisions: int) -> dict[str, Any]
             response.raise_for_status()
             views.append(time.perf_counter() - began)
             assert response.json()["explanation"]["text"]
+            # The console's page of the same decision, in the same run: the same view, rendered.
+            began = time.perf_counter()
+            page = console.get(f"/console/chains/decisions/decisions/{decision_id(n)}")
+            page.raise_for_status()
+            pages.append(time.perf_counter() - began)
+            assert "Verify in your browser" in page.text
+        console.close()
         results["one decision, explained, with evidence"] = views
+        results["one decision, console page"] = pages
     return {
         label: {
             "p50_ms": statistics.median(samples) * 1000,
@@ -255,6 +266,17 @@ def measure(url: str, key: str, requests: int, decisions: int) -> dict[str, Any]
         }
         for label, samples in results.items()
     }
+
+
+def console_session(url: str, key: str) -> httpx.Client:
+    """A client signed in to the console with the key (its session cookie kept)."""
+    client = httpx.Client(base_url=url, timeout=30)
+    form = client.get("/console/sign-in")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    signed_in = client.post("/console/sign-in", data={"api_key": key, "csrf_token": token[1]})
+    assert signed_in.status_code == 303, signed_in.text
+    return client
 
 
 async def explain_plans(database_url: str, tenant_id: int, chain_id: int) -> dict[str, str]:
@@ -406,6 +428,11 @@ def main() -> None:
     print(f"{'figure':<48} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
     for label, figure in figures.items():
         print(f"  {label:<46} {figure['p50_ms']:8.1f} {figure['p99_ms']:8.1f} {figure['n']:6d}")
+    ratio = (
+        figures["one decision, console page"]["p99_ms"]
+        / figures["one decision, explained, with evidence"]["p99_ms"]
+    )
+    print(f"console decision page p99 / API view p99: {ratio:.2f} (target <= 1.5)")
     worst = max(figures.items(), key=lambda item: item[1]["p99_ms"])
     print(f"worst p99: {worst[0]} {worst[1]['p99_ms']:.1f} ms (target < 50 ms)")
     results = ROOT / "bench" / "results"

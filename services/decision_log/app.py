@@ -22,6 +22,8 @@ from decision_log.auth import ApiKeyAuthenticator, Clock, utc_now
 from decision_log.chains import endpoints as chains
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
+from decision_log.console import api_docs
+from decision_log.console import routes as console
 from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
 from decision_log.decisions.admin_records import AdminRecordPasses
@@ -191,6 +193,9 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by console.api_docs from the package's own files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.include_router(events.router)
@@ -206,6 +211,8 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(console.router)
+    app.include_router(api_docs.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -16,6 +16,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import asyncpg
@@ -114,13 +115,28 @@ class ApiKeyAuthenticator:
             row = await repository.key_by_id(connection, key_id=key_id)
         if row is None or not secret_matches(row, api_key):
             raise Unauthenticated("the API key is not valid")
+        principal = self._usable(row, now)
+        if self._listening and generation == self._generation:
+            self._cache[key_id] = (bytes(row.secret_hash), principal)
+        return principal
+
+    async def authenticate_key_id(self, key_id: str) -> Caller:
+        """Who holds the key with this id, checked now as a presented key is (revoked,
+        expired): a console session keeps the key's id, never the key, and each of its
+        requests asks this, so the session ends with its key."""
+        async with self._engine.connect() as connection:
+            row = await repository.key_by_id(connection, key_id=key_id)
+        if row is None:
+            raise Unauthenticated("the API key is not valid")
+        return self._usable(row, self._clock())
+
+    @staticmethod
+    def _usable(row: Any, now: datetime) -> Caller:
         if row.revoked_at is not None:
             raise Unauthenticated("the API key has been revoked")
         principal = principal_from_row(row)
         if principal.expires_at is not None and principal.expires_at <= now:
             raise Unauthenticated("the API key has expired")
-        if self._listening and generation == self._generation:
-            self._cache[key_id] = (bytes(row.secret_hash), principal)
         return principal
 
 

@@ -97,3 +97,13 @@ class Settings(BaseSettings):
         description="How long the database may fail to answer before /readyz turns 503; "
         "within it, the replica stays ready and answers 503 itself to requests that need it",
     )
+    console_idle_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="A console session unused this long is over; the auditor signs in again",
+    )
+    console_session_seconds: float = Field(
+        default=8 * 3600.0,
+        gt=0,
+        description="No console session lasts longer than this, however busy",
+    )

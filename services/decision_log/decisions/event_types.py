@@ -321,6 +321,7 @@ ADMIN_ACTIONS = (
     "export.override",
     "finding.acknowledge",
     "console.sign-in",
+    "console.sign-out",
 )
 
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from decision_log.boundary import ChainSlug, ExportId
-from decision_log.decisions.access import record_access
-from decision_log.exports import repository, service
+from decision_log.exports import service
 from decision_log.exports.schemas import ExportJob, ExportList, ExportRequest
-from decision_log.problems import Conflict
 from decision_log.state import Caller, State
 
 router = APIRouter(tags=["exports"])
@@ -91,23 +88,10 @@ async def get_export(export_id: ExportId, state: State, principal: Caller) -> Ex
 async def download_bundle(
     export_id: ExportId, state: State, principal: Caller
 ) -> StreamingResponse:
-    export = await service.get_export(state, principal, export_id=export_id)
-    if export.status != "ready":
-        raise Conflict(f"export {export_id!r} is {export.status}, not ready")
-    await record_access(
-        state, principal, action="export.download", chain=export.chain, query={"export": export_id}
-    )
-    async with state.engine.connect() as connection:
-        count = await repository.chunk_count(connection, export_id=export_id)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for seq in range(count):
-            async with state.engine.connect() as connection:
-                yield await repository.chunk(connection, export_id=export_id, seq=seq)
-
+    export, chunks = await service.open_bundle(state, principal, export_id=export_id)
     digest = base64.b64encode(bytes.fromhex(export.sha256 or "")).decode()
     return StreamingResponse(
-        chunks(),
+        chunks,
         media_type="application/zip",
         headers={
             "Content-Length": str(export.bytes),

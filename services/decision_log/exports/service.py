@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +45,7 @@ from decision_log.exports.schemas import ExportJob, ExportRequest
 from decision_log.exports.selection import select_entries
 from decision_log.exports.verifier_verdict import VerifierVerdict, ask_verifier
 from decision_log.keys.service import Principal
-from decision_log.problems import InvalidInput, NotFound, Problem
+from decision_log.problems import Conflict, InvalidInput, NotFound, Problem
 from decision_log.signing import LogSigner
 from decision_log.state import AppState
 from decision_log.witnesses import repository as witness_rows
@@ -160,6 +160,27 @@ async def get_export(state: AppState, principal: Principal, *, export_id: str) -
     if row is None or not principal.may_use_chain(row.chain):
         raise NotFound(f"no export {export_id!r}")
     return job(row)
+
+
+async def open_bundle(
+    state: AppState, principal: Principal, *, export_id: str
+) -> tuple[ExportJob, AsyncIterator[bytes]]:
+    """A ready export and its bundle's bytes, chunk by chunk; the download is recorded first."""
+    export = await get_export(state, principal, export_id=export_id)
+    if export.status != "ready":
+        raise Conflict(f"export {export_id!r} is {export.status}, not ready")
+    await record_access(
+        state, principal, action="export.download", chain=export.chain, query={"export": export_id}
+    )
+    async with state.engine.connect() as connection:
+        count = await repository.chunk_count(connection, export_id=export_id)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for seq in range(count):
+            async with state.engine.connect() as connection:
+                yield await repository.chunk(connection, export_id=export_id, seq=seq)
+
+    return export, chunks()
 
 
 async def list_exports(state: AppState, principal: Principal) -> list[ExportJob]:

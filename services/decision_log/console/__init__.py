@@ -1,0 +1,1 @@
+"""The auditor console: server-rendered pages over the same services as the API, under /console/."""
