@@ -69,6 +69,15 @@ def test_filters_and_cursor_paging_match_the_api(world: ConsoleWorld, page: Page
     assert shown_ids(page) == ["d-004"]
     expect(page.locator("table.results")).to_contain_text("overridden")
 
+    # The producer that recorded them: every one of this test's decisions, and none of another's.
+    page.goto(world.base_url + "/console/decisions?limit=100")
+    page.get_by_label("Producer (CloudEvents source)").fill("urn:test:credit")
+    page.get_by_role("button", name="Search").click()
+    assert shown_ids(page) == [f"d-{n:03d}" for n in range(29, -1, -1)]
+    page.get_by_label("Producer (CloudEvents source)").fill("urn:test:another-model")
+    page.get_by_role("button", name="Search").click()
+    assert shown_ids(page) == []
+
 
 def test_every_search_page_is_recorded_like_the_apis(world: ConsoleWorld, page: Page) -> None:
     world.sign_in(page)

@@ -12,7 +12,7 @@ from starlette.datastructures import QueryParams
 from decision_log.boundary import SLUG_PATTERN, StoredTime
 from decision_log.console.pages import checked, printable
 from decision_log.decisions.service import MAX_PAGE, SearchFilters
-from decision_log.limits import MAX_INDEXED_TEXT_CHARS
+from decision_log.limits import MAX_INDEXED_TEXT_CHARS, MAX_SOURCE_CHARS
 from decision_log.problems import InvalidInput
 
 Text = Annotated[str | None, Field(min_length=1, max_length=MAX_INDEXED_TEXT_CHARS)]
@@ -42,6 +42,7 @@ class SearchForm(BaseModel):
     provider: Text = None
     conversation: Text = None
     tool: Text = None
+    source: Annotated[str | None, Field(min_length=1, max_length=MAX_SOURCE_CHARS)] = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = PAGE_SIZE
     cursor: Annotated[str | None, Field(min_length=1, max_length=1000)] = None
 
