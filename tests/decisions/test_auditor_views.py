@@ -341,8 +341,11 @@ async def test_every_search_and_view_is_an_access_record(
     await client.get(f"/v1/chains/{tenant.chain}/decisions/loan-1", headers=headers(tenant.auditor))
     await client.get(f"/v1/chains/{tenant.chain}/decisions/nobody", headers=headers(tenant.auditor))
     entries = await all_entries(client, tenant.auditor, "access-log")
-    records = [__import__("orjson").loads(base64.b64decode(e["leaf"]))["event"] for e in entries]
-    assert [r["type"] for r in records] == ["dev.audit-trail.records.accessed.v1"] * 3
+    events = [__import__("orjson").loads(base64.b64decode(e["leaf"]))["event"] for e in entries]
+    # The tenant's access chain also holds the administrative records of its making (its keys,
+    # created on the command line), appended by a background pass whenever it runs.
+    records = [e for e in events if e["type"] == "dev.audit-trail.records.accessed.v1"]
+    assert len(records) == 3
     assert [r["data"]["action"] for r in records] == [
         "decisions.search",
         "decision.view",
@@ -371,13 +374,19 @@ async def test_every_search_and_view_is_an_access_record(
     assert projected_positions == 0  # the projector never even reads it
 
 
-async def dump(database_url: str) -> dict[str, list[Any]]:
+async def dump(database_url: str, tenant: str) -> dict[str, list[Any]]:
+    """The read model of one tenant's chains (other tests share the database, and some tamper
+    with their own chains' entries, which a rebuild then rightly reads differently)."""
     connection = await asyncpg.connect(database_url)
     try:
         return {
             table: [
                 tuple(row.values())
-                for row in await connection.fetch(f"SELECT * FROM {table} t ORDER BY t::text")
+                for row in await connection.fetch(
+                    f"SELECT * FROM {table} t WHERE t.chain_id IN (SELECT c.id FROM chains c "
+                    "JOIN tenants n ON n.id = c.tenant_id WHERE n.slug = $1) ORDER BY t::text",
+                    tenant,
+                )
             ]
             for table in (
                 "decisions",
@@ -396,16 +405,17 @@ async def test_rebuild_from_the_log_gives_the_same_read_model(
     await seeded(client, tenant, database_url)
     await append(client, tenant.producer, tenant.chain, [deployed(), recorded("late")], batch=True)
     await projected(database_url)
-    before = await dump(database_url)
+    before = await dump(database_url, tenant.tenant)
     assert before["decisions"] and before["model_deployments"]
     # As the service's role, which may truncate the read model but not the ledger.
     engine = create_engine(database_url, role="audit_trail_writer", pool_size=2)
     try:
-        replayed = await rebuild(engine)
+        await rebuild(engine)
     finally:
         await engine.dispose()
-    assert replayed > 0
-    assert await dump(database_url) == before
+    # The session's live server runs a projector too, which may take its share of the chains
+    # (through the same position locks): how many entries this call replayed says nothing.
+    assert await dump(database_url, tenant.tenant) == before
 
 
 async def test_the_cli_rebuilds_the_read_model(
@@ -418,10 +428,10 @@ async def test_the_cli_rebuilds_the_read_model(
     from typer.testing import CliRunner
 
     await seeded(client, tenant, database_url)
-    before = await dump(database_url)
+    before = await dump(database_url, tenant.tenant)
     monkeypatch.setenv("DATABASE_URL", database_url)
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["projections", "rebuild"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["replayed_entries"] > 0
     await projected(database_url)
-    assert await dump(database_url) == before
+    assert await dump(database_url, tenant.tenant) == before

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from http_edge.outages import log_failure
+from http_edge.outages import DatabaseFault, classify, log_failure
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decision_log import metrics
@@ -51,12 +51,23 @@ class Checkpointer(BackgroundLoop):
         await self.sign_pending()
 
     async def sign_pending(self) -> None:
+        """Sign each marked chain's head. A chain whose signing fails (its stored tree no
+        longer agrees with its entries, say) stays marked and is retried on the next pass; it
+        never holds back the chains after it (invariant 8). A database outage ends the pass."""
         chains, self._dirty = self._dirty, set()
-        for chain_id in sorted(chains):
-            async with self._engine.begin() as connection:
-                signed = await checkpoint_if_grown(
-                    connection, signer=self._signer, chain_id=chain_id
-                )
+        for position, chain_id in enumerate(sorted(chains)):
+            try:
+                async with self._engine.begin() as connection:
+                    signed = await checkpoint_if_grown(
+                        connection, signer=self._signer, chain_id=chain_id
+                    )
+            except Exception as error:
+                self._dirty.add(chain_id)
+                if classify(error) is DatabaseFault.UNAVAILABLE:
+                    self._dirty.update(sorted(chains)[position + 1 :])
+                    raise
+                log_failure(log, f"checkpoint of chain {chain_id} not signed; retrying", error)
+                continue
             if signed is not None:
                 metrics.CHECKPOINTS_SIGNED.inc()
                 fields = {"chain_id": chain_id, "size": signed}
