@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from http_edge import metrics
+from http_edge.api_docs import api_docs_router
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems, forbid_nul_in_requests
 from http_edge.readiness import Readiness
@@ -22,7 +23,6 @@ from decision_log.auth import ApiKeyAuthenticator, Clock, utc_now
 from decision_log.chains import endpoints as chains
 from decision_log.chains.checkpointer import Checkpointer
 from decision_log.chains.service import ChainDirectory
-from decision_log.console import api_docs
 from decision_log.console import routes as console
 from decision_log.db import create_engine
 from decision_log.decisions import endpoints as decisions
@@ -212,7 +212,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(console.router)
-    app.include_router(api_docs.router)
+    app.include_router(api_docs_router("audit-trail decision_log"))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from http_edge import metrics
+from http_edge.api_docs import api_docs_router
 from http_edge.guard import RequestGuard
 from http_edge.openapi import document_problems, forbid_nul_in_requests
 from http_edge.readiness import Readiness
@@ -127,7 +128,13 @@ def create_app(
             await engine.dispose()
 
     app = FastAPI(
-        title="audit-trail verifier", version=VERSION, description=DESCRIPTION, lifespan=lifespan
+        title="audit-trail verifier",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Served by http_edge.api_docs from the package's own files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(RequestGuard)
@@ -153,4 +160,5 @@ def create_app(
     app.include_router(endpoints.router)
     app.include_router(endpoints.public)
     app.include_router(metrics.router)
+    app.include_router(api_docs_router("audit-trail verifier"))
     return app
