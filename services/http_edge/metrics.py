@@ -17,11 +17,12 @@ address: behind a proxy every request comes from the proxy's.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hmac
 import os
 import re
-from typing import Final
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -75,8 +76,20 @@ _PID_FILE = re.compile(r"_(\d+)\.db$")
 
 
 def observe_request(*, route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_DURATION.labels(route).observe(seconds)
+    _requests(route, method, status).inc()
+    _duration(route).observe(seconds)
+
+
+# The labelled children, looked up once: ``labels()`` takes a lock and builds a key on every
+# call, which the append route would pay per event. Routes and statuses are few (templates).
+@functools.cache
+def _requests(route: str, method: str, status: int) -> Any:
+    return HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@functools.cache
+def _duration(route: str) -> Any:
+    return HTTP_DURATION.labels(route)
 
 
 def scrape() -> tuple[bytes, str]:

@@ -49,6 +49,8 @@ from decision_log.problems import (
 )
 
 log = logging.getLogger(__name__)
+# A group commit that takes this long is worth a line of its own in the log.
+NOTABLE_COMMIT_SECONDS = 0.25
 
 Clock = Callable[[], datetime]
 
@@ -276,8 +278,15 @@ class GroupCommitter:
         written = sum(len(r) for r in results if not isinstance(r, Problem))
         metrics.GROUP_COMMIT_SECONDS.observe(seconds)
         metrics.GROUP_COMMIT_EVENTS.observe(written)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
+        # A line for each notable group commit (a slow or a large one); every commit at debug
+        # level. At one event a request a line per commit would double the logging per event,
+        # and the group-commit series say the same.
+        level = (
+            logging.INFO if seconds >= NOTABLE_COMMIT_SECONDS or written >= 1000 else logging.DEBUG
+        )
+        if log.isEnabledFor(level):
+            log.log(
+                level,
                 "group commit",
                 extra={
                     "fields": {

@@ -10,13 +10,14 @@ Its OpenAPI description is added by ``document_append`` so the published documen
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
 
 from fastapi import APIRouter
 from http_edge.guard import problem_for_exception
-from http_edge.logs import TRACEPARENT, log_request
+from http_edge.logs import TRACEPARENT, log_request, requests_log
 from http_edge.metrics import observe_request
 from http_edge.request_ids import SAFE_REQUEST_ID, new_request_id, set_request_id
 from starlette.types import Message, Receive, Scope, Send
@@ -119,13 +120,16 @@ async def serve_append(
     observe_request(
         route=APPEND_ROUTE, method="POST", status=status, seconds=time.perf_counter() - began
     )
-    log_request(
-        method="POST",
-        route=APPEND_ROUTE,
-        status=status,
-        started=began,
-        traceparent=traceparent.decode("ascii") if TRACEPARENT.fullmatch(traceparent) else None,
-    )
+    if requests_log.isEnabledFor(logging.INFO):
+        log_request(
+            method="POST",
+            route=APPEND_ROUTE,
+            status=status,
+            started=began,
+            traceparent=(
+                traceparent.decode("ascii") if TRACEPARENT.fullmatch(traceparent) else None
+            ),
+        )
 
 
 async def _append(
