@@ -317,3 +317,27 @@ async def test_an_export_says_whether_any_producer_had_gaps(
     assert orjson.loads(files[BUNDLE_JSON])["producers"]["any_gaps"] is False
     assert "no producer had gaps" in files["report.html"].decode()
     assert "Producers had gaps" not in files["README.txt"].decode()
+
+
+async def test_the_console_overview_names_producers_with_missing_events(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    """The console's overview repeats the verifier's figures as the API does: a producer with
+    numbers missing is named with the missing ranges; one with none is not."""
+    from tests.console.test_bad_input import signed_in
+
+    keys = await make_tenant(database_url, signer, chain="watched")
+    gapped, steady = producer(), producer()
+    events = [numbered(gapped, 1), numbered(gapped, 5), numbered(steady, 1), numbered(steady, 2)]
+    await verified(client, verifier_client, keys, events)
+    await signed_in(exporter, keys.auditor)
+    page = (await exporter.get("/console/")).text
+    assert "the verifier&#39;s figures" in page or "the verifier's figures" in page
+    assert f"<strong>{gapped}</strong>" in page
+    assert "3 events missing, within the allowed time so far" in page
+    assert "(sequence 2 to 4)" in page
+    assert f"<strong>{steady}</strong>" not in page

@@ -1,7 +1,8 @@
 """The overview page's facts about each of the tenant's chains, from the services the API uses:
 the chain's head and read model (``chains.service.chain_info``), its newest checkpoint that a
 witness's cosignature verifies now (``evidence.latest_verified_checkpoint``, as the decision
-view chooses its evidence) and the verifier's own status, findings included."""
+view chooses its evidence), the verifier's own status, findings included, and its figures on
+the chain's producers (``chains.sources.producer_sources``, as ``GET .../sources``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from decision_log.chains import service as chains
-from decision_log.chains.schemas import ChainInfo
+from decision_log.chains.schemas import ChainInfo, ChainSources, ProducerSource
+from decision_log.chains.sources import producer_sources
 from decision_log.evidence import CheckedCheckpoint, latest_verified_checkpoint
 from decision_log.keys.service import Principal
 from decision_log.state import AppState
@@ -37,6 +39,14 @@ class ChainOverview:
     cosigned: CheckedCheckpoint | None
     verifier: VerifierWord
     now: datetime
+    producers: ChainSources | None = None
+
+    @property
+    def troubled_producers(self) -> list[ProducerSource]:
+        """Producers with numbers missing (overdue or not yet), findings or silence: what an
+        auditor must look at."""
+        listed = [] if self.producers is None else self.producers.sources
+        return [p for p in listed if p.missing or p.status in ("gaps", "findings", "silent")]
 
     @property
     def checkpoint_age_seconds(self) -> float | None:
@@ -68,6 +78,13 @@ async def chain_overviews(state: AppState, principal: Principal) -> list[ChainOv
                 cosigned=cosigned,
                 verifier=await _verifier_word(state, tenant=principal.tenant, chain=info.chain),
                 now=now,
+                producers=(
+                    await producer_sources(
+                        state.verifier, tenant=principal.tenant, chain=info.chain, source=None
+                    )
+                    if state.verifier.configured
+                    else None
+                ),
             )
         )
     return overviews
