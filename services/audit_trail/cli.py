@@ -832,6 +832,7 @@ def report_acknowledgement(
     import httpx
     from verifier.acknowledgements import report_to_log
     from verifier.db import create_engine as verifier_engine
+    from verifier.log_client import LogClient
     from verifier.problems import LogUnavailable
 
     if not log_url or not witness_key:
@@ -839,11 +840,11 @@ def report_acknowledgement(
 
     async def report() -> None:
         engine = verifier_engine(verifier_url, role=os.environ.get("AUDIT_TRAIL_VERIFIER_DB_ROLE"))
-        headers = {"Authorization": f"Bearer {witness_key}"}
+        log = LogClient(http=httpx.AsyncClient(base_url=log_url, timeout=30), api_key=witness_key)
         try:
-            async with httpx.AsyncClient(base_url=log_url, headers=headers, timeout=30) as log:
-                await report_to_log(engine, finding_id=finding_id, log=log)
+            await report_to_log(engine, finding_id=finding_id, log=log)
         finally:
+            await log.aclose()
             await engine.dispose()
 
     try:

@@ -9,17 +9,19 @@ witness may report one: a verifier following with a tenant's auditor key keeps i
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from verifier.problems import LogUnavailable, NotFound
+from verifier.log_client import ChainName, LogClient
+from verifier.problems import NotFound
 
 
-async def acknowledgement(engine: AsyncEngine, *, finding_id: int) -> dict[str, Any]:
-    """The acknowledged finding as the log records it: chain, kind, where, who, why, epoch."""
+async def acknowledgement(
+    engine: AsyncEngine, *, finding_id: int
+) -> tuple[ChainName, dict[str, Any]]:
+    """The acknowledged finding's chain, and what the log records of it: kind, where, who,
+    why, and the epoch it started."""
     async with engine.connect() as connection:
         row = (
             await connection.execute(
@@ -35,31 +37,19 @@ async def acknowledgement(engine: AsyncEngine, *, finding_id: int) -> dict[str, 
         ).first()
     if row is None:
         raise NotFound(f"finding {finding_id} is not acknowledged")
-    return {
-        "tenant": row.tenant,
-        "chain": row.chain,
-        "body": {
-            "finding_id": finding_id,
-            "kind": row.kind,
-            "first_bad_index": row.first_bad_index,
-            "operator": row.operator,
-            "reason": row.reason,
-            "epoch": row.epoch,
-        },
+    body = {
+        "finding_id": finding_id,
+        "kind": row.kind,
+        "first_bad_index": row.first_bad_index,
+        "operator": row.operator,
+        "reason": row.reason,
+        "epoch": row.epoch,
     }
+    return ChainName(row.tenant, row.chain), body
 
 
-async def report_to_log(engine: AsyncEngine, *, finding_id: int, log: httpx.AsyncClient) -> None:
-    """Post the acknowledgement to the log's witness API (``log`` carries the witness key).
-    Raises LogUnavailable saying why when the log did not record it."""
-    acknowledged = await acknowledgement(engine, finding_id=finding_id)
-    path = (
-        f"/v1/witness/chains/{quote(acknowledged['tenant'], safe='')}/"
-        f"{quote(acknowledged['chain'], safe='')}/acknowledgements"
-    )
-    try:
-        response = await log.post(path, json=acknowledged["body"])
-    except httpx.HTTPError as error:
-        raise LogUnavailable(f"the log is unreachable: {type(error).__name__}") from None
-    if response.status_code != 201:
-        raise LogUnavailable(f"the log answered {response.status_code} on {path}")
+async def report_to_log(engine: AsyncEngine, *, finding_id: int, log: LogClient) -> None:
+    """Post the acknowledgement to the log's witness API, as cosignatures are posted. Raises
+    LogUnavailable saying why when the log did not record it."""
+    name, body = await acknowledgement(engine, finding_id=finding_id)
+    await log.post_acknowledgement(name, body)

@@ -154,6 +154,15 @@ class LogClient:
         _raise_for_status(response, path)
         return True
 
+    async def post_acknowledgement(self, name: ChainName, body: dict[str, Any]) -> None:
+        """Report an acknowledged finding; only a witness may (a tenant key gets 403)."""
+        path = f"/v1/witness/chains/{name.tenant}/{name.chain}/acknowledgements"
+        try:
+            response = await self._http.post(path, json=body, headers=self._headers)
+        except httpx.HTTPError as error:
+            raise LogUnavailable(f"the log is unreachable: {type(error).__name__}") from None
+        _raise_for_status(response, path)
+
     async def chains_of_caller(self, api_key: str) -> list[ChainName]:
         """The chains a caller's own key may read at the log: how the verifier authorises."""
         try:

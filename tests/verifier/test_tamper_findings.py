@@ -28,7 +28,7 @@ from ledger.keys import read_private_key
 from verifier import repository
 from verifier.acknowledgements import report_to_log
 from verifier.epochs import acknowledge_finding
-from verifier.log_client import ChainName
+from verifier.log_client import ChainName, LogClient
 from verifier.problems import LogUnavailable
 from verifier.service import ChainVerifier
 from verifier.state import AppState
@@ -234,21 +234,20 @@ async def test_an_acknowledgement_is_recorded_in_the_tenants_access_log(
         reason=reason,
         now=datetime.now(UTC),
     )
-    as_tenant = httpx.AsyncClient(
-        transport=cosigned.client._transport,
-        base_url=str(cosigned.client.base_url),
-        headers=headers(cosigned.keys.admin),
-    )
-    async with as_tenant:
-        with pytest.raises(LogUnavailable, match="403"):
-            await report_to_log(verifier_state.engine, finding_id=swept.finding_id, log=as_tenant)
-    as_witness = httpx.AsyncClient(
-        transport=cosigned.client._transport,
-        base_url=str(cosigned.client.base_url),
-        headers=headers(witness_api_key),
-    )
-    async with as_witness:
-        await report_to_log(verifier_state.engine, finding_id=swept.finding_id, log=as_witness)
+
+    def log_client(key: str) -> LogClient:
+        http = httpx.AsyncClient(
+            transport=cosigned.client._transport, base_url=str(cosigned.client.base_url)
+        )
+        return LogClient(http=http, api_key=key)
+
+    as_tenant = log_client(cosigned.keys.admin)
+    with pytest.raises(LogUnavailable, match="403"):
+        await report_to_log(verifier_state.engine, finding_id=swept.finding_id, log=as_tenant)
+    await as_tenant.aclose()
+    as_witness = log_client(witness_api_key)
+    await report_to_log(verifier_state.engine, finding_id=swept.finding_id, log=as_witness)
+    await as_witness.aclose()
     (record,) = [
         event["data"]
         for event in await admin_records(cosigned.client, cosigned.keys)
