@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from http_edge.logs import log_request, route_template, traceparent_of
+from http_edge.logs import log_request, route_template
 from http_edge.metrics import observe_request
 from http_edge.outages import DatabaseFault, classify
 from http_edge.problems import (
@@ -94,7 +94,7 @@ class RequestGuard:
                 route=route,
                 status=status,
                 started=began,
-                traceparent=traceparent_of(scope["headers"]),
+                headers=scope["headers"],
             )
 
 

@@ -57,11 +57,14 @@ def log_request(
     route: str,
     status: int,
     started: float,
-    traceparent: str | None,
+    headers: list[tuple[bytes, bytes]],
 ) -> None:
-    """One line per request: what was asked (the route template), the answer and its time."""
+    """One line per request: what was asked (the route template), the answer and its time, and
+    the caller's well-formed ``traceparent`` (read from ``headers`` only when the line is
+    logged)."""
     if not requests_log.isEnabledFor(logging.INFO):
         return
+    traceparent = traceparent_of(headers)
     fields: dict[str, Any] = {
         "method": method,
         "route": route,

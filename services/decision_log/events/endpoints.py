@@ -10,14 +10,13 @@ Its OpenAPI description is added by ``document_append`` so the published documen
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Any
 
 from fastapi import APIRouter
 from http_edge.guard import problem_for_exception
-from http_edge.logs import TRACEPARENT, log_request, requests_log
+from http_edge.logs import log_request
 from http_edge.metrics import observe_request
 from http_edge.request_ids import SAFE_REQUEST_ID, new_request_id, set_request_id
 from starlette.types import Message, Receive, Scope, Send
@@ -77,7 +76,6 @@ async def serve_append(
     content_type: bytes | None = None
     content_length = -1
     caller_request_id = b""
-    traceparent = b""
     ce_headers: list[tuple[bytes, bytes]] = []
     for name, value in scope["headers"]:
         if name.startswith(b"ce-"):
@@ -90,8 +88,6 @@ async def serve_append(
             content_length = int(value)
         elif name == b"x-request-id":
             caller_request_id = value
-        elif name == b"traceparent":
-            traceparent = value
     request_id = (
         caller_request_id.decode("ascii")
         if SAFE_REQUEST_ID.fullmatch(caller_request_id)
@@ -120,16 +116,9 @@ async def serve_append(
     observe_request(
         route=APPEND_ROUTE, method="POST", status=status, seconds=time.perf_counter() - began
     )
-    if requests_log.isEnabledFor(logging.INFO):
-        log_request(
-            method="POST",
-            route=APPEND_ROUTE,
-            status=status,
-            started=began,
-            traceparent=(
-                traceparent.decode("ascii") if TRACEPARENT.fullmatch(traceparent) else None
-            ),
-        )
+    log_request(
+        method="POST", route=APPEND_ROUTE, status=status, started=began, headers=scope["headers"]
+    )
 
 
 async def _append(
