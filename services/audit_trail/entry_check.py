@@ -71,6 +71,13 @@ def check_entry_command(
     except CheckFailed as failure:
         typer.secho(f"FAILED entry {index} of {chain}: {failure}", fg="red")
         raise typer.Exit(FAILED) from None
+    except (KeyError, TypeError, ValueError) as error:
+        # A log that answers 200 with something else than an entry or a proof proves nothing.
+        what = f"{type(error).__name__}: {error}"
+        typer.secho(
+            f"FAILED entry {index} of {chain}: the log's answer is malformed ({what})", fg="red"
+        )
+        raise typer.Exit(FAILED) from None
     except httpx.HTTPError as error:
         typer.secho(f"error: {url}: {error}", err=True, fg="red")
         raise typer.Exit(FAILED) from None
