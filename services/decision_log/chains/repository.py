@@ -28,7 +28,7 @@ async def insert_chain(
 
 
 _CHAIN_COLUMNS = """
-    c.id, c.slug, t.slug AS tenant, c.description, c.created_at, c.size, c.root_hash,
+    c.id, c.tenant_id, c.slug, t.slug AS tenant, c.description, c.created_at, c.size, c.root_hash,
     k.size AS checkpoint_size, k.root_hash AS checkpoint_root, k.note AS checkpoint_note,
     k.signed_at AS checkpoint_signed_at,
     coalesce(p.next_idx, 0) AS projected_to, p.error AS projection_error,

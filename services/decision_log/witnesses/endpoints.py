@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy import text
 
 from decision_log.admin_actions import Actor, note
 from decision_log.boundary import ChainSlug, TenantSlug
@@ -153,11 +152,7 @@ async def post_acknowledgement(
     tenant's auditors must see it among the administrative actions: who, when, why."""
     async with state.engine.begin() as connection:
         row = await chains.get_chain_by_names(connection, tenant=tenant, chain=chain)
-        tenant_id = (
-            await connection.execute(
-                text("SELECT tenant_id FROM chains WHERE id = :id"), {"id": row.id}
-            )
-        ).scalar_one()
+        tenant_id = int(row.tenant_id)
         await note(
             connection,
             tenant_id=tenant_id,
