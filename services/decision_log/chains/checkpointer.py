@@ -54,8 +54,8 @@ class Checkpointer(BackgroundLoop):
         """Sign each marked chain's head. A chain whose signing fails (its stored tree no
         longer agrees with its entries, say) stays marked and is retried on the next pass; it
         never holds back the chains after it (invariant 8). A database outage ends the pass."""
-        chains, self._dirty = self._dirty, set()
-        for position, chain_id in enumerate(sorted(chains)):
+        chains, self._dirty = sorted(self._dirty), set()
+        for position, chain_id in enumerate(chains):
             try:
                 async with self._engine.begin() as connection:
                     signed = await checkpoint_if_grown(
@@ -64,7 +64,7 @@ class Checkpointer(BackgroundLoop):
             except Exception as error:
                 self._dirty.add(chain_id)
                 if classify(error) is DatabaseFault.UNAVAILABLE:
-                    self._dirty.update(sorted(chains)[position + 1 :])
+                    self._dirty.update(chains[position + 1 :])
                     raise
                 log_failure(log, f"checkpoint of chain {chain_id} not signed; retrying", error)
                 continue
