@@ -259,6 +259,15 @@ def postgres_of(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def alive(process: psutil.Process) -> bool:
+    """Running, and not a zombie: psutil counts a zombie as running, and a stopped server
+    stays one until whatever adopted it (PID 1 of a container, which may be slow) reaps it."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def assert_all_stopped(processes: list[psutil.Process], data_dir: Path) -> None:
     """Every process gone (or a zombie its parent has yet to reap), the server's too."""
     for process in processes:
@@ -280,14 +289,14 @@ def test_up_after_a_crash_stops_the_orphaned_postgres_and_ctrl_c_stops_everythin
     assert orphan
     os.killpg(crashed.pid, signal.SIGKILL)  # up and its verifier, as a crash of the group
     crashed.wait()
-    assert all(process.is_running() for process in orphan)  # PostgreSQL outlives its owner
+    assert all(alive(process) for process in orphan)  # PostgreSQL outlives its owner
 
     stderr.write_bytes(b"")
     restarted = start_up_in_a_terminal(data_dir, port, stderr)
     try:
         wait_healthy(port, restarted, stderr)
         # The orphan was stopped and a server started afresh, not adopted.
-        assert not any(process.is_running() for process in orphan)
+        assert not any(alive(process) for process in orphan)
         assert f"left running by pid {crashed.pid} " in stderr.read_text()
         # While this `up` runs, another on the same data folder is refused, and names it.
         refused = subprocess.run(
