@@ -38,6 +38,7 @@ from typing import Any, BinaryIO, Final
 
 import orjson
 
+from ledger import membership
 from ledger.dsse import (
     CHAIN_VERIFICATION_PREDICATE_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
@@ -518,6 +519,7 @@ def _check_entries(
     size, root = checkpoint.size, checkpoint.root_hash
     previous_index, previous_hash = -1, b""
     first_missing: int | None = None
+    spans: dict[int, membership.SpanLink] = {}  # of a decisions export: GenAI spans, grouped last
     leaves = _lines(members.stream(ENTRIES), ENTRIES)
     proofs = _proof_documents(members.stream(INCLUSION_PROOFS))
     line_number = 0
@@ -603,13 +605,13 @@ def _check_entries(
             _check_received_in(window, value.get("received_at"), index=index)
         if decision_ids is not None:
             event = value.get("event")
-            subject = event.get("subject") if isinstance(event, dict) else None
-            if subject not in decision_ids:
-                raise BundleError(
-                    ENTRIES,
-                    f"subject {subject!r} is not one of the selected decisions",
-                    index=index,
-                    check="selection",
+            event = event if isinstance(event, dict) else {}
+            link = membership.span_link(event) if _is_genai(event) else None
+            if link is not None:
+                spans[index] = link  # its decision follows from the bundle's other spans
+            else:
+                _check_selected(
+                    index, membership.decision_ids_of([(index, event)])[index], decision_ids
                 )
         if report.first_index is None:
             report.first_index = index
@@ -617,6 +619,9 @@ def _check_entries(
         report.entries += 1
     if next(proofs, None) is not None:
         raise BundleError(INCLUSION_PROOFS, f"holds more proofs than the {line_number} entries")
+    if decision_ids is not None:
+        for index, found in sorted(membership.genai_decision_ids(spans).items()):
+            _check_selected(index, found, decision_ids)
     if span is not None:
         expected = span[0] if previous_index < 0 else previous_index + 1
         if first_missing is None and expected < span[1]:
@@ -627,6 +632,22 @@ def _check_entries(
             f"is missing: the selection is every entry in [{span[0]}, {span[1]})",
             index=first_missing,
             check="missing",
+        )
+
+
+def _is_genai(event: Mapping[str, Any]) -> bool:
+    return event.get("type") == membership.GENAI_INVOCATION
+
+
+def _check_selected(index: int, found: str | None, decision_ids: set[str]) -> None:
+    """An entry of a decisions export is an event of a selected decision (ledger/membership.py:
+    its subject, the id a model server's logger names it by, or a GenAI span's grouping)."""
+    if found not in decision_ids:
+        raise BundleError(
+            ENTRIES,
+            f"is an event of decision {found!r}, not one of the selected decisions",
+            index=index,
+            check="selection",
         )
 
 

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from decision_log.decisions import genai
-from decision_log.decisions.projection import ProjectedEntry, fold_decision, genai_outsiders
+from decision_log.decisions.projection import ProjectedEntry, fold_decision
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ledger.membership import decision_ids_of
 
 from tests.decisions.helpers import genai_span
 
@@ -148,9 +151,31 @@ def test_a_span_of_another_decision_in_a_timeline_is_found_out() -> None:
     spans = agent_trace()
     stranger = genai_span("1" * 32, "2" * 16)
     events = [*spans.values(), stranger]
-    entries = [
-        ProjectedEntry(idx, RECEIVED, event["type"], event["subject"], event)
-        for idx, event in enumerate(events)
-    ]
-    assert genai_outsiders(entries, f"{TRACE}-{AGENT}") == [4]
-    assert genai_outsiders(entries[:4], f"{TRACE}-{AGENT}") == []
+    found = decision_ids_of(enumerate(events))
+    assert [i for i, of in found.items() if of != f"{TRACE}-{AGENT}"] == [4]
+    assert set(decision_ids_of(enumerate(events[:4])).values()) == {f"{TRACE}-{AGENT}"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_fold_groups_as_the_shared_membership_rule_does(data: st.DataObject) -> None:
+    """The projector's incremental fold, in any arrival order and over any batches, makes the
+    decisions that ledger/membership.py finds from the spans at once (the rule exports and
+    offline checks apply)."""
+    count = data.draw(st.integers(1, 8))
+    ids = [f"{i:016x}" for i in range(1, count + 1)]
+    events = []
+    for position, span_id in enumerate(ids):
+        parent = data.draw(st.sampled_from([None, "f" * 16, *ids[:position]]))
+        agent = data.draw(st.booleans())
+        operation = "invoke_agent" if agent else "chat"
+        events.append(genai_span(TRACE, span_id, parent=parent, operation=operation))
+    order = data.draw(st.permutations(range(count)))
+    arrived = [events[i] for i in order]
+    cut = data.draw(st.integers(0, count))
+    first = genai.fold_spans({}, nodes(arrived[:cut]))
+    later = [genai.span_node(cut + i, RECEIVED, event) for i, event in enumerate(arrived[cut:])]
+    folded = genai.fold_spans(first.nodes, [node for node in later if node is not None])
+    by_span = {node.span_id: node.decision_id for node in folded.nodes.values()}
+    shared = decision_ids_of(enumerate(arrived))
+    assert {arrived[i]["data"]["spanId"]: found for i, found in shared.items()} == by_span

@@ -485,7 +485,7 @@ async def test_a_decision_export_does_not_take_the_read_models_word(
             chain,
         )
     path = f"/v1/chains/{witnessed.keys.chain}/exports"
-    for decision, expected in (("loan-3", "absent"), ("loan-9", "subject 'loan-5'")):
+    for decision, expected in (("loan-3", "absent"), ("loan-9", "an event of 'loan-5'")):
         refused = await exporter.post(
             path,
             json={"kind": "decisions", "decision_ids": [decision]},

@@ -10,6 +10,7 @@ import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from decision_log.exports.schemas import ExportRequest
 from decision_log.exports.service import ExportRunner, get_export, plan_export
 from decision_log.keys.service import Principal
+from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 from fastapi import FastAPI
 from ledger.bundle import (
@@ -28,19 +30,21 @@ from ledger.bundle import (
     ENTRIES,
     INCLUSION_PROOFS,
     MANIFEST,
+    BundleError,
     BundleReport,
     consistency_member,
     verify_bundle,
 )
+from ledger.keys import read_private_key
 from ledger.note import CosignatureSigner, NoteVerifier
 from ledger.proofs import split_tlog_proofs
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import SSlibKey
 
-from tests.decisions.helpers import overridden, projected, recorded, reviewed
+from tests.decisions.helpers import genai_span, overridden, projected, recorded, reviewed
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import append, decision_event, headers
-from tests.verifier.bundles import export, unzip
+from tests.verifier.bundles import export, resign, rezip, unzip
 from tests.verifier.conftest import append_and_checkpoint
 from tests.verifier.tamper import chain_id, superuser
 
@@ -318,3 +322,84 @@ async def test_an_export_the_store_cannot_back_fails_and_says_so(
     failed = [job for job in jobs["exports"] if job["status"] == "failed"]
     assert len(failed) == 1 and "entry 4" in failed[0]["error"]
     assert (failed[0]["problem"]["index"], failed[0]["problem"]["check"]) == (4, "leaf-hash")
+
+
+def kserve(kind: str, inference_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A KServe payload logger's event as it is recorded (binary mode: attributes from the
+    `Ce-*` headers, the body as data)."""
+    return {
+        "specversion": "1.0",
+        "id": inference_id,
+        "source": "http://sklearn-iris-predictor-00001-deployment-7f9c/",
+        "type": f"org.kubeflow.serving.inference.{kind}",
+        "inferenceservicename": "sklearn-iris",
+        "namespace": "default",
+        "datacontenttype": "application/json",
+        "data": body,
+    }
+
+
+async def test_model_servers_and_agents_decisions_export_by_the_ids_they_go_by(
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+    settings: Settings,
+    log_vkey: NoteVerifier,
+    cosigner: CosignatureSigner,
+) -> None:
+    """A KServe inference is the decision its id names, a GenAI agent invocation the one its
+    spans group under: exports select them by those ids and check offline, and a bundle whose
+    entries are another decision's events fails."""
+    tenant = await make_tenant(database_url, signer)
+    trace, agent = "4bf92f3577b34da6a3ce929d0e0e4736", "a" * 16
+    invocation = f"{trace}-{agent}"
+    for event in (
+        kserve("request", "inf-1", {"instances": [[6.8, 2.8, 4.8, 1.4]]}),
+        kserve("response", "inf-1", {"predictions": [1]}),
+    ):
+        sent = {"Ce-" + k: str(v) for k, v in event.items() if k not in ("data", "datacontenttype")}
+        appended = await exporter.post(
+            f"/v1/chains/{tenant.chain}/events",
+            content=orjson.dumps(event["data"]),
+            headers=headers(tenant.producer, sent | {"Content-Type": "application/json"}),
+        )
+        assert appended.status_code == 201, appended.text
+    await append_and_checkpoint(
+        exporter,
+        tenant,
+        [
+            kserve("request", "inf-2", {"instances": [[1, 2, 3, 4]]}),
+            recorded("loan-1"),
+            genai_span(trace, "b" * 16, parent=agent, gen_ai__request__model="gpt-4o"),
+            genai_span(trace, agent, operation="invoke_agent", gen_ai__agent__name="support"),
+            genai_span(trace, "c" * 16, parent=agent, operation="invoke_agent"),  # its own
+        ],
+    )
+    await projected(database_url)
+
+    _, bundle = await export(
+        exporter, tenant, {"kind": "decisions", "decision_ids": ["inf-1", invocation]}
+    )
+    report = check(bundle, log_vkey, cosigner)
+    assert report.entries == 4 and (report.first_index, report.last_index) == (0, 5)
+    files = unzip(bundle)
+    exported = [orjson.loads(line)["event"] for line in files[ENTRIES].splitlines()]
+    assert [event["id"] for event in exported] == [
+        "inf-1",
+        "inf-1",
+        *(f"{trace}-{s * 16}" for s in "ba"),
+    ]
+
+    # The same entries under another decision's name, signed by the log's own key: refused.
+    info, log_key = orjson.loads(files[BUNDLE_JSON]), read_private_key(settings.log_key_file)
+    info["selection"]["decision_ids"] = ["inf-2", invocation]
+    forged = rezip(resign({**files, BUNDLE_JSON: orjson.dumps(info)}, log_key))
+    with pytest.raises(BundleError) as failed:
+        verify_bundle(forged, log_key=log_vkey, verifier_key=cosigner.verifier)
+    assert (failed.value.index, failed.value.check) == (0, "selection")
+    assert "'inf-1'" in str(failed.value)
+    info["selection"]["decision_ids"] = ["inf-1", f"{trace}-{'c' * 16}"]
+    forged = rezip(resign({**files, BUNDLE_JSON: orjson.dumps(info)}, log_key))
+    with pytest.raises(BundleError) as failed:
+        verify_bundle(forged, log_key=log_vkey, verifier_key=cosigner.verifier)
+    assert (failed.value.index, failed.value.check) == (4, "selection")

@@ -29,6 +29,9 @@ from typing import Any, Literal
 import jsonschema_rs
 import orjson
 from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE
+from ledger.membership import GENAI_INVOCATION as GENAI_INVOCATION
+from ledger.membership import MODEL_DEPLOYED as MODEL_DEPLOYED
+from ledger.membership import RECORDS_ACCESSED as RECORDS_ACCESSED
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from decision_log.limits import MAX_INDEXED_TEXT_CHARS
@@ -43,10 +46,7 @@ DECISION_REVIEWED = "dev.audit-trail.decision.reviewed.v1"
 DECISION_OVERRIDDEN = "dev.audit-trail.decision.overridden.v1"
 OUTCOME_OBSERVED = "dev.audit-trail.outcome.observed.v1"
 DECISION_CONTESTED = "dev.audit-trail.decision.contested.v1"
-MODEL_DEPLOYED = "dev.audit-trail.model.deployed.v1"
-RECORDS_ACCESSED = "dev.audit-trail.records.accessed.v1"
 ADMIN_ACTION_RECORDED = "dev.audit-trail.admin-action.recorded.v1"
-GENAI_INVOCATION = "dev.audit-trail.genai.invocation.v1"
 PRODUCER_HEARTBEAT = HEARTBEAT_EVENT_TYPE
 PRODUCER_CLOSED = CLOSED_EVENT_TYPE
 

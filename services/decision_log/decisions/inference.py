@@ -27,14 +27,15 @@ from __future__ import annotations
 
 from typing import Any
 
-KSERVE_REQUEST = "org.kubeflow.serving.inference.request"
-KSERVE_RESPONSE = "org.kubeflow.serving.inference.response"
-SELDON_REQUEST = "io.seldon.serving.inference.request"
-SELDON_RESPONSE = "io.seldon.serving.inference.response"
-SELDON_FEEDBACK = "io.seldon.serving.feedback"
-KSERVE_TYPES = frozenset((KSERVE_REQUEST, KSERVE_RESPONSE))
-SELDON_TYPES = frozenset((SELDON_REQUEST, SELDON_RESPONSE, SELDON_FEEDBACK))
-INFERENCE_TYPES = KSERVE_TYPES | SELDON_TYPES
+from ledger.membership import INFERENCE_TYPES as INFERENCE_TYPES
+from ledger.membership import KSERVE_REQUEST as KSERVE_REQUEST
+from ledger.membership import KSERVE_RESPONSE as KSERVE_RESPONSE
+from ledger.membership import KSERVE_TYPES as KSERVE_TYPES
+from ledger.membership import SELDON_REQUEST as SELDON_REQUEST
+from ledger.membership import SELDON_RESPONSE as SELDON_RESPONSE
+from ledger.membership import SELDON_TYPES as SELDON_TYPES
+from ledger.membership import event_decision_id
+
 REQUEST_TYPES = frozenset((KSERVE_REQUEST, SELDON_REQUEST))
 RESPONSE_TYPES = frozenset((KSERVE_RESPONSE, SELDON_RESPONSE))
 # KServe logs a response only when the model answered 200 (handler.go): a request still without
@@ -44,15 +45,9 @@ RESPONSE_GRACE_SECONDS = 60
 
 def inference_decision_id(event_type: str, event: dict[str, Any] | None) -> str | None:
     """The decision an inference event belongs to, read from the event itself."""
-    if event is None:
+    if event_type not in INFERENCE_TYPES:
         return None
-    if event_type in KSERVE_TYPES:
-        found = event.get("id")
-    elif event_type in SELDON_TYPES:
-        found = event.get("requestid")
-    else:
-        return None
-    return found if isinstance(found, str) and found else None
+    return event_decision_id(event_type, None, event)
 
 
 def system_name(event: dict[str, Any]) -> str | None:

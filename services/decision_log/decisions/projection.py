@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
+from ledger import membership
+
 from decision_log.decisions import genai, inference
 from decision_log.decisions.event_types import (
     DECISION_CONTESTED,
@@ -45,7 +47,6 @@ from decision_log.decisions.event_types import (
     GENAI_INVOCATION,
     MODEL_DEPLOYED,
     OUTCOME_OBSERVED,
-    RECORDS_ACCESSED,
 )
 from decision_log.events.cloudevents import DATA_SUBJECT
 from decision_log.limits import (
@@ -56,7 +57,7 @@ from decision_log.limits import (
 )
 
 # Known types that are not about one decision: never part of a decision's timeline.
-NOT_DECISION_TYPES = frozenset((MODEL_DEPLOYED, RECORDS_ACCESSED))
+NOT_DECISION_TYPES = membership.NOT_DECISION_TYPES
 # Types whose decision is not their subject: model servers' inference events name it in other
 # attributes (decisions/inference.py), and a GenAI span's decision follows from its ancestors
 # (decisions/genai.py, folded apart since it needs the spans of the trace).
@@ -212,14 +213,9 @@ def _decided_at(entry: ProjectedEntry, unprojectable: list[str]) -> datetime:
 
 
 def decision_id_of(entry: ProjectedEntry) -> str | None:
-    """The decision an entry names, usable or not: its subject (unknown types included), the
-    shared id or request id of an inference event; None for types about no one decision and
-    for GenAI spans (decisions/genai.py)."""
-    if entry.event_type in INFERENCE_TYPES:
-        return inference.inference_decision_id(entry.event_type, entry.event)
-    if entry.event_type in NOT_DECISION_TYPES or entry.event_type == GENAI_INVOCATION:
-        return None
-    return entry.subject
+    """The decision an entry names, usable or not, by the rule of ledger/membership.py; None
+    for types about no one decision and for GenAI spans (decisions/genai.py)."""
+    return membership.event_decision_id(entry.event_type, entry.subject, entry.event)
 
 
 def timeline_subject(entry: ProjectedEntry) -> str | None:
@@ -504,19 +500,3 @@ def fold_decision(
                 row, spans, decision_id=decision_id, chain_id=chain_id, tenant_id=tenant_id
             )
     return row
-
-
-def genai_outsiders(entries: Sequence[ProjectedEntry], decision_id: str) -> list[int]:
-    """Indexes of GenAI entries of a timeline that are not spans of ``decision_id`` when the
-    timeline's own spans are grouped (a read model that lists a foreign span)."""
-    nodes = {
-        entry.idx: genai.span_node(entry.idx, entry.received_at, entry.event)
-        for entry in entries
-        if entry.event_type == GENAI_INVOCATION and entry.event is not None
-    }
-    fold = genai.fold_spans({}, [node for node in nodes.values() if node is not None])
-    return sorted(
-        idx
-        for idx, node in nodes.items()
-        if node is None or fold.nodes[node.key].decision_id != decision_id
-    )

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import orjson
+from ledger import membership
 from ledger.leaf import format_received_at
 from ledger.merkle import NodeId, assemble_proof, inclusion_proof_plan, leaf_hash, plan_node_ids
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +29,6 @@ from decision_log.decisions.access import record_access
 from decision_log.decisions.event_types import (
     DECISION_RECORDED,
     EVENT_DATA_MODELS,
-    GENAI_INVOCATION,
 )
 from decision_log.decisions.explanation import RecordedEvent, explain
 from decision_log.decisions.producer_explanation import explain_producer_decision
@@ -36,9 +36,7 @@ from decision_log.decisions.projection import (
     DECISION_COLUMNS,
     DecisionRow,
     ProjectedEntry,
-    decision_id_of,
     fold_decision,
-    genai_outsiders,
     project_entry,
 )
 from decision_log.decisions.projector import ACCESS_CHAIN
@@ -617,29 +615,19 @@ async def _checked(
         predecessors=predecessors,
     )
     if decision_id is not None:
-        # Which decision an event is of comes from the event (projection.decision_id_of; for
-        # GenAI spans, from the timeline's spans: projection.genai_outsiders).
-        projected = [
-            ProjectedEntry(
-                idx=int(entry.idx),
-                received_at=entry.received_at,
-                event_type=event.get("type", ""),
-                subject=event.get("subject"),
-                event=event,
-            )
-            for entry in entries
-            for event in (orjson.loads(entry.leaf)["event"],)
-        ]
-        outsiders = set(genai_outsiders(projected, decision_id))
-        for entry in projected:
-            found = decision_id if entry.event_type == GENAI_INVOCATION else decision_id_of(entry)
-            if entry.idx in outsiders or found != decision_id:
+        # Which decision an event is of comes from the events (ledger/membership.py), as for
+        # a selective export: a GenAI span's from the timeline's own spans.
+        found = membership.decision_ids_of(
+            (int(entry.idx), orjson.loads(entry.leaf)["event"]) for entry in entries
+        )
+        for index, of in sorted(found.items()):
+            if of != decision_id:
                 raise IntegrityFailure(
-                    f"entry {entry.idx} is an event of {found!r}, not of this decision",
+                    f"entry {index} is an event of {of!r}, not of this decision",
                     check="index",
-                    index=entry.idx,
+                    index=index,
                     expected=decision_id,
-                    found=str(found),
+                    found=str(of),
                 )
     return hashes
 

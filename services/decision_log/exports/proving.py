@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 from http_edge.problems import IntegrityFailure
+from ledger import membership
 from ledger.merkle import (
     NodeId,
     assemble_proof,
@@ -279,12 +280,13 @@ def prove_selection(
         chain=chain.chain,
         predecessors={index: selection.rows[index].leaf for index in needed - chosen},
     )
+    foreign = {} if subjects is None else foreign_entries(entries, subjects)
     exported = []
     for entry, hashed in zip(entries, hashes, strict=True):
         proof = selection.proofs[entry.index]
         check_inclusion(index=entry.index, hashed=hashed, proof=proof, checkpoint=checkpoint)
         if subjects is not None:
-            check_subject(entry, subjects[entry.index])
+            check_membership(entry.index, subjects[entry.index], foreign)
         exported.append(ExportedEntry(entry.index, entry.leaf, proof))
     return exported
 
@@ -303,6 +305,13 @@ def judge_as_stored(
     """Every chosen entry the store has, as stored, with its stored-tree proof; each check that
     fails is written down in ``failures`` instead of stopping the export (CPU only)."""
     chosen = set(selection.indexes)
+    foreign = (
+        {}
+        if subjects is None
+        else foreign_entries(
+            (selection.rows[i] for i in selection.indexes if i in selection.rows), subjects
+        )
+    )
     exported = []
     for index in selection.indexes:
         if index > 0 and index - 1 not in chosen and index - 1 not in selection.rows:
@@ -322,7 +331,7 @@ def judge_as_stored(
             )
             proof = _proof_that_verifies(selection, index, hashed, checkpoint)
             if subjects is not None:
-                check_subject(entry, subjects[index])
+                check_membership(index, subjects[index], foreign)
         except (IntegrityFailure, ProjectionMismatch) as failure:
             failures.add(failure)
         exported.append(ExportedEntry(index, entry.leaf, proof))
@@ -371,22 +380,41 @@ async def stored_proofs(
     return {index: assemble_proof(plan, nodes) for index, plan in plans.items()}
 
 
-def check_subject(entry: StoredEntry, decision_id: str) -> None:
-    """An entry the read model lists in a decision's timeline is about that decision: a
-    selective export never discloses another decision's event on the read model's word."""
-    try:
-        event = orjson.loads(entry.leaf).get("event")
-        subject = event.get("subject") if isinstance(event, dict) else None
-    except (orjson.JSONDecodeError, AttributeError):
-        subject = None
-    if subject != decision_id:
+def foreign_entries(
+    entries: Iterable[StoredEntry], subjects: Mapping[int, str]
+) -> dict[int, str | None]:
+    """Entries the read model lists in a decision's timeline (``subjects``) that the events
+    themselves put in another decision (ledger/membership.py), with the decision they are of:
+    a selective export never discloses another decision's event on the read model's word."""
+    listed: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    unreadable: dict[int, str | None] = {}
+    for entry in entries:
+        try:
+            event = orjson.loads(entry.leaf).get("event")
+        except (orjson.JSONDecodeError, AttributeError):
+            event = None
+        if not isinstance(event, dict):
+            unreadable[entry.index] = None
+            continue
+        listed.setdefault(subjects[entry.index], []).append((entry.index, event))
+    foreign = dict(unreadable)
+    for decision_id, events in listed.items():
+        for index, found in membership.decision_ids_of(events).items():
+            if found != decision_id:
+                foreign[index] = found
+    return foreign
+
+
+def check_membership(index: int, decision_id: str, foreign: Mapping[int, str | None]) -> None:
+    if index in foreign:
+        found = foreign[index]
         raise ProjectionMismatch(
-            f"entry {entry.index} is in the read model's timeline of decision {decision_id!r}, "
-            f"but its subject is {subject!r}",
+            f"entry {index} is in the read model's timeline of decision {decision_id!r}, "
+            f"but it is an event of {found!r}",
             decision_id=decision_id,
             column="timeline",
-            expected=f"entries whose subject is {decision_id!r}",
-            found=f"entry {entry.index}, subject {subject!r}",
+            expected=f"events of {decision_id!r}",
+            found=f"entry {index}, an event of {found!r}",
         )
 
 
