@@ -46,4 +46,4 @@ def head_revision() -> str:
 # ready while it runs; it moves up to a revision only when the code starts to need that
 # revision, and a contracting migration (one that drops what an older release reads) ships a
 # release after the code that stopped reading it.
-OLDEST_RUNNABLE_SCHEMA = "0013_console_sessions"
+OLDEST_RUNNABLE_SCHEMA = "0014_genai_span_source"

@@ -274,6 +274,7 @@ async def test_an_agent_invocation_whose_parent_comes_last_is_one_decision(
         ("conversation", "conv-42"),
         ("tool", "lookup_order"),
         ("model_name", "gpt-4o"),
+        ("source", "otlp:support-agent"),  # the OTLP producer, as completeness names it
     ):
         assert await search(client, tenant, **{name: value}) == [decision_id], name
     decision = await view(client, tenant, decision_id)

@@ -73,7 +73,10 @@ async def search_decisions(
         Query(
             min_length=1,
             max_length=MAX_SOURCE_CHARS,
-            description="The producer (CloudEvents source) that recorded the decision",
+            description="The producer (CloudEvents source) that recorded the decision: "
+            "the source of its recording event, "
+            "a model server's first inference event, or a GenAI decision's agent span "
+            "(otlp:<service.name> over OTLP)",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,

@@ -58,6 +58,7 @@ class SpanNode:
     tool_name: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    source: str | None = None  # the CloudEvents source of the span's event
 
     @property
     def key(self) -> tuple[str, str]:
@@ -110,6 +111,7 @@ def span_node(idx: int, received_at: datetime, event: dict[str, Any]) -> SpanNod
         tool_name=_text(attributes.get("gen_ai.tool.name")),
         input_tokens=_first_int(attributes, INPUT_TOKEN_KEYS),
         output_tokens=_first_int(attributes, OUTPUT_TOKEN_KEYS),
+        source=_text(event.get("source")),
     )
 
 
@@ -189,12 +191,14 @@ class GenAISummary:
     agent: str | None
     provider: str | None
     conversation: str | None
+    source: str | None
     last_idx: int
 
 
 def summary(spans: Sequence[SpanNode]) -> GenAISummary:
-    """The decision span gives the time, agent and service; the model that answered is the last
-    model call to start (its requested model, and the model its response named)."""
+    """The decision span gives the time, agent, service and producer (its event's source); the
+    model that answered is the last model call to start (its requested model, and the model its
+    response named)."""
     root = next(
         (span for span in spans if span.span_id == span.decision_span_id), min(spans, key=_start)
     )
@@ -213,6 +217,7 @@ def summary(spans: Sequence[SpanNode]) -> GenAISummary:
         agent=root.agent_name or _first(span.agent_name for span in spans),
         provider=root.provider or _first(span.provider for span in spans),
         conversation=root.conversation or _first(span.conversation for span in spans),
+        source=root.source,
         last_idx=max(span.idx for span in spans),
     )
 

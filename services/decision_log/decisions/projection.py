@@ -457,6 +457,7 @@ def project_genai(
         "decided_at": found.decided_at,
         "received_at": found.received_at,
         "decision_idx": None,
+        "source": found.source,
         "system_name": _plain_text(found.system_name, "system_name", unprojectable),
         "deployment": _plain_text(found.deployment, "deployment", unprojectable),
         "model_name": _indexed_text(found.model_name, "model_name", unprojectable),

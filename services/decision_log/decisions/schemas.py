@@ -34,7 +34,11 @@ class DecisionSummary(BaseModel):
     )
     conversation: str | None = Field(default=None, description="GenAI: gen_ai.conversation.id")
     source: str | None = Field(
-        default=None, description="The producer (CloudEvents source) that recorded the decision"
+        default=None,
+        description="The producer (CloudEvents source) that recorded the decision: "
+        "the source of its recording event, "
+        "a model server's first inference event, or a GenAI decision's agent span "
+        "(otlp:<service.name> over OTLP)",
     )
     read_model_mismatch: list[str] = Field(
         default_factory=list,
