@@ -316,3 +316,58 @@ async def genai_rows(database_url: str, tenant: TenantKeys) -> list[Any]:
         return [tuple(row.values()) for row in rows]
     finally:
         await connection.close()
+
+
+async def test_search_checks_model_server_and_agent_decisions_against_their_events(
+    client: httpx.AsyncClient, tenant: TenantKeys, database_url: str
+) -> None:
+    """A row no one event records (a KServe inference, a GenAI invocation) is checked in a
+    search page against its whole timeline: untouched it shows no mismatch, altered it shows
+    the events' values and names the fields."""
+    inference_id = str(uuid.uuid4())
+    await post(client, tenant, kserve_headers("request", inference_id), {"instances": [[1, 2]]})
+    await post(
+        client,
+        tenant,
+        kserve_headers("response", inference_id),
+        {"model_name": "iris", "model_version": "v3", "outputs": [{"name": "p", "data": [1]}]},
+    )
+    agent = span(AGENT, None, 0, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="a1")
+    chat = span(CHAT, AGENT, 10, gen_ai__operation__name="chat", gen_ai__request__model="m")
+    sent = await client.post(
+        f"/v1/chains/{tenant.chain}/otlp/v1/traces",
+        content=otlp([chat, agent]),
+        headers=headers(tenant.producer, {"Content-Type": "application/json"}),
+    )
+    assert sent.status_code == 200, sent.text
+    await projected(database_url)
+    invocation = f"{TRACE}-{AGENT}"
+
+    async def page() -> dict[str, dict[str, Any]]:
+        response = await client.get(
+            "/v1/decisions", params={"chain": tenant.chain}, headers=headers(tenant.auditor)
+        )
+        assert response.status_code == 200, response.text
+        return {item["decision_id"]: item for item in response.json()["decisions"]}
+
+    honest = await page()
+    assert honest[inference_id]["read_model_mismatch"] == []
+    assert honest[invocation]["read_model_mismatch"] == []
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "UPDATE decisions SET decision = '0', model_version = 'v2', reviewed = true "
+            "WHERE decision_id = $1",
+            inference_id,
+        )
+        await connection.execute(
+            "UPDATE decisions SET genai_agent = 'someone-else' WHERE decision_id = $1", invocation
+        )
+        altered = await page()
+    finally:
+        await connection.close()
+    shown = altered[inference_id]
+    assert sorted(shown["read_model_mismatch"]) == ["decision", "model_version", "reviewed"]
+    assert (shown["decision"], shown["model_version"], shown["reviewed"]) == ("1", "v3", False)
+    assert altered[invocation]["read_model_mismatch"] == ["agent"]
+    assert altered[invocation]["agent"] == "a1"

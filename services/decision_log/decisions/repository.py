@@ -471,6 +471,42 @@ async def recorded_entries(
     return {(int(row.chain_id), int(row.idx)): row for row in result}
 
 
+# A search page checks the timelines of this many events at most per decision: a longer one
+# (an agent that made thousands of calls) is left to the decision view, which reads it whole.
+MAX_SEARCH_CHECKED_TIMELINE = 200
+
+
+async def timelines(
+    connection: AsyncConnection, *, keys: list[tuple[int, str]]
+) -> dict[tuple[int, str], list[Any]]:
+    """The timelines of the decisions (chain id, decision id) ``keys``, as `timeline` reads one,
+    in one indexed read: the decisions of a page of search results that no recorded event
+    stands for (a model server's, a GenAI invocation). A timeline longer than
+    `MAX_SEARCH_CHECKED_TIMELINE` is left out."""
+    if not keys:
+        return {}
+    result = await connection.execute(
+        text(
+            "SELECT k.chain_id, k.decision_id, t.idx, t.received_at, t.leaf, t.leaf_hash "
+            "FROM unnest(CAST(:chains AS bigint[]), CAST(:ids AS text[])) "
+            "AS k(chain_id, decision_id) CROSS JOIN LATERAL ("
+            "SELECT d.idx, e.received_at, e.leaf, e.leaf_hash FROM decision_events d "
+            "LEFT JOIN entries e ON e.chain_id = d.chain_id AND e.idx = d.idx "
+            "WHERE d.chain_id = k.chain_id AND d.decision_id = k.decision_id "
+            "ORDER BY d.idx LIMIT :limit) t ORDER BY k.chain_id, k.decision_id, t.idx"
+        ),
+        {
+            "chains": [chain for chain, _ in keys],
+            "ids": [decision for _, decision in keys],
+            "limit": MAX_SEARCH_CHECKED_TIMELINE + 1,
+        },
+    )
+    found: dict[tuple[int, str], list[Any]] = {}
+    for row in result:
+        found.setdefault((int(row.chain_id), row.decision_id), []).append(row)
+    return {key: rows for key, rows in found.items() if len(rows) <= MAX_SEARCH_CHECKED_TIMELINE}
+
+
 async def timeline(connection: AsyncConnection, *, chain_id: int, decision_id: str) -> list[Any]:
     """Every entry the read model lists for the decision, in index order, with its exact leaf
     bytes and hash as stored (null where the store no longer holds the entry)."""

@@ -44,7 +44,9 @@ class DecisionSummary(BaseModel):
         default_factory=list,
         description="Fields the read model's row held otherwise than the event they come from "
         "(the row was altered, or projected by older code); the values shown are the "
-        "event's. In a search page, only fields of the recorded event are checked",
+        "event's. In a search page, a decision recorded by one event is checked against that "
+        "event's fields; one that no event records alone (a model server's, a GenAI "
+        "invocation) against its whole timeline",
     )
     unprojectable: list[str] = Field(
         default_factory=list,

@@ -303,55 +303,93 @@ RECORDED_COLUMNS = (
     "solely_automated",
     "legal_or_similar_effect",
 )
+# A decision no one event records (a model server's, a GenAI invocation) is checked against
+# its whole timeline in a search page: every column a summary shows.
+FOLDED_COLUMNS = (
+    *RECORDED_COLUMNS,
+    "genai_agent",
+    "genai_provider",
+    "genai_conversation",
+    "current_decision",
+    "reviewed",
+    "overridden",
+    "contested",
+    "outcome",
+)
 
 
 async def checked_summaries(
     connection: AsyncConnection, rows: list[Any], *, chains: dict[int, str], tenant_id: int
 ) -> list[DecisionSummary]:
-    """Search results, each checked against the event it came from (one indexed read for
-    the page): a row is the read model's, which can drift from the log or be altered, so the
-    values it shows from the recorded event are the event's, and where the row said otherwise
-    ``read_model_mismatch`` names the fields."""
+    """Search results, each checked against the events it came from (two indexed reads for
+    the page at most): a row is the read model's, which can drift from the log or be altered,
+    so the values it shows from the events are the events', and where the row said otherwise
+    ``read_model_mismatch`` names the fields. A decision recorded by one event is checked
+    against that event; one that no event records on its own (a model server's inference, a
+    GenAI invocation) against its whole timeline, folded as the projector folds it."""
     recorded = await repository.recorded_entries(
         connection,
         keys=[(int(r.chain_id), int(r.decision_idx)) for r in rows if r.decision_idx is not None],
     )
+    folded = await repository.timelines(
+        connection,
+        keys=[(int(r.chain_id), r.decision_id) for r in rows if r.decision_idx is None],
+    )
     summaries = []
+    columns: tuple[str, ...]
     for row in rows:
-        found = recorded.get((int(row.chain_id), row.decision_idx))
+        if row.decision_idx is not None:
+            found = recorded.get((int(row.chain_id), row.decision_idx))
+            entries = [] if found is None else [(int(row.decision_idx), found)]
+            columns = RECORDED_COLUMNS
+        else:
+            entries = [
+                (int(entry.idx), entry)
+                for entry in folded.get((int(row.chain_id), row.decision_id), [])
+                if entry.leaf is not None
+            ]
+            columns = FOLDED_COLUMNS
         shown, mismatch = row, []
-        if found is not None:
-            event = orjson.loads(found.leaf)["event"]
-            fresh = project_entry(
-                None,
-                ProjectedEntry(
-                    idx=int(row.decision_idx),
-                    received_at=found.received_at,
-                    event_type=found.event_type,
-                    subject=event.get("subject"),
-                    event=event,
-                ),
-                chain_id=int(row.chain_id),
-                tenant_id=tenant_id,
-            )
-            if fresh is not None:
-                mismatch = [
-                    column
-                    for column in RECORDED_COLUMNS
-                    if _cell(getattr(fresh, column)) != _cell(getattr(row, column))
-                ]
-                if leaf_hash(bytes(found.leaf)) != bytes(found.leaf_hash):
-                    mismatch.append("leaf_hash")
-                if mismatch:
-                    shown = _with_recorded(row, fresh)
+        fresh = _fresh_row(row, entries, tenant_id=tenant_id) if entries else None
+        if fresh is not None:
+            mismatch = [
+                column
+                for column in columns
+                if _cell(getattr(fresh, column)) != _cell(getattr(row, column))
+            ]
+            if any(leaf_hash(bytes(e.leaf)) != bytes(e.leaf_hash) for _, e in entries):
+                mismatch.append("leaf_hash")
+            if mismatch:
+                shown = _with_recorded(row, fresh, columns)
         summaries.append(summary(shown, chain=chains[int(row.chain_id)], mismatch=mismatch))
     return summaries
 
 
-def _with_recorded(row: Any, fresh: DecisionRow) -> Any:
-    """The row with the recorded event's values in its decision-time columns."""
+def _fresh_row(row: Any, entries: list[tuple[int, Any]], *, tenant_id: int) -> DecisionRow | None:
+    """The row the entries make: the recorded event alone, or a timeline folded whole."""
+    projected = []
+    for index, entry in entries:
+        event = orjson.loads(entry.leaf)["event"]
+        projected.append(
+            ProjectedEntry(
+                idx=index,
+                received_at=entry.received_at,
+                event_type=event.get("type", ""),  # the leaf's, not a read-model column
+                subject=event.get("subject"),
+                event=event,
+            )
+        )
+    if row.decision_idx is not None:
+        return project_entry(None, projected[0], chain_id=int(row.chain_id), tenant_id=tenant_id)
+    return fold_decision(
+        projected, decision_id=row.decision_id, chain_id=int(row.chain_id), tenant_id=tenant_id
+    )
+
+
+def _with_recorded(row: Any, fresh: DecisionRow, columns: tuple[str, ...]) -> Any:
+    """The row with the events' values in the checked columns."""
     values = {name: getattr(row, name) for name in row._fields}
-    values.update({column: getattr(fresh, column) for column in RECORDED_COLUMNS})
+    values.update({column: getattr(fresh, column) for column in columns})
     return SimpleNamespace(**values)
 
 
