@@ -357,3 +357,50 @@ def test_up_after_a_crash_in_initdb_starts_and_sigterm_stops_everything(tmp_path
     assert restarted.returncode == 0, stderr.read_text()
     assert_all_stopped(started, data_dir)
     assert "Traceback" not in stderr.read_text()
+
+
+def serve_environment(database_url: str, **variables: str) -> dict[str, str]:
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_TRAIL_")}
+    return kept | {"DATABASE_URL": database_url} | variables
+
+
+def test_serve_names_every_setting_it_lacks_before_starting_a_worker(
+    database_url: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "log.pem"
+    key.write_text("not a key\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "audit_trail", "serve", "--workers", "2", "--port", "0"],
+        env=serve_environment(database_url, AUDIT_TRAIL_LOG_KEY_FILE=str(key)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    for name in ("AUDIT_TRAIL_KEK_FILE", "AUDIT_TRAIL_PSEUDONYM_KEY_FILE"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_fails_with_status_3_when_its_workers_cannot_start(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With several workers too: a process manager that restarts on failure must see one."""
+    (tmp_path / "log.pem").write_text("not a key\n")
+    (tmp_path / "pseudonym.key").write_bytes(os.urandom(32))
+    files = {
+        "AUDIT_TRAIL_LOG_KEY_FILE": str(tmp_path / "log.pem"),
+        "AUDIT_TRAIL_KEK_FILE": str(tmp_path / "kek.json"),
+        "AUDIT_TRAIL_PSEUDONYM_KEY_FILE": str(tmp_path / "pseudonym.key"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "audit_trail", "serve", "--workers", "2", "--port", "0"],
+        env=serve_environment(database_url, **files),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "failed to start" in result.stderr

@@ -189,14 +189,11 @@ def command_line_hint() -> str:
 
 
 def serve_decision_log(*, host: str, port: int, workers: int) -> None:
-    import uvicorn
-
-    from audit_trail.server import logging_config, multiprocess_metrics
+    from audit_trail.server import logging_config, multiprocess_metrics, run_server
 
     multiprocess_metrics(workers=workers)
-    uvicorn.run(
+    run_server(
         "decision_log.app:create_app",
-        factory=True,
         http=guarded_http_protocol(),
         host=host,
         port=port,
@@ -328,7 +325,27 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
         raise typer.BadParameter("set DATABASE_URL (or AUDIT_TRAIL_DATABASE_URL)")
     if not os.environ.get("AUDIT_TRAIL_LOG_KEY_FILE"):
         raise typer.BadParameter("set AUDIT_TRAIL_LOG_KEY_FILE to the log's signing key (PEM)")
+    from decision_log.settings import Settings
+
+    # Checked here, once, rather than by each worker as it starts (a traceback per worker).
+    check_settings(Settings, "AUDIT_TRAIL_")
     serve_decision_log(host=host, port=port, workers=workers)
+
+
+def check_settings(settings: Any, prefix: str) -> None:
+    """Read the settings from the environment; a usage error naming each variable that is
+    missing or invalid if they cannot be."""
+    from pydantic import ValidationError
+
+    try:
+        settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(part) for part in item['loc']).upper()}: "
+            + ("not set" if item["type"] == "missing" else item["msg"])
+            for item in error.errors()
+        )
+        raise typer.BadParameter(problems) from None
 
 
 @app.command()
@@ -708,24 +725,20 @@ def verifier(
 
     if context.invoked_subcommand is not None:
         return
-    import uvicorn
     from ledger.note import CosignatureSigner
     from verifier import migrations as verifier_migrations
     from verifier.settings import Settings as VerifierSettings
 
-    try:
-        settings = VerifierSettings()  # type: ignore[call-arg]
-    except ValueError as error:
-        raise typer.BadParameter(f"verifier settings: {error}") from None
+    check_settings(VerifierSettings, "AUDIT_TRAIL_VERIFIER_")
+    settings = VerifierSettings()  # type: ignore[call-arg]
     verifier_migrations.upgrade(settings.database_url)
     cosigner = CosignatureSigner(name=settings.name, key=admin.ensure_key(settings.key_file))
     typer.echo(f"verifier cosignature key: {cosigner.verifier_key}")
     typer.echo(f"following {settings.log_url}; API on http://{host}:{port}")
-    from audit_trail.server import logging_config
+    from audit_trail.server import logging_config, run_server
 
-    uvicorn.run(
+    run_server(
         "verifier.app:create_app",
-        factory=True,
         http=guarded_http_protocol(),
         host=host,
         port=port,

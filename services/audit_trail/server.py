@@ -26,9 +26,11 @@ read, the usual case on a keep-alive connection, arms no timer; see ``bench/http
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http
 import os
+import sys
 import tempfile
 from typing import Any, ClassVar
 
@@ -299,3 +301,24 @@ def multiprocess_metrics(*, workers: int) -> None:
     all write there; one worker serves its own registry."""
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="audit-trail-metrics-")
+
+
+def run_server(app: str, *, workers: int = 1, **options: Any) -> None:
+    """``uvicorn.run`` for the app factory ``app``, except that it exits with uvicorn's
+    startup-failure status (3) when a worker failed to start with several workers too: uvicorn
+    then stops every worker but returns as if stopped on purpose (status 0), which a process
+    manager restarting only on failure (systemd ``on-failure``, Docker ``on-failure``) takes
+    for a clean stop."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    if workers == 1:
+        uvicorn.run(app, factory=True, workers=1, **options)  # exits 3 itself on a failure
+        return
+    config = uvicorn.Config(app, factory=True, workers=workers, **options)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
+        supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)
