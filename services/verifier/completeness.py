@@ -124,3 +124,39 @@ async def figures(
         },
         "sources": [j.to_json() for j in judged],
     }
+
+
+# An attestation lists the sources that need attention, at most this many, each with its first
+# `ATTESTED_GAPS` missing ranges (its `missing_count` counts them all); the summary counts every
+# source. Producers named by instance come and go, so a chain gathers sources for as long as it
+# lives: listing every one would make each attestation, stored every few minutes and embedded
+# in every export, grow without bound.
+ATTESTED_SOURCES = 256
+ATTESTED_GAPS = 32
+
+
+def attested(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures as an attestation carries them: the summary, and the sources with a gap, a
+    finding or a silence (findings first, then overdue gaps, gaps, silence; then by name)."""
+    needing = sorted(
+        (
+            item
+            for item in figures["sources"]
+            if item["missing"] or item["finding_count"] or item["silent"]
+        ),
+        key=lambda item: (
+            not item["finding_count"],
+            not item["overdue_gaps"],
+            not item["missing"],
+            item["source"],
+        ),
+    )
+    listed = [
+        {**item, "missing": item["missing"][:ATTESTED_GAPS]} for item in needing[:ATTESTED_SOURCES]
+    ]
+    return {
+        **figures,
+        "sources": listed,
+        "sources_listed": "with a gap, a finding or a silence",
+        "sources_unlisted": len(needing) - len(listed),
+    }

@@ -540,7 +540,9 @@ class ChainVerifier:
             if swept is None
             else {"finished_at": swept.finished_at, "size": int(swept.size)},
             "acknowledged_findings": acknowledged,
-            "completeness": await self.completeness(connection, state, now=now),
+            "completeness": completeness.attested(
+                await self.completeness(connection, state, now=now)
+            ),
         }
 
     async def completeness(

@@ -7,19 +7,20 @@ import asyncio
 import base64
 import io
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 from decision_log.signing import LogSigner
 from ledger.bundle import BUNDLE_JSON, verify_bundle
-from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE
+from ledger.completeness import CLOSED_EVENT_TYPE, HEARTBEAT_EVENT_TYPE, CompletenessFold, judge
 from ledger.dsse import verify_envelope
 from ledger.keys import VerifyingKey
 from ledger.note import CosignatureSigner, NoteVerifier
 from prometheus_client import REGISTRY
 from sqlalchemy import text
+from verifier import completeness
 from verifier.log_client import ChainName
 from verifier.service import ChainVerifier
 from verifier.state import AppState
@@ -341,3 +342,34 @@ async def test_the_console_overview_names_producers_with_missing_events(
     assert "3 events missing, within the allowed time so far" in page
     assert "(sequence 2 to 4)" in page
     assert f"<strong>{steady}</strong>" not in page
+
+
+def test_an_attestation_lists_a_bounded_number_of_sources_needing_attention() -> None:
+    """However many producer instances a chain has seen, an attestation carries the summary of
+    all and names at most `ATTESTED_SOURCES` that need attention, findings first."""
+    fold = CompletenessFold()
+    received = "2026-12-02T10:00:00.000000Z"
+    for n in range(1000):  # steady producers: counted, not listed
+        fold.add(numbered(f"steady/{n:04d}", 1), received)
+    for n in range(300):  # each missing every other number up to 200: 99 ranges
+        source = f"lossy/{n:04d}"
+        for sequence in range(1, 200, 2):
+            fold.add(numbered(source, sequence), received)
+    fold.add(numbered("doubled/0000", 1) | {"id": "first"}, received)
+    fold.add(numbered("doubled/0000", 1) | {"id": "second"}, received)
+    now = datetime(2026, 12, 2, 10, 1, tzinfo=UTC)
+    judged = [
+        judge(state, now=now, gap_age_seconds=600).to_json() for state in fold.sources.values()
+    ]
+    figures = {"covers": {"start": 0, "end": 1}, "summary": {"sources": 1301}, "sources": judged}
+
+    signed = completeness.attested(figures)
+    listed = signed["sources"]
+    assert len(listed) == completeness.ATTESTED_SOURCES
+    assert signed["sources_unlisted"] == 301 - completeness.ATTESTED_SOURCES
+    assert listed[0]["source"] == "doubled/0000"
+    assert all(item["source"].startswith("lossy/") for item in listed[1:])
+    assert all(len(item["missing"]) == completeness.ATTESTED_GAPS for item in listed[1:])
+    assert listed[1]["missing_count"] == "99"  # every missing number still counted
+    assert signed["summary"] == figures["summary"]
+    assert len(orjson.dumps(signed)) < 1_000_000

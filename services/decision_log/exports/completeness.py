@@ -28,14 +28,22 @@ def producer_completeness(
             "any_gaps": None,
         }
     sources = [s for s in figures.get("sources") or () if isinstance(s, dict)]
+    summary = figures.get("summary")
+    counted = summary.get("with_gaps") if isinstance(summary, dict) else None
+    unlisted = figures.get("sources_unlisted")
     return {
         "figures_by": "verifier",
         "verifier": verifier,
         "available": True,
         "covers": figures["covers"],
         "judged_at": figures.get("judged_at"),
-        "summary": figures.get("summary"),
-        "any_gaps": any(s.get("missing") for s in sources),
+        "summary": summary,
+        # The summary counts every source; the list names those needing attention, up to a
+        # bound (verifier/completeness.py), and says how many it left out.
+        "any_gaps": counted > 0
+        if isinstance(counted, int)
+        else any(s.get("missing") for s in sources),
+        "sources_unlisted": unlisted if isinstance(unlisted, int) else 0,
         "sources_with_gaps": [
             {
                 "source": s.get("source"),
@@ -65,12 +73,16 @@ def completeness_line(producers: dict[str, Any]) -> str:
     )
     if not producers["any_gaps"]:
         return head + "no producer had gaps"
-    return head + "; ".join(
+    line = head + "; ".join(
         f"{gapped['source']} is missing {gapped['missing_count']} sequence numbers ("
         + ", ".join(_range(r) for r in gapped["missing"] or ())
         + ")"
         for gapped in producers["sources_with_gaps"]
     )
+    unlisted = producers.get("sources_unlisted") or 0
+    if unlisted:
+        line += f"; {unlisted} more sources with gaps, findings or silence are not listed"
+    return line
 
 
 def _range(missing: dict[str, Any]) -> str:
