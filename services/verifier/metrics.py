@@ -31,6 +31,13 @@ LAST_PASS = Gauge(
     "When the verifier last finished a pass over every chain it follows (Unix time)",
     multiprocess_mode="livemax",
 )
+COMPLETENESS_SOURCES_SILENT = Gauge(
+    "audit_trail_verifier_completeness_sources_silent",
+    "Producers that declared a heartbeat interval and have sent nothing for more than two of "
+    "them, over every chain followed, as of the last pass (docs/completeness.md): a producer "
+    "that stopped without closing, or whose events no longer arrive",
+    multiprocess_mode="livemax",
+)
 COMPLETENESS_GAPS_OPEN = Gauge(
     "audit_trail_verifier_completeness_gaps_open",
     "Missing sequence ranges of producers, over every chain and source followed, as of the "

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from ledger.completeness import SILENCE_SLACK
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -642,6 +643,29 @@ async def save_source_states(
         text("UPDATE verifier.chains SET completeness_size = :size WHERE id = :id"),
         {"id": chain_id, "size": size},
     )
+
+
+async def silent_sources(
+    connection: AsyncConnection, *, now: datetime, chain_id: int | None = None
+) -> int:
+    """Sources silent at `now` (of one chain, or of every chain followed): as
+    `ledger.completeness.judge` says, an interval declared, not closed, and nothing received
+    for more than `SILENCE_SLACK` intervals."""
+    only = "" if chain_id is None else "AND chain_id = :chain_id "
+    result = await connection.execute(
+        text(
+            "SELECT count(*) FROM verifier.source_completeness "
+            "WHERE state ->> 'heartbeat_interval' IS NOT NULL "
+            "AND state ->> 'last_received_at' IS NOT NULL "
+            "AND NOT coalesce((state ->> 'closed')::boolean, false) "
+            f"{only}"
+            "AND extract(epoch FROM CAST(:now AS timestamptz) "
+            "- (state ->> 'last_received_at')::timestamptz) "
+            "> :slack * (state ->> 'heartbeat_interval')::double precision"
+        ),
+        {"now": now, "slack": SILENCE_SLACK} | ({} if chain_id is None else {"chain_id": chain_id}),
+    )
+    return int(result.scalar_one())
 
 
 async def open_gaps_total(connection: AsyncConnection) -> int:

@@ -12,12 +12,14 @@ sweep (`verifier.sweep`); a finding halts the chain until it is acknowledged
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from ledger.errors import NoteError, ProofError
 from ledger.leaf import GENESIS_PREV
 from ledger.merkle import (
@@ -566,6 +568,11 @@ class ChainVerifier:
         async with self._engine.connect() as connection:
             return await repository.halted_count(connection)
 
+    async def silent_sources(self) -> int:
+        """Producers silent now, over every chain followed."""
+        async with self._engine.connect() as connection:
+            return await repository.silent_sources(connection, now=self._clock())
+
     async def open_gaps(self) -> int:
         """Missing sequence ranges over every chain and source followed."""
         async with self._engine.connect() as connection:
@@ -596,10 +603,20 @@ class ChainVerifier:
                     return None if only_if_grown else last
                 size = int(state.verified_size)
                 # Nothing new to say: the last attestation passed at this size (after a finding,
-                # once acknowledged, the chain's first passing attestation is new again).
+                # once acknowledged, the chain's first passing attestation is new again) and
+                # named as many silent producers as are silent now. A producer falls silent
+                # when nothing arrives, so waiting for growth would never sign its silence.
                 if only_if_grown and (
                     size == 0
-                    or (last is not None and last.size >= size and last.result == "passed")
+                    or (
+                        last is not None
+                        and last.size >= size
+                        and last.result == "passed"
+                        and _attested_silent(last.envelope)
+                        == await repository.silent_sources(
+                            connection, now=self._clock(), chain_id=state.id
+                        )
+                    )
                 ):
                     return None
                 cosigned = await repository.latest_cosigned(
@@ -696,3 +713,14 @@ def _log_signed_note(note: str, text: str, verifier: NoteVerifier) -> str:
 
 def _n(name: ChainName) -> tuple[str, str]:
     return name.tenant, name.chain
+
+
+def _attested_silent(envelope: Any) -> int | None:
+    """How many silent producers an attestation's completeness summary counted."""
+    try:
+        document = envelope if isinstance(envelope, dict) else orjson.loads(envelope)
+        payload = document["payload"]
+        summary = orjson.loads(base64.b64decode(payload))["predicate"]["completeness"]["summary"]
+        return int(summary["silent"])
+    except (KeyError, TypeError, ValueError):
+        return None

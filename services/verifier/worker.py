@@ -48,6 +48,7 @@ class Worker:
         metrics.LAST_PASS.set(time.time())
         metrics.CHAINS_HALTED.set(await self._verifier.halted_count())
         metrics.COMPLETENESS_GAPS_OPEN.set(await self._verifier.open_gaps())
+        metrics.COMPLETENESS_SOURCES_SILENT.set(await self._verifier.silent_sources())
         due = time.monotonic() >= self._next_attestations if attest is None else attest
         if due:
             self._next_attestations = time.monotonic() + self._attestation_interval

@@ -130,5 +130,6 @@ def test_the_alerts_cover_what_an_operator_must_hear_of(manifests: list[dict[str
         "audit_trail_events_refused_total",  # refused events rising
         "audit_trail_http_requests_total",  # 503s, readiness
         "audit_trail_verifier_completeness_gaps_open",  # events lost on the way in
+        "audit_trail_verifier_completeness_sources_silent",  # a producer stopped sending
     ):
         assert essential in queried

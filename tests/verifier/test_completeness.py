@@ -20,7 +20,7 @@ from ledger.keys import VerifyingKey
 from ledger.note import CosignatureSigner, NoteVerifier
 from prometheus_client import REGISTRY
 from sqlalchemy import text
-from verifier import completeness
+from verifier import completeness, repository
 from verifier.log_client import ChainName
 from verifier.service import ChainVerifier
 from verifier.state import AppState
@@ -180,6 +180,7 @@ async def test_a_closed_source_is_complete_and_a_quiet_one_is_silent(
     verifier_client: httpx.AsyncClient,
     database_url: str,
     signer: LogSigner,
+    verifier: ChainVerifier,
 ) -> None:
     keys = await make_tenant(database_url, signer)
     quiet, closed, undeclared = producer(), producer(), producer()
@@ -196,6 +197,9 @@ async def test_a_closed_source_is_complete_and_a_quiet_one_is_silent(
     sources = by_source(figures)
     assert sources[quiet]["heartbeat_interval"] == 1
     assert sources[closed]["complete"] and sources[closed]["status"] == "complete"
+    name = ChainName(keys.tenant, keys.chain)
+    assert await verifier.attest(name, only_if_grown=False) is not None
+    assert await verifier.attest(name, only_if_grown=True) is None  # nothing new to sign
     # Twice the declared interval, then some: the quiet source is silent, the closed one and
     # the one that declared nothing never are.
     await asyncio.sleep(2.5)
@@ -210,6 +214,19 @@ async def test_a_closed_source_is_complete_and_a_quiet_one_is_silent(
         "not-tracked",
         False,
     )
+    # The chain did not grow, yet the silence is signed: the next scheduled attestation says
+    # so, once; and the gauge counts it.
+    signed = await verifier.attest(name, only_if_grown=True)
+    assert signed is not None
+    predicate = orjson.loads(base64.b64decode(signed.envelope["payload"]))["predicate"]
+    assert predicate["completeness"]["summary"]["silent"] == 1
+    assert [item["source"] for item in predicate["completeness"]["sources"]] == [quiet]
+    assert await verifier.attest(name, only_if_grown=True) is None
+    assert await verifier.silent_sources() >= 1
+    state = await verifier.state(name)
+    async with verifier._engine.connect() as connection:
+        counted = await repository.silent_sources(connection, now=verifier.now(), chain_id=state.id)
+    assert counted == 1  # as judge() says: the closed and the undeclared ones are not
     one = await verifier_client.get(
         f"/v1/chains/{keys.chain}/completeness",
         params={"source": closed},
