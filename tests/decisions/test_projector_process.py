@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -21,28 +20,18 @@ from decision_log.app import create_app
 from decision_log.settings import Settings
 from decision_log.signing import LogSigner
 
+from tests import databases
 from tests.decisions.helpers import recorded
 from tests.service.conftest import make_tenant
 from tests.service.helpers import append
 
 
-async def admin(server_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def own_database(database_url: str) -> AsyncIterator[str]:
     """A database of its own, so that no other test's projector can do this one's work."""
-    name = f"projector_{secrets.token_hex(3)}"
-    await admin(database_url, f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
-    await asyncio.to_thread(migrations.upgrade, url)
-    yield url
-    await admin(database_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with databases.own_database(database_url, "projector") as url:
+        await asyncio.to_thread(migrations.upgrade, url)
+        yield url
 
 
 async def decisions(url: str) -> int:

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -28,6 +27,7 @@ from audit_trail.admin import ensure_key
 from decision_log.signing import LogSigner
 from ledger.keys import read_private_key
 
+from tests.databases import own_database
 from tests.decisions.helpers import recorded
 from tests.deploy.conftest import named, pod_spec
 from tests.service.conftest import make_tenant
@@ -41,24 +41,14 @@ def free_port() -> int:
         return port
 
 
-async def admin(server_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def databases(database_url: str) -> AsyncIterator[tuple[str, str]]:
     """Two empty databases: the log's and the verifier's own."""
-    names = [f"deploy_{role}_{secrets.token_hex(3)}" for role in ("log", "verifier")]
-    for name in names:
-        await admin(database_url, f'CREATE DATABASE "{name}"')
-    urls = [urlunsplit(urlsplit(database_url)._replace(path="/" + name)) for name in names]
-    yield urls[0], urls[1]
-    for name in names:
-        await admin(database_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with (
+        own_database(database_url, "deploy_log") as log,
+        own_database(database_url, "deploy_verifier") as verifier,
+    ):
+        yield log, verifier
 
 
 class Cluster:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 from audit_trail import admin
 from decision_log import migrations as log_migrations
@@ -33,29 +30,12 @@ from verifier.log_client import ChainName
 from verifier.settings import Settings as VerifierSettings
 from verifier.state import AppState
 
+from tests.databases import own_database
 from tests.decisions.helpers import projected, recorded
 from tests.service.conftest import LOG_ORIGIN, TenantKeys, make_tenant
 from tests.service.helpers import headers
 from tests.verifier.bundles import export
 from tests.verifier.conftest import append_and_checkpoint
-
-
-async def fresh_database(server_url: str, prefix: str) -> str:
-    name = f"{prefix}_{secrets.token_hex(3)}"
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-
-
-async def drop_database(server_url: str, url: str) -> None:
-    connection = await asyncpg.connect(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @asynccontextmanager
@@ -94,9 +74,10 @@ async def test_the_log_key_rotates_without_a_finding_and_old_evidence_still_chec
     verifier_key_file: Path,
     tmp_path: Path,
 ) -> None:
-    log_db = await fresh_database(database_url, "rotation_log")
-    verifier_db = await fresh_database(database_url, "rotation_verifier")
-    try:
+    async with (
+        own_database(database_url, "rotation_log") as log_db,
+        own_database(database_url, "rotation_verifier") as verifier_db,
+    ):
         await asyncio.to_thread(log_migrations.upgrade, log_db)
         await asyncio.to_thread(verifier_migrations.upgrade, verifier_db)
         old_key, new_key = tmp_path / "log-old.pem", tmp_path / "log-new.pem"
@@ -156,9 +137,6 @@ async def test_the_log_key_rotates_without_a_finding_and_old_evidence_still_chec
                 verifier_key=cosigner.verifier,
             )
             assert report.entries == 9 and report.cosigned_by == [cosigner.name]
-    finally:
-        await drop_database(database_url, log_db)
-        await drop_database(database_url, verifier_db)
 
 
 async def evidence_is_cosigned(log: httpx.AsyncClient, tenant: TenantKeys, decision: str) -> None:

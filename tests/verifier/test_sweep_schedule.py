@@ -8,14 +8,11 @@ only) and move its clocks by hand: nothing waits for a period to pass.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -31,6 +28,7 @@ from verifier.settings import Settings
 from verifier.signing import VerifierSigner
 from verifier.sweep import Sweeper
 
+from tests.databases import own_database
 from tests.verifier.conftest import COSIGNED, Cosigned, grow
 
 
@@ -65,13 +63,14 @@ async def own(
 ) -> AsyncIterator[OwnVerifier]:
     """A second verifier with a store of its own, following only the `cosigned` chain (with
     its tenant's auditor key, so it cosigns for itself and posts nothing), caught up."""
-    name = f"audit_trail_verifier_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    async with own_database(database_url, "audit_trail_verifier") as url:
+        async for own_verifier in _own_verifier(url, verifier_settings, app, cosigned):
+            yield own_verifier
+
+
+async def _own_verifier(
+    url: str, verifier_settings: Settings, app: FastAPI, cosigned: Cosigned
+) -> AsyncIterator[OwnVerifier]:
     await asyncio.to_thread(migrations.upgrade, url)
     engine = create_engine(url, role="audit_trail_verifier")
     log_client = LogClient(
@@ -91,11 +90,6 @@ async def own(
     yield OwnVerifier(verifier=verifier, engine=engine)
     await log_client.aclose()
     await engine.dispose()
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def sweeper_of(
