@@ -146,8 +146,21 @@ class InclusionProof(BaseModel):
     hashes: list[str]
 
 
+class HaltingFinding(BaseModel):
+    id: int
+    kind: str
+    first_bad_index: int | None = Field(
+        description="The first entry found not to be what was cosigned; null if none is named"
+    )
+
+
 class Coverage(BaseModel):
     index: int
+    halted_by: HaltingFinding | None = Field(
+        description="The finding the chain is halted by, if any: entries from its first bad "
+        "index on may no longer be the ones the checkpoint below committed, so compare the "
+        "leaf hash you compute with the proof's"
+    )
     covered: bool = Field(description="Whether a checkpoint this verifier cosigned covers it")
     cosigned_size: int | None
     checkpoint: str | None = Field(description="That checkpoint, with this verifier's cosignature")

@@ -665,16 +665,43 @@ class ChainVerifier:
             cosigned = await repository.latest_cosigned(
                 connection, chain_id=state.id, epoch=state.epoch
             )
+            halting = (
+                None
+                if state.halted_by is None
+                else next(
+                    (
+                        {"id": f.id, "kind": f.kind, "first_bad_index": f.first_bad_index}
+                        for f in await repository.findings(connection, chain_id=state.id)
+                        if f.id == state.halted_by
+                    ),
+                    None,
+                )
+            )
         if cosigned is None or index >= int(cosigned.size):
             return {
                 "index": index,
+                "halted_by": halting,
                 "covered": False,
                 "cosigned_size": None if cosigned is None else int(cosigned.size),
                 "checkpoint": None,
                 "inclusion_proof": None,
             }
         size, root = int(cosigned.size), bytes(cosigned.root_hash)
-        claimed, proof = await self._log.inclusion_proof(name, index=index, tree_size=size)
+        try:
+            claimed, proof = await self._log.inclusion_proof(name, index=index, tree_size=size)
+        except LogUnavailable as error:
+            if error.extensions.get("log_status") != 400:
+                raise
+            # The log refuses a tree size this verifier cosigned: it serves a smaller tree
+            # now, so the history was cut back. Not an outage: asking again will not help.
+            raise IntegrityFailure(
+                f"the log no longer serves the tree of size {size} this verifier cosigned "
+                "(its history was cut back)",
+                check="inclusion",
+                index=index,
+                expected=root.hex(),
+                found=None,
+            ) from None
         try:
             verify_inclusion(leaf_hash=claimed, index=index, size=size, proof=proof, root=root)
         except ProofError as error:
@@ -693,6 +720,7 @@ class ChainVerifier:
             ) from None
         return {
             "index": index,
+            "halted_by": halting,
             "covered": True,
             "cosigned_size": size,
             "checkpoint": f"{cosigned.checkpoint_note}{cosigned.cosignature}\n",

@@ -86,6 +86,7 @@ async def test_status_attestation_and_coverage_for_an_auditor(
         await verifier_client.get(f"/v1/chains/{keys.chain}/entries/4/coverage", headers=auditor)
     ).json()
     assert coverage["covered"] is True and coverage["cosigned_size"] == 9
+    assert coverage["halted_by"] is None
     proof = coverage["inclusion_proof"]
     log_key = NoteVerifier.from_verifier_key(signer.note_signer.verifier_key)
     opened = open_note(coverage["checkpoint"], [log_key, cosigner.verifier])

@@ -109,6 +109,9 @@ class Row:
     tamper: Callable[[Cosigned], Awaitable[None]]
     kind: str
     first_bad_index: int
+    # Whether the log still proves the first entry against the root the verifier cosigned
+    # (not once its tree is rebuilt or cut back).
+    cosigned_tree_kept: bool = True
 
 
 TAMPERS = {
@@ -117,10 +120,12 @@ TAMPERS = {
     "swap": Row(swap_two, "misplaced-leaf", 25),
     "rewrite without the key": Row(rewrite_without_the_key, "rewritten-history", 31),
     "rewrite with the key, checkpoint re-signed": Row(
-        rewrite_with_the_key, "rewritten-history", 12
+        rewrite_with_the_key, "rewritten-history", 12, cosigned_tree_kept=False
     ),
-    "truncation": Row(cut_back, "rollback", 33),
-    "truncation, then new appends": Row(cut_back_and_append, "forked-history", 33),
+    "truncation": Row(cut_back, "rollback", 33, cosigned_tree_kept=False),
+    "truncation, then new appends": Row(
+        cut_back_and_append, "forked-history", 33, cosigned_tree_kept=False
+    ),
 }
 
 
@@ -168,6 +173,24 @@ async def test_one_sweep_names_the_tamper_and_cosigning_stops(
     assert predicate["finding"]["kind"] == row.kind
     assert predicate["finding"]["first_bad_index"] == row.first_bad_index
     assert body["status"]["halted"] is True
+    # Coverage of an entry before the tamper still says what was cosigned, and that the chain
+    # is halted, by which finding, from which index.
+    # Where the log no longer proves that entry against the cosigned root (its tree was
+    # rebuilt or cut back), coverage is a 409 naming the check, never a 503 to retry.
+    coverage = await verifier_client.get(
+        f"/v1/chains/{cosigned.keys.chain}/entries/0/coverage", headers=auditor
+    )
+    if not row.cosigned_tree_kept:
+        assert coverage.status_code == 409, coverage.text
+        assert coverage.json()["check"] == "inclusion"
+    else:
+        assert coverage.status_code == 200, coverage.text
+        assert coverage.json()["covered"] is True
+        assert coverage.json()["halted_by"] == {
+            "id": finding.id,
+            "kind": row.kind,
+            "first_bad_index": row.first_bad_index,
+        }
     (shown,) = body["status"]["findings"]
     assert (shown["kind"], shown["first_bad_index"]) == (row.kind, row.first_bad_index)
     assert body["status"]["sweep"]["running"] is False
