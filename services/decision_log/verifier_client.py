@@ -125,9 +125,10 @@ class VerifierClient:
         return found
 
     async def completeness(
-        self, *, tenant: str, chain: str, source: str | None = None
+        self, *, tenant: str, chain: str, selection: dict[str, Any]
     ) -> dict[str, Any] | VerifierUnavailable:
-        """The verifier's completeness figures of the chain's producers (or one of them)."""
+        """The verifier's completeness figures of the chain's producers, as `selection` (its
+        route's query: source, needing_attention, limit, after) picks them."""
         credential = await self._token(tenant=tenant, chain=chain, scope="status")
         if isinstance(credential, VerifierUnavailable):
             return credential
@@ -135,7 +136,11 @@ class VerifierClient:
             "GET",
             self._chain_path(chain, "/completeness"),
             credential=credential,
-            params=None if source is None else {"source": source},
+            params={
+                name: str(value).lower() if isinstance(value, bool) else value
+                for name, value in selection.items()
+                if value is not None
+            },
         )
 
     async def _token(self, *, tenant: str, chain: str, scope: str) -> str | VerifierUnavailable:

@@ -93,8 +93,13 @@ async def figures(
     now: datetime,
     gap_age_seconds: float,
     source: str | None = None,
+    needing_attention: bool = False,
+    limit: int | None = None,
+    after: str | None = None,
 ) -> dict[str, Any]:
-    """Every source's figures (or the one named), judged at `now`, with a summary."""
+    """The sources' figures (or the one named), judged at `now`, with a summary of all of
+    them: in order of their names, only those `needing_attention` if asked, a page of `limit`
+    after the name `after`; `next_after` names the last listed when more follow."""
     covered = folded_range(state)
     rows = (
         []
@@ -103,10 +108,20 @@ async def figures(
             connection, chain_id=state.id, sources=None if source is None else [source]
         )
     )
-    judged = [
-        judge(SourceState.from_json(row.state), now=now, gap_age_seconds=gap_age_seconds)
-        for row in rows
-    ]
+    judged = sorted(
+        (
+            judge(SourceState.from_json(row.state), now=now, gap_age_seconds=gap_age_seconds)
+            for row in rows
+        ),
+        key=lambda item: item.state.source,  # by code point, as `after` compares
+    )
+    listed = [item.to_json() for item in judged]
+    if needing_attention:
+        listed = [item for item in listed if needs_attention(item)]
+    if after is not None:
+        listed = [item for item in listed if item["source"] > after]
+    more = limit is not None and len(listed) > limit
+    listed = listed[:limit]
     return {
         "covers": None if covered is None else {"start": covered[0], "end": covered[1]},
         "judged_at": now.isoformat().replace("+00:00", "Z"),
@@ -122,7 +137,8 @@ async def figures(
             "complete": sum(j.state.complete for j in judged),
             "open_gaps": sum(len(j.state.missing) for j in judged),
         },
-        "sources": [j.to_json() for j in judged],
+        "sources": listed,
+        "next_after": listed[-1]["source"] if more else None,
     }
 
 
@@ -135,15 +151,16 @@ ATTESTED_SOURCES = 256
 ATTESTED_GAPS = 32
 
 
+def needs_attention(item: dict[str, Any]) -> bool:
+    """A source's figures (as served) show a gap, a finding or a silence."""
+    return bool(item["missing"] or item["finding_count"] or item["silent"])
+
+
 def attested(figures: dict[str, Any]) -> dict[str, Any]:
     """The figures as an attestation carries them: the summary, and the sources with a gap, a
     finding or a silence (findings first, then overdue gaps, gaps, silence; then by name)."""
     needing = sorted(
-        (
-            item
-            for item in figures["sources"]
-            if item["missing"] or item["finding_count"] or item["silent"]
-        ),
+        (item for item in figures["sources"] if needs_attention(item)),
         key=lambda item: (
             not item["finding_count"],
             not item["overdue_gaps"],
@@ -154,8 +171,9 @@ def attested(figures: dict[str, Any]) -> dict[str, Any]:
     listed = [
         {**item, "missing": item["missing"][:ATTESTED_GAPS]} for item in needing[:ATTESTED_SOURCES]
     ]
+    signed = {key: value for key, value in figures.items() if key != "next_after"}
     return {
-        **figures,
+        **signed,
         "sources": listed,
         "sources_listed": "with a gap, a finding or a silence",
         "sources_unlisted": len(needing) - len(listed),

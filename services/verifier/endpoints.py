@@ -45,6 +45,8 @@ ChainSlug = Annotated[
 ]
 # Indexes, sizes and ids are PostgreSQL bigints on both sides.
 MAX_BIGINT = 2**63 - 1
+# A page of a chain's producers: a chain gathers one per process instance as long as it lives.
+MAX_SOURCES_LISTED = 1000
 
 router = APIRouter(prefix="/v1/chains", tags=["verification"])
 public = APIRouter(tags=["verifier"])
@@ -295,12 +297,32 @@ async def chain_completeness(
     source: Annotated[
         str | None, Query(min_length=1, max_length=1024, description="Only this source")
     ] = None,
+    needing_attention: Annotated[
+        bool, Query(description="Only sources with a gap, a finding or a silence")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_SOURCES_LISTED, description="Sources listed")] = (
+        MAX_SOURCES_LISTED
+    ),
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1024,
+            description="List the sources named after this one (the previous page's next_after)",
+        ),
+    ] = None,
 ) -> ChainCompleteness:
     name = ChainName(caller.require_chain(chain), chain)
     row = await state.verifier.state(name)
     async with state.engine.connect() as connection:
         figures = await state.verifier.completeness(
-            connection, row, now=state.verifier.now(), source=source
+            connection,
+            row,
+            now=state.verifier.now(),
+            source=source,
+            needing_attention=needing_attention,
+            limit=limit,
+            after=after,
         )
         latest = await repository.last_attestation(connection, chain_id=row.id)
     return ChainCompleteness.model_validate(

@@ -256,8 +256,11 @@ class ChainCompleteness(BaseModel):
     judged_at: str = Field(description="The time gaps' age and silence are judged at")
     gap_age_seconds: float
     silent_after_intervals: int
-    summary: CompletenessSummary
-    sources: list[SourceCompleteness]
+    summary: CompletenessSummary = Field(description="Over every source, whatever is listed")
+    sources: list[SourceCompleteness] = Field(description="In order of their names")
+    next_after: str | None = Field(
+        default=None, description="More sources follow: ask again with after=this"
+    )
     attestation: AttestationRef | None = Field(
         description="The latest attestation, which signs these figures as of its size and "
         "issue time in its predicate's completeness"

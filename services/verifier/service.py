@@ -548,15 +548,27 @@ class ChainVerifier:
         }
 
     async def completeness(
-        self, connection: AsyncConnection, state: Any, *, now: datetime, source: str | None = None
+        self,
+        connection: AsyncConnection,
+        state: Any,
+        *,
+        now: datetime,
+        source: str | None = None,
+        needing_attention: bool = False,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> dict[str, Any]:
-        """The chain's producers' completeness as this verifier folded it, judged at `now`."""
+        """The chain's producers' completeness as this verifier folded it, judged at `now`
+        (`completeness.figures` says what the options select)."""
         return await completeness.figures(
             connection,
             state=state,
             now=now,
             gap_age_seconds=self.completeness_gap_age_seconds,
             source=source,
+            needing_attention=needing_attention,
+            limit=limit,
+            after=after,
         )
 
     # -----------------------------------------------------------------------------------------

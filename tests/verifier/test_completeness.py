@@ -359,6 +359,11 @@ async def test_the_console_overview_names_producers_with_missing_events(
     assert "3 events missing, within the allowed time so far" in page
     assert "(sequence 2 to 4)" in page
     assert f"<strong>{steady}</strong>" not in page
+    # With no producer needing attention, the overview counts them all.
+    await verified(client, verifier_client, keys, [numbered(gapped, n) for n in (2, 3, 4)])
+    page = (await exporter.get("/console/")).text
+    assert f"<strong>{gapped}</strong>" not in page
+    assert "2 producers, none with a gap, a finding or silence." in page
 
 
 def test_an_attestation_lists_a_bounded_number_of_sources_needing_attention() -> None:
@@ -390,3 +395,45 @@ def test_an_attestation_lists_a_bounded_number_of_sources_needing_attention() ->
     assert listed[1]["missing_count"] == "99"  # every missing number still counted
     assert signed["summary"] == figures["summary"]
     assert len(orjson.dumps(signed)) < 1_000_000
+
+
+async def test_sources_are_listed_a_page_at_a_time_and_by_need_of_attention(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    """A chain gathers a producer per process instance: the verifier and the log list them in
+    order of their names, a page at a time, or only those needing attention, while the summary
+    counts them all."""
+    keys = await make_tenant(database_url, signer, chain="paged")
+    names = sorted(producer() for _ in range(5))
+    gapped = {names[1], names[3]}
+    events = [numbered(n, 1) for n in names] + [numbered(n, 3) for n in sorted(gapped)]
+    await verified(client, verifier_client, keys, events)
+
+    for http, path in (
+        (verifier_client, f"/v1/chains/{keys.chain}/completeness"),
+        (exporter, f"/v1/chains/{keys.chain}/sources"),
+    ):
+        listed, after = [], None
+        while True:
+            params = {"limit": 2} | ({} if after is None else {"after": after})
+            page = await http.get(path, params=params, headers=headers(keys.auditor))
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert body["summary"]["sources"] == 5 and len(body["sources"]) <= 2
+            listed += [item["source"] for item in body["sources"]]
+            after = body["next_after"]
+            if after is None:
+                break
+        assert listed == names, path
+        needing = await http.get(
+            path, params={"needing_attention": "true"}, headers=headers(keys.auditor)
+        )
+        assert [item["source"] for item in needing.json()["sources"]] == sorted(gapped)
+        assert needing.json()["summary"]["with_gaps"] == 2 and needing.json()["next_after"] is None
+        for bad in ({"limit": 0}, {"limit": 1001}, {"after": ""}):
+            refused = await http.get(path, params=bad, headers=headers(keys.auditor))
+            assert refused.status_code == 400, (path, bad)

@@ -24,7 +24,7 @@ from decision_log.chains.schemas import (
     LogKey,
     LogKeys,
 )
-from decision_log.chains.sources import producer_sources
+from decision_log.chains.sources import MAX_SOURCES_LISTED, producer_sources
 from decision_log.decisions.admin_records import flush_after_change
 from decision_log.keys.service import Principal
 from decision_log.limits import MAX_BIGINT, MAX_SOURCE_CHARS
@@ -237,12 +237,32 @@ async def list_sources(
         str | None,
         Query(min_length=1, max_length=MAX_SOURCE_CHARS, description="Only this producer"),
     ] = None,
+    needing_attention: Annotated[
+        bool, Query(description="Only producers with a gap, a finding or a silence")
+    ] = False,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_SOURCES_LISTED, description="Producers listed")
+    ] = MAX_SOURCES_LISTED,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_SOURCE_CHARS,
+            description="List the producers named after this one (the previous page's next_after)",
+        ),
+    ] = None,
 ) -> ChainSources:
     _reader(principal, chain)
     async with state.engine.connect() as connection:
         await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
     return await producer_sources(
-        state.verifier, tenant=principal.tenant, chain=chain, source=source
+        state.verifier,
+        tenant=principal.tenant,
+        chain=chain,
+        source=source,
+        needing_attention=needing_attention,
+        limit=limit,
+        after=after,
     )
 
 

@@ -215,4 +215,7 @@ class ChainSources(BaseModel):
         description="sources, tracked, with_gaps, with_overdue_gaps, silent, with_findings, "
         "complete, open_gaps"
     )
-    sources: list[ProducerSource]
+    sources: list[ProducerSource] = Field(description="In order of their names")
+    next_after: str | None = Field(
+        default=None, description="More producers follow: ask again with after=this"
+    )

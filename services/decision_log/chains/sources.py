@@ -13,11 +13,33 @@ from pydantic import ValidationError
 from decision_log.chains.schemas import ChainSources, ProducerSource, SourcesVerifier
 from decision_log.verifier_client import VerifierClient, VerifierUnavailable
 
+# A page of a chain's producers, as the verifier lists them at most.
+MAX_SOURCES_LISTED = 1000
+
 
 async def producer_sources(
-    verifier: VerifierClient, *, tenant: str, chain: str, source: str | None
+    verifier: VerifierClient,
+    *,
+    tenant: str,
+    chain: str,
+    source: str | None = None,
+    needing_attention: bool = False,
+    limit: int = MAX_SOURCES_LISTED,
+    after: str | None = None,
 ) -> ChainSources:
-    answer = await verifier.completeness(tenant=tenant, chain=chain, source=source)
+    """The verifier's figures of the chain's producers: one `source`, or a page of `limit` in
+    order of their names after `after`, only those `needing_attention` if asked; the summary
+    counts them all."""
+    answer = await verifier.completeness(
+        tenant=tenant,
+        chain=chain,
+        selection={
+            "source": source,
+            "needing_attention": needing_attention or None,
+            "limit": limit,
+            "after": after,
+        },
+    )
     if isinstance(answer, VerifierUnavailable):
         return _unavailable(chain, f"the verifier could not be asked: {answer.reason}")
     listed = answer.get("sources")
@@ -36,8 +58,13 @@ async def producer_sources(
             silent_after_intervals=answer.get("silent_after_intervals"),
             attestation=answer.get("attestation"),
         )
+        next_after = answer.get("next_after")
         return ChainSources(
-            chain=chain, verifier=figures, summary=answer.get("summary"), sources=sources
+            chain=chain,
+            verifier=figures,
+            summary=answer.get("summary"),
+            sources=sources,
+            next_after=next_after if isinstance(next_after, str) else None,
         )
     except ValidationError:
         return _unavailable(chain, "the verifier's completeness figures are malformed")

@@ -33,6 +33,10 @@ class VerifierWord:
         return [f for f in findings if isinstance(f, dict) and not f.get("acknowledged")]
 
 
+# Producers needing attention named per chain; the rest are counted (GET .../sources lists all).
+OVERVIEW_PRODUCERS = 20
+
+
 @dataclass(frozen=True)
 class ChainOverview:
     info: ChainInfo
@@ -44,9 +48,13 @@ class ChainOverview:
     @property
     def troubled_producers(self) -> list[ProducerSource]:
         """Producers with numbers missing (overdue or not yet), findings or silence: what an
-        auditor must look at."""
-        listed = [] if self.producers is None else self.producers.sources
-        return [p for p in listed if p.missing or p.status in ("gaps", "findings", "silent")]
+        auditor must look at (the verifier lists only those, `OVERVIEW_PRODUCERS` at most)."""
+        return [] if self.producers is None else self.producers.sources
+
+    @property
+    def producer_count(self) -> int:
+        summary = None if self.producers is None else self.producers.summary
+        return (summary or {}).get("sources", 0)
 
     @property
     def checkpoint_age_seconds(self) -> float | None:
@@ -80,7 +88,11 @@ async def chain_overviews(state: AppState, principal: Principal) -> list[ChainOv
                 now=now,
                 producers=(
                     await producer_sources(
-                        state.verifier, tenant=principal.tenant, chain=info.chain, source=None
+                        state.verifier,
+                        tenant=principal.tenant,
+                        chain=info.chain,
+                        needing_attention=True,
+                        limit=OVERVIEW_PRODUCERS,
                     )
                     if state.verifier.configured
                     else None
