@@ -182,10 +182,21 @@ class Projector(BackgroundLoop):
     async def _project_entries(
         self, connection: asyncpg.Connection, *, chain: ChainBehind, start: int, limit: int
     ) -> int:
-        records = await repository.entries_from(
-            connection, chain_id=chain.chain_id, start=start, limit=limit, read_types=READ_TYPES
+        records = contiguous(
+            await repository.entries_from(
+                connection, chain_id=chain.chain_id, start=start, limit=limit, read_types=READ_TYPES
+            ),
+            start=start,
         )
         if not records:
+            if chain.size > start:
+                # Committed entries are a gapless prefix (repository.entries_from): one the
+                # chain's head counts and the store lacks was removed behind the log's back.
+                # Said where the chain's status shows it, not waited for in silence.
+                raise MissingEntry(
+                    f"entry {start} is missing from the store, though the chain holds "
+                    f"{chain.size} entries"
+                )
             return 0
         entries = [
             ProjectedEntry(
@@ -302,9 +313,24 @@ def database_unavailable(error: BaseException) -> bool:
     return classify(error) is DatabaseFault.UNAVAILABLE
 
 
+class MissingEntry(Exception):
+    """An entry the chain's head counts is not in the store."""
+
+
+def contiguous(records: list[asyncpg.Record], *, start: int) -> list[asyncpg.Record]:
+    """The records from index ``start`` up to the first one missing."""
+    for offset, record in enumerate(records):
+        if record["idx"] != start + offset:
+            return records[:offset]
+    return records
+
+
 def depends_on_content(error: BaseException) -> bool:
     """Whether the values of the entries may be the cause, so that fewer entries may pass: a
-    data error of PostgreSQL, or anything the fold or the decoding raised."""
+    data error of PostgreSQL, or anything the fold or the decoding raised (not a missing
+    entry, which fewer entries do not bring back)."""
+    if isinstance(error, MissingEntry):
+        return False
     if isinstance(error, asyncpg.PostgresError):
         return str(error.sqlstate)[:2] in CONTENT_ERROR_CLASSES
     return not isinstance(error, TimeoutError | asyncpg.InterfaceError)

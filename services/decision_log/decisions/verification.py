@@ -51,6 +51,7 @@ from decision_log.decisions import verification_repository as repository
 from decision_log.decisions.projection import DECISION_COLUMNS
 from decision_log.decisions.projector import (
     ACCESS_CHAIN,
+    MissingEntry,
     Projector,
     database_unavailable,
     describe,
@@ -199,9 +200,14 @@ async def _fold(projector: Projector, connection: Any, chain: repository.Project
     start = 0
     while start < chain.position:
         limit = min(FOLD_BATCH, chain.position - start)
-        folded = await projector._project_entries(  # the projector's own step, as it runs
-            connection, chain=behind, start=start, limit=limit
-        )
+        try:
+            folded = await projector._project_entries(  # the projector's own step, as it runs
+                connection, chain=behind, start=start, limit=limit
+            )
+        except MissingEntry:
+            # The rebuild stops where the store does; what the live rows hold beyond it is
+            # reported by the comparison.
+            return
         if not folded:
             return
         start = await repository.scratch_position(connection, chain_id=chain.chain_id)
