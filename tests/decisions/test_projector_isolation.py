@@ -24,6 +24,7 @@ from ledger.canonical import canonicalize
 from tests.decisions.helpers import deployed, projected, recorded, reviewed
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import append, headers
+from tests.verifier import tamper
 
 T = TypeVar("T")
 
@@ -343,25 +344,13 @@ async def test_an_entry_removed_from_the_store_stops_its_chain_there_and_says_so
         await append(client, tenant.producer, tenant.chain, events, batch=True)
     ).status_code == 201
     await projected(database_url)
-    connection = await asyncpg.connect(database_url)
-    try:
-        chain_id = await connection.fetchval(
-            "SELECT c.id FROM chains c JOIN tenants t ON t.id = c.tenant_id "
-            "WHERE t.slug = $1 AND c.slug = $2",
-            tenant.tenant,
-            tenant.chain,
+    async with tamper.superuser(database_url) as db:
+        chain_id = await tamper.chain_id(db, tenant.tenant, tenant.chain)
+        await tamper.delete_entry(db, chain_id, 2)
+        # As if the projector had not got there yet when the entry went.
+        await db.execute(
+            "UPDATE projection_positions SET next_idx = 2 WHERE chain_id = $1", chain_id
         )
-        async with connection.transaction():
-            await connection.execute("SET LOCAL session_replication_role = replica")
-            await connection.execute(
-                "DELETE FROM entries WHERE chain_id = $1 AND idx = 2", chain_id
-            )
-            # As if the projector had not got there yet when the entry went.
-            await connection.execute(
-                "UPDATE projection_positions SET next_idx = 2 WHERE chain_id = $1", chain_id
-            )
-    finally:
-        await connection.close()
 
     async def failing() -> dict[str, Any] | None:
         projection = await chain_projection(client, tenant.auditor, tenant.chain)
