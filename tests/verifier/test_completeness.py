@@ -437,3 +437,43 @@ async def test_sources_are_listed_a_page_at_a_time_and_by_need_of_attention(
         for bad in ({"limit": 0}, {"limit": 1001}, {"after": ""}):
             refused = await http.get(path, params=bad, headers=headers(keys.auditor))
             assert refused.status_code == 400, (path, bad)
+
+
+async def test_an_operator_closes_a_dead_producer_as_the_guide_says(
+    client: httpx.AsyncClient,
+    verifier_client: httpx.AsyncClient,
+    exporter: httpx.AsyncClient,
+    database_url: str,
+    signer: LogSigner,
+) -> None:
+    """docs/completeness.md, "A producer that died without closing": the closing event an
+    operator appends on a dead source's behalf, numbered after its highest, ends its silence
+    and leaves it complete, with the reason in the chain."""
+    keys = await make_tenant(database_url, signer)
+    dead = producer()
+    await verified(
+        client, verifier_client, keys, [numbered(dead, n, heartbeatinterval="1") for n in (1, 2)]
+    )
+    await asyncio.sleep(2.5)
+    one = await exporter.get(
+        f"/v1/chains/{keys.chain}/sources", params={"source": dead}, headers=headers(keys.auditor)
+    )
+    (listed,) = one.json()["sources"]
+    assert listed["silent"] is True
+    following = f"{int(listed['highest_sequence']) + 1:020d}"
+    closing_event = {
+        "specversion": "1.0",
+        "id": f"closed-by-operator-{following}",
+        "source": dead,
+        "type": CLOSED_EVENT_TYPE,
+        "sequence": following,
+        "data": {
+            "last_sequence": following,
+            "closed_by": "ops on call",
+            "reason": "pod OOM-killed; its journal was replayed",
+        },
+    }
+    figures = await verified(client, verifier_client, keys, [closing_event])
+    closed = by_source(figures)[dead]
+    assert (closed["status"], closed["silent"], closed["complete"]) == ("complete", False, True)
+    assert closed["findings"] == [] and figures["summary"]["silent"] == 0
