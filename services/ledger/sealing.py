@@ -4,8 +4,11 @@
   marked value is replaced by ``{"enc": "A256GCM", "kid", "iv", "ct"}``: AES-256-GCM under the
   data subject's own key, so the leaf, its hash and every proof commit to the ciphertext only.
   Destroying that key makes the value unreadable everywhere while every proof still verifies.
-- The associated data binds a ciphertext to its place (tenant, chain, event source and id,
-  pointer), so it cannot be moved to another event or field and still open.
+- The associated data binds a ciphertext to its place (tenant, chain, event source, type and
+  id, pointer), so it cannot be moved to another event or field and still open: not even
+  between a model server's request and response, which share their source and id. Values
+  sealed before the type was bound (no ``type`` in their associated data) still open, under
+  that older binding only.
 - Data subjects are named by a keyed HMAC pseudonym, per tenant, so pseudonyms do not link
   people across tenants and cannot be reversed without the key.
 - Data keys are stored only wrapped (AES key wrap, RFC 3394) under a key-encryption key (KEK)
@@ -76,17 +79,24 @@ class SealingContext:
     chain: str
     source: str
     event_id: str
+    event_type: str
 
     def associated_data(self, pointer: str) -> bytes:
-        return canonicalize(
-            {
-                "tenant": self.tenant,
-                "chain": self.chain,
-                "source": self.source,
-                "id": self.event_id,
-                "pointer": pointer,
-            }
-        )
+        return canonicalize({**self._place(pointer), "type": self.event_type})
+
+    def associated_data_accepted(self, pointer: str) -> tuple[bytes, ...]:
+        """What a value at ``pointer`` may have been sealed with: the current binding, then
+        the one before the event type was bound (for values sealed then)."""
+        return self.associated_data(pointer), canonicalize(self._place(pointer))
+
+    def _place(self, pointer: str) -> dict[str, str]:
+        return {
+            "tenant": self.tenant,
+            "chain": self.chain,
+            "source": self.source,
+            "id": self.event_id,
+            "pointer": pointer,
+        }
 
 
 def parse_pointer(pointer: str) -> list[str]:
@@ -180,7 +190,9 @@ def open_fields(
     """Open the sealed values at ``pointers`` whose key id is in ``keys``; list the others."""
     if "" in pointers:
         if is_sealed(data) and data["kid"] in keys:
-            return Opened(_open_value(data, keys[data["kid"]], context.associated_data("")), ())
+            return Opened(
+                _open_value(data, keys[data["kid"]], context.associated_data_accepted("")), ()
+            )
         return Opened(data, ("",))
     opened = _deep_copy(data)
     withheld: list[str] = []
@@ -192,18 +204,25 @@ def open_fields(
             continue
         value = parent[name]
         if is_sealed(value) and value["kid"] in keys:
-            parent[name] = _open_value(value, keys[value["kid"]], context.associated_data(pointer))
+            parent[name] = _open_value(
+                value, keys[value["kid"]], context.associated_data_accepted(pointer)
+            )
         else:
             withheld.append(pointer)
     return Opened(opened, tuple(withheld))
 
 
-def _open_value(sealed: dict[str, str], key: bytes, aad: bytes) -> Any:
+def _open_value(sealed: dict[str, str], key: bytes, accepted: Sequence[bytes]) -> Any:
     try:
-        plaintext = AESGCM(key).decrypt(_unb64(sealed["iv"]), _unb64(sealed["ct"]), aad)
-    except (InvalidTag, ValueError):
-        raise SealingError("a sealed value does not open with its key and place") from None
-    return parse_json(plaintext)
+        iv, ciphertext = _unb64(sealed["iv"]), _unb64(sealed["ct"])
+    except ValueError:
+        raise SealingError("a sealed value is not base64") from None
+    for aad in accepted:
+        try:
+            return parse_json(AESGCM(key).decrypt(iv, ciphertext, aad))
+        except (InvalidTag, ValueError):
+            continue
+    raise SealingError("a sealed value does not open with its key and place")
 
 
 def _deep_copy(value: Any) -> Any:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
+from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
+from ledger.canonical import canonicalize
 from ledger.sealing import (
     SealingContext,
     SealingError,
@@ -20,7 +24,9 @@ from ledger.sealing import (
     wrap_key,
 )
 
-CONTEXT = SealingContext(tenant="acme", chain="hiring", source="urn:s", event_id="e-1")
+CONTEXT = SealingContext(
+    tenant="acme", chain="hiring", source="urn:s", event_id="e-1", event_type="t.request"
+)
 DATA = {"applicant": {"name": "Zoë 😀", "age": 41}, "features": [1.5, 2, "x"], "outcome": "no"}
 
 
@@ -53,14 +59,38 @@ def test_without_the_key_fields_are_withheld() -> None:
 def test_a_ciphertext_opens_only_in_its_own_place() -> None:
     key = new_data_key()
     sealed = seal_fields(DATA, ["/applicant"], key=key, kid="k", context=CONTEXT)
-    elsewhere = SealingContext(tenant="acme", chain="hiring", source="urn:s", event_id="e-2")
-    with pytest.raises(SealingError):
-        open_fields(sealed, ["/applicant"], keys={"k": key}, context=elsewhere)
+    for elsewhere in (
+        replace(CONTEXT, event_id="e-2"),
+        # A model server's request and response share source and id: the type tells them apart.
+        replace(CONTEXT, event_type="t.response"),
+    ):
+        with pytest.raises(SealingError):
+            open_fields(sealed, ["/applicant"], keys={"k": key}, context=elsewhere)
     moved = {"outcome": sealed["applicant"]}
     with pytest.raises(SealingError):
         open_fields(moved, ["/outcome"], keys={"k": key}, context=CONTEXT)
     with pytest.raises(SealingError):
         open_fields(sealed, ["/applicant"], keys={"k": new_data_key()}, context=CONTEXT)
+
+
+def test_a_value_sealed_before_the_type_was_bound_still_opens_in_its_place() -> None:
+    """Sealed as the log sealed before: the place without the event type."""
+    key, iv = new_data_key(), secrets.token_bytes(12)
+    place = {"tenant": "acme", "chain": "hiring", "source": "urn:s", "id": "e-1"}
+    aad = canonicalize(place | {"pointer": "/applicant"})
+    older = {
+        "enc": "A256GCM",
+        "kid": "k",
+        "iv": base64.b64encode(iv).decode(),
+        "ct": base64.b64encode(
+            AESGCM(key).encrypt(iv, canonicalize(DATA["applicant"]), aad)
+        ).decode(),
+    }
+    sealed = {**DATA, "applicant": older}
+    opened = open_fields(sealed, ["/applicant"], keys={"k": key}, context=CONTEXT)
+    assert opened.data == DATA
+    with pytest.raises(SealingError):  # and only there
+        open_fields(sealed, ["/applicant"], keys={"k": key}, context=replace(CONTEXT, event_id="x"))
 
 
 @pytest.mark.parametrize("pointer", ["/missing", "/features/9", "/features/01", "applicant"])

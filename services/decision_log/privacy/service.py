@@ -113,6 +113,7 @@ class PersonalData:
                     chain=chain.chain,
                     source=event["source"],
                     event_id=event["id"],
+                    event_type=event["type"],
                 )
                 try:
                     sealed["data"] = seal_fields(
@@ -202,7 +203,11 @@ class PersonalData:
         if not pointers or "data" not in event:
             return Revealed(event=event, withheld=())
         context = SealingContext(
-            tenant=tenant, chain=chain, source=event["source"], event_id=event["id"]
+            tenant=tenant,
+            chain=chain,
+            source=event["source"],
+            event_id=event["id"],
+            event_type=event["type"],
         )
         if not may_read_personal_data:
             return Revealed(event=event, withheld=tuple(pointers))
