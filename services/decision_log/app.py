@@ -74,6 +74,7 @@ FURTHER_PROBLEMS = {
     ("GET", "/v1/exports/{export_id}/bundle"): (409,),
     ("POST", "/v1/subjects/erase"): (409,),
     ("POST", "/v1/chains/{chain}/dispose"): (409,),
+    ("POST", "/v1/chains/{chain}/sources/close"): (409,),
     ("GET", "/v1/chains/{chain}/entries/{index}/event"): (409,),
 }
 

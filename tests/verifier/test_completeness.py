@@ -10,6 +10,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from decision_log.signing import LogSigner
@@ -26,7 +27,7 @@ from verifier.service import ChainVerifier
 from verifier.state import AppState
 
 from tests.service.conftest import TenantKeys, make_tenant
-from tests.service.helpers import decision_event, headers
+from tests.service.helpers import decision_event, headers, wait_for_checkpoint
 from tests.verifier.bundles import export, unzip
 from tests.verifier.conftest import VERIFIER_NAME, append_and_checkpoint
 
@@ -439,41 +440,73 @@ async def test_sources_are_listed_a_page_at_a_time_and_by_need_of_attention(
             assert refused.status_code == 400, (path, bad)
 
 
-async def test_an_operator_closes_a_dead_producer_as_the_guide_says(
+async def test_an_admin_closes_a_dead_producer_and_it_is_silent_no_more(
     client: httpx.AsyncClient,
     verifier_client: httpx.AsyncClient,
     exporter: httpx.AsyncClient,
     database_url: str,
     signer: LogSigner,
 ) -> None:
-    """docs/completeness.md, "A producer that died without closing": the closing event an
-    operator appends on a dead source's behalf, numbered after its highest, ends its silence
-    and leaves it complete, with the reason in the chain."""
+    """docs/completeness.md, "A producer that died without closing": an admin closes the dead
+    source; its closing event, numbered after its highest, ends its silence and leaves it
+    complete, with who and why in the chain and in the access log."""
     keys = await make_tenant(database_url, signer)
-    dead = producer()
-    await verified(
-        client, verifier_client, keys, [numbered(dead, n, heartbeatinterval="1") for n in (1, 2)]
-    )
+    dead, alive = producer(), producer()
+    events = [numbered(dead, n, heartbeatinterval="1") for n in (1, 2)] + [numbered(alive, 1)]
+    await verified(client, verifier_client, keys, events)
     await asyncio.sleep(2.5)
-    one = await exporter.get(
-        f"/v1/chains/{keys.chain}/sources", params={"source": dead}, headers=headers(keys.auditor)
+    path = f"/v1/chains/{keys.chain}/sources/close"
+    reason = "pod OOM-killed; its journal was replayed"
+    for key, status in ((keys.auditor, 403), (keys.producer, 403)):
+        refused = await exporter.post(
+            path, json={"source": dead, "reason": reason}, headers=headers(key)
+        )
+        assert refused.status_code == status, refused.text
+    unknown = await exporter.post(
+        path, json={"source": producer(), "reason": reason}, headers=headers(keys.admin)
     )
-    (listed,) = one.json()["sources"]
-    assert listed["silent"] is True
-    following = f"{int(listed['highest_sequence']) + 1:020d}"
-    closing_event = {
-        "specversion": "1.0",
-        "id": f"closed-by-operator-{following}",
-        "source": dead,
-        "type": CLOSED_EVENT_TYPE,
-        "sequence": following,
-        "data": {
-            "last_sequence": following,
-            "closed_by": "ops on call",
-            "reason": "pod OOM-killed; its journal was replayed",
-        },
-    }
-    figures = await verified(client, verifier_client, keys, [closing_event])
-    closed = by_source(figures)[dead]
-    assert (closed["status"], closed["silent"], closed["complete"]) == ("complete", False, True)
-    assert closed["findings"] == [] and figures["summary"]["silent"] == 0
+    assert unknown.status_code == 404 and unknown.json()["pointer"] == "/source"
+
+    closed = await exporter.post(
+        path, json={"source": dead, "reason": reason}, headers=headers(keys.admin)
+    )
+    assert closed.status_code == 201, closed.text
+    assert closed.json()["last_sequence"] == f"{3:020d}"
+    index = int(closed.json()["receipt"]["index"])
+    await wait_for_checkpoint(exporter, keys.auditor, keys.chain, size=index + 1)
+    checked = await verifier_client.post(
+        f"/v1/chains/{keys.chain}/verify", headers=headers(keys.auditor)
+    )
+    assert checked.status_code == 200, checked.text
+    figures = (
+        await verifier_client.get(
+            f"/v1/chains/{keys.chain}/completeness", headers=headers(keys.auditor)
+        )
+    ).json()
+    gone = by_source(figures)[dead]
+    assert (gone["status"], gone["silent"], gone["complete"]) == ("complete", False, True)
+    assert gone["findings"] == [] and figures["summary"]["silent"] == 0
+    entry = await exporter.get(
+        f"/v1/chains/{keys.chain}/entries/{index}",
+        headers=headers(keys.auditor),
+    )
+    recorded = orjson.loads(base64.b64decode(entry.json()["leaf"]))["event"]
+    assert (recorded["source"], recorded["type"]) == (dead, CLOSED_EVENT_TYPE)
+    assert recorded["data"]["reason"] == reason
+    again = await exporter.post(
+        path, json={"source": dead, "reason": reason}, headers=headers(keys.admin)
+    )
+    assert again.status_code == 409, again.text
+    # The action is in the tenant's access log, with its reason.
+    connection = await asyncpg.connect(database_url)
+    try:
+        logged = await connection.fetch(
+            "SELECT e.leaf FROM entries e JOIN chains c ON c.id = e.chain_id "
+            "JOIN tenants t ON t.id = c.tenant_id WHERE t.slug = $1 AND c.slug = 'access-log'",
+            keys.tenant,
+        )
+    finally:
+        await connection.close()
+    actions = [orjson.loads(bytes(row["leaf"]))["event"]["data"] for row in logged]
+    (closing,) = [a for a in actions if a.get("action") == "producer.close"]
+    assert closing["reason"] == reason and closing["target"]["source"] == dead

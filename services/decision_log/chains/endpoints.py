@@ -23,8 +23,10 @@ from decision_log.chains.schemas import (
     InclusionProof,
     LogKey,
     LogKeys,
+    ProducerClose,
+    ProducerClosed,
 )
-from decision_log.chains.sources import MAX_SOURCES_LISTED, producer_sources
+from decision_log.chains.sources import MAX_SOURCES_LISTED, close_producer, producer_sources
 from decision_log.decisions.admin_records import flush_after_change
 from decision_log.keys.service import Principal
 from decision_log.limits import MAX_BIGINT, MAX_SOURCE_CHARS
@@ -264,6 +266,28 @@ async def list_sources(
         limit=limit,
         after=after,
     )
+
+
+@router.post(
+    "/v1/chains/{chain}/sources/close",
+    response_model=ProducerClosed,
+    status_code=201,
+    summary="Close a producer that cannot close itself (admin): its closing event, numbered "
+    "after the highest the verifier saw, appended on its behalf with who and why",
+    responses={
+        404: {"description": "The verifier has seen no such producer in the chain"},
+        409: {"description": "The producer is closed already, or numbered none of its events"},
+        503: {"description": "The verifier could not check the chain or give its figures"},
+    },
+)
+async def close_source(
+    chain: ChainSlug, body: ProducerClose, state: State, principal: Caller
+) -> ProducerClosed:
+    require_role(principal, "admin")
+    require_chain(principal, chain)
+    async with state.engine.connect() as connection:
+        await service.get_chain(connection, tenant_id=principal.tenant_id, chain=chain)
+    return await close_producer(state, principal, chain=chain, request=body)
 
 
 @public.get("/v1/log/keys", response_model=LogKeys, summary="The log's public keys (no auth)")

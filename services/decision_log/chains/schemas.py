@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from decision_log.boundary import SLUG_PATTERN, RequestBody
+from decision_log.limits import MAX_SOURCE_CHARS
 
 
 class ChainCreate(RequestBody):
@@ -219,3 +220,21 @@ class ChainSources(BaseModel):
     next_after: str | None = Field(
         default=None, description="More producers follow: ask again with after=this"
     )
+
+
+class ProducerClose(RequestBody):
+    source: str = Field(
+        min_length=1,
+        max_length=MAX_SOURCE_CHARS,
+        description="The producer (CloudEvents source) to close: one whose process is gone",
+    )
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why, as it will stand in the chain for good"
+    )
+
+
+class ProducerClosed(BaseModel):
+    chain: str
+    source: str
+    last_sequence: str = Field(description="The number its closing event took: the last")
+    receipt: dict[str, Any] = Field(description="The closing event's receipt, as an append's")

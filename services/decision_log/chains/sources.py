@@ -8,9 +8,24 @@ no figures, never an error.
 
 from __future__ import annotations
 
+from ledger.completeness import CLOSED_EVENT_TYPE
+from ledger.leaf import format_received_at
 from pydantic import ValidationError
 
-from decision_log.chains.schemas import ChainSources, ProducerSource, SourcesVerifier
+from decision_log import admin_actions
+from decision_log.admin_actions import api_actor
+from decision_log.chains.schemas import (
+    ChainSources,
+    ProducerClose,
+    ProducerClosed,
+    ProducerSource,
+    SourcesVerifier,
+)
+from decision_log.decisions.admin_records import flush_after_change
+from decision_log.events.service import receipt_json
+from decision_log.keys.service import Principal
+from decision_log.problems import Conflict, NotFound, Unavailable
+from decision_log.state import AppState
 from decision_log.verifier_client import VerifierClient, VerifierUnavailable
 
 # A page of a chain's producers, as the verifier lists them at most.
@@ -86,4 +101,68 @@ def _unavailable(chain: str, reason: str) -> ChainSources:
         ),
         summary=None,
         sources=[],
+    )
+
+
+async def close_producer(
+    state: AppState, principal: Principal, *, chain: str, request: ProducerClose
+) -> ProducerClosed:
+    """Close a producer that cannot close itself (its process killed): its closing event,
+    numbered after the highest the verifier saw once it has caught up, appended on its behalf
+    with who and why, and the action recorded in the access log (docs/completeness.md)."""
+    caught_up = await state.verifier.verify_now(tenant=principal.tenant, chain=chain)
+    if isinstance(caught_up, VerifierUnavailable):
+        raise Unavailable(f"the verifier could not check the chain first: {caught_up.reason}")
+    figures = await producer_sources(
+        state.verifier, tenant=principal.tenant, chain=chain, source=request.source
+    )
+    if not figures.verifier.available:
+        raise Unavailable(f"the verifier's figures are not available: {figures.verifier.reason}")
+    if not figures.sources:
+        raise NotFound(
+            f"the verifier has seen no producer {request.source!r} in chain {chain!r}",
+            pointer="/source",
+        )
+    (producer,) = figures.sources
+    if producer.closed:
+        raise Conflict(f"producer {request.source!r} is closed already", pointer="/source")
+    if producer.highest_sequence is None:
+        raise Conflict(
+            f"producer {request.source!r} numbered none of its events: there is no number to "
+            "close it at",
+            pointer="/source",
+        )
+    last = f"{int(producer.highest_sequence) + 1:020d}"
+    now = state.clock()
+    async with state.engine.begin() as connection:
+        await admin_actions.note(
+            connection,
+            tenant_id=principal.tenant_id,
+            actor=api_actor(principal),
+            action="producer.close",
+            target={"chain": chain, "source": request.source},
+            reason=request.reason,
+            changes={"last_sequence": last},
+            at=now,
+        )
+    await flush_after_change(state, tenant_id=principal.tenant_id)
+    event = {
+        "specversion": "1.0",
+        "id": f"closed-on-behalf-{last}",
+        "source": request.source,
+        "type": CLOSED_EVENT_TYPE,
+        "time": format_received_at(now),
+        "sequence": last,
+        "datacontenttype": "application/json",
+        "data": {"last_sequence": last, "closed_by": principal.key_id, "reason": request.reason},
+    }
+    ref = await state.directory.resolve(
+        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
+    )
+    prepared = await state.personal_data.prepare(
+        ref, principal.tenant_id, [("", event)], max_event_bytes=state.settings.max_event_bytes
+    )
+    (receipt,) = await state.committer.append(ref, prepared, batch=False)
+    return ProducerClosed(
+        chain=chain, source=request.source, last_sequence=last, receipt=receipt_json(receipt)
     )

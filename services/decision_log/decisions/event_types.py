@@ -318,6 +318,7 @@ ADMIN_ACTIONS = (
     "legal-hold.lift",
     "subject.erase",
     "records.dispose",
+    "producer.close",
     "export.override",
     "finding.acknowledge",
     "console.sign-in",
