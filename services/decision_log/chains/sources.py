@@ -22,7 +22,7 @@ from decision_log.chains.schemas import (
     SourcesVerifier,
 )
 from decision_log.decisions.admin_records import flush_after_change
-from decision_log.events.service import receipt_json
+from decision_log.events.service import append_made_event
 from decision_log.keys.service import Principal
 from decision_log.problems import Conflict, NotFound, Unavailable
 from decision_log.state import AppState
@@ -156,13 +156,5 @@ async def close_producer(
         "datacontenttype": "application/json",
         "data": {"last_sequence": last, "closed_by": principal.key_id, "reason": request.reason},
     }
-    ref = await state.directory.resolve(
-        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
-    )
-    prepared = await state.personal_data.prepare(
-        ref, principal.tenant_id, [("", event)], max_event_bytes=state.settings.max_event_bytes
-    )
-    (receipt,) = await state.committer.append(ref, prepared, batch=False)
-    return ProducerClosed(
-        chain=chain, source=request.source, last_sequence=last, receipt=receipt_json(receipt)
-    )
+    receipt = await append_made_event(state, principal, chain, event)
+    return ProducerClosed(chain=chain, source=request.source, last_sequence=last, receipt=receipt)

@@ -97,6 +97,22 @@ async def append_events(
     return (201 if appended else 200), orjson.dumps(content)
 
 
+async def append_made_event(
+    state: AppState, principal: Principal, chain: str, event: dict[str, Any]
+) -> dict[str, Any]:
+    """Append one event the log makes itself on ``principal``'s behalf (an erasure, a hold, a
+    producer closed by an admin) through the same preparation and group commit as a producer's;
+    its receipt."""
+    ref = await state.directory.resolve(
+        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
+    )
+    prepared = await state.personal_data.prepare(
+        ref, principal.tenant_id, [("", event)], max_event_bytes=state.settings.max_event_bytes
+    )
+    (receipt,) = await state.committer.append(ref, prepared, batch=False)
+    return receipt_json(receipt)
+
+
 def receipt_json(receipt: Receipt) -> dict[str, Any]:
     return {
         "tenant": receipt.tenant,

@@ -14,7 +14,7 @@ from decision_log import admin_actions
 from decision_log.admin_actions import api_actor
 from decision_log.chains import service as chains
 from decision_log.decisions.admin_records import flush_after_change
-from decision_log.events.service import receipt_json
+from decision_log.events.service import append_made_event
 from decision_log.keys.service import Principal
 from decision_log.privacy import repository
 from decision_log.privacy.schemas import (
@@ -52,15 +52,8 @@ async def record(
     data: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
-    ref = await state.directory.resolve(
-        tenant_id=principal.tenant_id, tenant=principal.tenant, chain=chain
-    )
     event = log_event(event_type=event_type, subject=subject, data=data, now=now)
-    prepared = await state.personal_data.prepare(
-        ref, principal.tenant_id, [("", event)], max_event_bytes=state.settings.max_event_bytes
-    )
-    receipts = await state.committer.append(ref, prepared, batch=False)
-    return receipt_json(receipts[0])
+    return await append_made_event(state, principal, chain, event)
 
 
 async def erase_subject(state: AppState, principal: Principal, request: ErasureIn) -> ErasureOut:
