@@ -610,9 +610,7 @@ def _check_entries(
             if link is not None:
                 spans[index] = link  # its decision follows from the bundle's other spans
             else:
-                _check_selected(
-                    index, membership.decision_ids_of([(index, event)])[index], decision_ids
-                )
+                _check_selected(index, membership.decision_of(event), decision_ids)
         if report.first_index is None:
             report.first_index = index
         report.last_index, previous_index, previous_hash = index, index, hashed

@@ -126,25 +126,26 @@ def _root(
     return decision
 
 
+def decision_of(event: Mapping[str, Any]) -> str | None:
+    """`event_decision_id` of an event as recorded (its own type and subject)."""
+    event_type, subject = event.get("type"), event.get("subject")
+    return event_decision_id(
+        event_type if isinstance(event_type, str) else "",
+        subject if isinstance(subject, str) else None,
+        event,
+    )
+
+
 def decision_ids_of(events: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[int, str | None]:
     """The decision of each event given (index, the event as recorded), GenAI spans grouped
     among the spans given."""
     found: dict[int, str | None] = {}
     spans: dict[int, SpanLink] = {}
     for index, event in events:
-        event_type = event.get("type")
-        if event_type == GENAI_INVOCATION:
-            link = span_link(event)
-            if link is not None:
-                spans[index] = link
-            found[index] = None
-            continue
-        subject = event.get("subject")
-        found[index] = event_decision_id(
-            event_type if isinstance(event_type, str) else "",
-            subject if isinstance(subject, str) else None,
-            event,
-        )
+        link = span_link(event) if event.get("type") == GENAI_INVOCATION else None
+        if link is not None:
+            spans[index] = link
+        found[index] = decision_of(event)  # None for a GenAI span, grouped below
     found.update(genai_decision_ids(spans))
     return found
 

@@ -34,20 +34,12 @@ from ledger.membership import KSERVE_TYPES as KSERVE_TYPES
 from ledger.membership import SELDON_REQUEST as SELDON_REQUEST
 from ledger.membership import SELDON_RESPONSE as SELDON_RESPONSE
 from ledger.membership import SELDON_TYPES as SELDON_TYPES
-from ledger.membership import event_decision_id
 
 REQUEST_TYPES = frozenset((KSERVE_REQUEST, SELDON_REQUEST))
 RESPONSE_TYPES = frozenset((KSERVE_RESPONSE, SELDON_RESPONSE))
 # KServe logs a response only when the model answered 200 (handler.go): a request still without
 # one this long after it happened is reported as "no response recorded".
 RESPONSE_GRACE_SECONDS = 60
-
-
-def inference_decision_id(event_type: str, event: dict[str, Any] | None) -> str | None:
-    """The decision an inference event belongs to, read from the event itself."""
-    if event_type not in INFERENCE_TYPES:
-        return None
-    return event_decision_id(event_type, None, event)
 
 
 def system_name(event: dict[str, Any]) -> str | None:

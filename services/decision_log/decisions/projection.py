@@ -56,8 +56,6 @@ from decision_log.limits import (
     MIN_YEAR_UTC,
 )
 
-# Known types that are not about one decision: never part of a decision's timeline.
-NOT_DECISION_TYPES = membership.NOT_DECISION_TYPES
 # Types whose decision is not their subject: model servers' inference events name it in other
 # attributes (decisions/inference.py), and a GenAI span's decision follows from its ancestors
 # (decisions/genai.py, folded apart since it needs the spans of the trace).
@@ -319,7 +317,7 @@ def _project_inference(
 ) -> DecisionRow | None:
     """An inference event of a model server (decisions/inference.py) into its decision: the
     request gives the time, the response the model and output, either the system."""
-    decision_id = inference.inference_decision_id(entry.event_type, entry.event)
+    decision_id = decision_id_of(entry)
     event = entry.event
     if decision_id is None or event is None or not usable_decision_id(decision_id):
         return row
