@@ -125,10 +125,10 @@ class VerifierClient:
         return found
 
     async def completeness(
-        self, *, tenant: str, chain: str, selection: dict[str, Any]
+        self, *, tenant: str, chain: str, query: dict[str, str]
     ) -> dict[str, Any] | VerifierUnavailable:
-        """The verifier's completeness figures of the chain's producers, as `selection` (its
-        route's query: source, needing_attention, limit, after) picks them."""
+        """The verifier's completeness figures of the chain's producers, as `query` (its route's
+        query: source, needing_attention, limit, after) picks them."""
         credential = await self._token(tenant=tenant, chain=chain, scope="status")
         if isinstance(credential, VerifierUnavailable):
             return credential
@@ -136,11 +136,7 @@ class VerifierClient:
             "GET",
             self._chain_path(chain, "/completeness"),
             credential=credential,
-            params={
-                name: str(value).lower() if isinstance(value, bool) else value
-                for name, value in selection.items()
-                if value is not None
-            },
+            params=query,
         )
 
     async def _token(self, *, tenant: str, chain: str, scope: str) -> str | VerifierUnavailable:

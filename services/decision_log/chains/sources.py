@@ -45,16 +45,14 @@ async def producer_sources(
     """The verifier's figures of the chain's producers: one `source`, or a page of `limit` in
     order of their names after `after`, only those `needing_attention` if asked; the summary
     counts them all."""
-    answer = await verifier.completeness(
-        tenant=tenant,
-        chain=chain,
-        selection={
-            "source": source,
-            "needing_attention": needing_attention or None,
-            "limit": limit,
-            "after": after,
-        },
-    )
+    query = {"limit": str(limit)}
+    if source is not None:
+        query["source"] = source
+    if needing_attention:
+        query["needing_attention"] = "true"
+    if after is not None:
+        query["after"] = after
+    answer = await verifier.completeness(tenant=tenant, chain=chain, query=query)
     if isinstance(answer, VerifierUnavailable):
         return _unavailable(chain, f"the verifier could not be asked: {answer.reason}")
     listed = answer.get("sources")
