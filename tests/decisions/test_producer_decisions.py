@@ -364,6 +364,14 @@ async def test_search_checks_model_server_and_agent_decisions_against_their_even
             "UPDATE decisions SET genai_agent = 'someone-else' WHERE decision_id = $1", invocation
         )
         altered = await page()
+        # An agent's span listed in the inference's timeline: found out, and not folded in.
+        await connection.execute(
+            "INSERT INTO decision_events (chain_id, decision_id, idx, event_type) "
+            "SELECT chain_id, $1, idx, event_type FROM decision_events WHERE decision_id = $2",
+            inference_id,
+            invocation,
+        )
+        borrowed = await page()
     finally:
         await connection.close()
     shown = altered[inference_id]
@@ -371,3 +379,6 @@ async def test_search_checks_model_server_and_agent_decisions_against_their_even
     assert (shown["decision"], shown["model_version"], shown["reviewed"]) == ("1", "v3", False)
     assert altered[invocation]["read_model_mismatch"] == ["agent"]
     assert altered[invocation]["agent"] == "a1"
+    shown = borrowed[inference_id]
+    assert "timeline" in shown["read_model_mismatch"]
+    assert (shown["decision"], shown["model_version"]) == ("1", "v3")

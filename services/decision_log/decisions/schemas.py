@@ -46,7 +46,8 @@ class DecisionSummary(BaseModel):
         "(the row was altered, or projected by older code); the values shown are the "
         "event's. In a search page, a decision recorded by one event is checked against that "
         "event's fields; one that no event records alone (a model server's, a GenAI "
-        "invocation) against its whole timeline",
+        "invocation) against its whole timeline; 'timeline' means the read model listed another "
+        "decision's event in it",
     )
     unprojectable: list[str] = Field(
         default_factory=list,

@@ -336,49 +336,82 @@ async def checked_summaries(
         keys=[(int(r.chain_id), r.decision_id) for r in rows if r.decision_idx is None],
     )
     summaries = []
-    columns: tuple[str, ...]
     for row in rows:
         if row.decision_idx is not None:
             found = recorded.get((int(row.chain_id), row.decision_idx))
-            entries = [] if found is None else [(int(row.decision_idx), found)]
-            columns = RECORDED_COLUMNS
+            stored = [] if found is None else [(int(row.decision_idx), found)]
+            checked = _Checked(stored, _events(stored), RECORDED_COLUMNS)
         else:
-            entries = [
-                (int(entry.idx), entry)
-                for entry in folded.get((int(row.chain_id), row.decision_id), [])
-                if entry.leaf is not None
-            ]
-            columns = FOLDED_COLUMNS
-        shown, mismatch = row, []
-        fresh = _fresh_row(row, entries, tenant_id=tenant_id) if entries else None
-        if fresh is not None:
-            mismatch = [
-                column
-                for column in columns
-                if _cell(getattr(fresh, column)) != _cell(getattr(row, column))
-            ]
-            if any(leaf_hash(bytes(e.leaf)) != bytes(e.leaf_hash) for _, e in entries):
-                mismatch.append("leaf_hash")
-            if mismatch:
-                shown = _with_recorded(row, fresh, columns)
-        summaries.append(summary(shown, chain=chains[int(row.chain_id)], mismatch=mismatch))
+            timeline = folded.get((int(row.chain_id), row.decision_id), [])
+            checked = _own_events(row.decision_id, timeline)
+        summaries.append(
+            _checked_summary(row, checked, chain=chains[int(row.chain_id)], tenant_id=tenant_id)
+        )
     return summaries
 
 
-def _fresh_row(row: Any, entries: list[tuple[int, Any]], *, tenant_id: int) -> DecisionRow | None:
+@dataclass(frozen=True)
+class _Checked:
+    """The stored entries a search row is checked against, their events, the columns they
+    decide, and whether the read model listed an event of another decision among them."""
+
+    stored: list[tuple[int, Any]]
+    events: dict[int, dict[str, Any]]
+    columns: tuple[str, ...]
+    foreign: bool = False
+
+
+def _events(stored: list[tuple[int, Any]]) -> dict[int, dict[str, Any]]:
+    return {index: orjson.loads(entry.leaf)["event"] for index, entry in stored}
+
+
+def _own_events(decision_id: str, timeline: list[Any]) -> _Checked:
+    """A timeline's entries that are events of the decision (ledger/membership.py): the
+    timeline is the read model's word too."""
+    stored = [(int(entry.idx), entry) for entry in timeline if entry.leaf is not None]
+    events = _events(stored)
+    members = membership.decision_ids_of(events.items())
+    own = [(index, entry) for index, entry in stored if members[index] == decision_id]
+    return _Checked(own, events, FOLDED_COLUMNS, foreign=len(own) < len(stored))
+
+
+def _checked_summary(row: Any, checked: _Checked, *, chain: str, tenant_id: int) -> DecisionSummary:
+    shown, mismatch = row, []
+    if checked.stored:
+        fresh = _fresh_row(row, checked.stored, checked.events, tenant_id=tenant_id)
+        if fresh is not None:
+            mismatch = [
+                column
+                for column in checked.columns
+                if _cell(getattr(fresh, column)) != _cell(getattr(row, column))
+            ]
+            if any(leaf_hash(bytes(e.leaf)) != bytes(e.leaf_hash) for _, e in checked.stored):
+                mismatch.append("leaf_hash")
+            if mismatch:
+                shown = _with_recorded(row, fresh, checked.columns)
+    if checked.foreign:
+        mismatch.append("timeline")
+    return summary(shown, chain=chain, mismatch=mismatch)
+
+
+def _fresh_row(
+    row: Any,
+    stored: list[tuple[int, Any]],
+    events: dict[int, dict[str, Any]],
+    *,
+    tenant_id: int,
+) -> DecisionRow | None:
     """The row the entries make: the recorded event alone, or a timeline folded whole."""
-    projected = []
-    for index, entry in entries:
-        event = orjson.loads(entry.leaf)["event"]
-        projected.append(
-            ProjectedEntry(
-                idx=index,
-                received_at=entry.received_at,
-                event_type=event.get("type", ""),  # the leaf's, not a read-model column
-                subject=event.get("subject"),
-                event=event,
-            )
+    projected = [
+        ProjectedEntry(
+            idx=index,
+            received_at=entry.received_at,
+            event_type=events[index].get("type", ""),  # the leaf's, not a read-model column
+            subject=events[index].get("subject"),
+            event=events[index],
         )
+        for index, entry in stored
+    ]
     if row.decision_idx is not None:
         return project_entry(None, projected[0], chain_id=int(row.chain_id), tenant_id=tenant_id)
     return fold_decision(
