@@ -55,6 +55,11 @@ async def verified(
 ) -> dict[str, Any]:
     """Append, let the verifier check the new entries, and read its completeness figures."""
     await append_and_checkpoint(client, keys, events)
+    return await checked_figures(verifier_client, keys)
+
+
+async def checked_figures(verifier_client: httpx.AsyncClient, keys: TenantKeys) -> dict[str, Any]:
+    """Let the verifier check what the log has checkpointed, and read its completeness figures."""
     response = await verifier_client.post(
         f"/v1/chains/{keys.chain}/verify", headers=headers(keys.auditor)
     )
@@ -474,15 +479,7 @@ async def test_an_admin_closes_a_dead_producer_and_it_is_silent_no_more(
     assert closed.json()["last_sequence"] == f"{3:020d}"
     index = int(closed.json()["receipt"]["index"])
     await wait_for_checkpoint(exporter, keys.auditor, keys.chain, size=index + 1)
-    checked = await verifier_client.post(
-        f"/v1/chains/{keys.chain}/verify", headers=headers(keys.auditor)
-    )
-    assert checked.status_code == 200, checked.text
-    figures = (
-        await verifier_client.get(
-            f"/v1/chains/{keys.chain}/completeness", headers=headers(keys.auditor)
-        )
-    ).json()
+    figures = await checked_figures(verifier_client, keys)
     gone = by_source(figures)[dead]
     assert (gone["status"], gone["silent"], gone["complete"]) == ("complete", False, True)
     assert gone["findings"] == [] and figures["summary"]["silent"] == 0
