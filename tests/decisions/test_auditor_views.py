@@ -26,6 +26,7 @@ from tests.decisions.helpers import (
 from tests.service.conftest import TenantKeys, make_tenant
 from tests.service.helpers import all_entries, append, headers, wait_for_checkpoint
 from tests.service.test_witness import register
+from tests.verifier import tamper
 
 
 def decision_at(n: int) -> dict[str, Any]:
@@ -435,3 +436,28 @@ async def test_the_cli_rebuilds_the_read_model(
     assert json.loads(result.output)["replayed_entries"] > 0
     await projected(database_url)
     assert await dump(database_url, tenant.tenant) == before
+
+
+async def test_a_leaf_that_is_no_event_any_more_is_named_in_search_not_a_500(
+    client: httpx.AsyncClient, tenant: TenantKeys, database_url: str
+) -> None:
+    """A stored leaf overwritten with bytes that are not an event (by someone with the
+    database's own rights): the search page still answers, and names the row's leaf."""
+    response = await append(client, tenant.producer, tenant.chain, [decision_at(1)], batch=True)
+    assert response.status_code == 201, response.text
+    await projected(database_url)
+    async with tamper.superuser(database_url) as db:
+        chain = await tamper.chain_id(db, tenant.tenant, tenant.chain)
+        await db.execute(
+            "UPDATE entries SET leaf = '\\x6e6f74206a736f6e'::bytea WHERE chain_id = $1", chain
+        )
+    page = await search(client, tenant.auditor, chain=tenant.chain)
+    assert page.status_code == 200, page.text
+    (shown,) = page.json()["decisions"]
+    assert "leaf" in shown["read_model_mismatch"]
+    view = await client.get(
+        f"/v1/chains/{tenant.chain}/decisions/{shown['decision_id']}",
+        headers=headers(tenant.auditor),
+    )
+    assert view.status_code == 409, view.text  # and its view serves nothing as proven
+    assert view.json()["check"] == "leaf-hash"

@@ -47,7 +47,7 @@ class DecisionSummary(BaseModel):
         "event's. In a search page, a decision recorded by one event is checked against that "
         "event's fields; one that no event records alone (a model server's, a GenAI "
         "invocation) against its whole timeline; 'timeline' means the read model listed another "
-        "decision's event in it",
+        "decision's event in it, 'leaf' that a stored leaf no longer holds an event",
     )
     unprojectable: list[str] = Field(
         default_factory=list,

@@ -340,10 +340,11 @@ async def checked_summaries(
         if row.decision_idx is not None:
             found = recorded.get((int(row.chain_id), row.decision_idx))
             stored = [] if found is None else [(int(row.decision_idx), found)]
-            checked = _Checked(stored, _events(stored), RECORDED_COLUMNS)
+            checked = _checked_entries(stored, RECORDED_COLUMNS)
         else:
             timeline = folded.get((int(row.chain_id), row.decision_id), [])
-            checked = _own_events(row.decision_id, timeline)
+            stored = [(int(entry.idx), entry) for entry in timeline if entry.leaf is not None]
+            checked = _checked_entries(stored, FOLDED_COLUMNS, decision_id=row.decision_id)
         summaries.append(
             _checked_summary(row, checked, chain=chains[int(row.chain_id)], tenant_id=tenant_id)
         )
@@ -353,26 +354,40 @@ async def checked_summaries(
 @dataclass(frozen=True)
 class _Checked:
     """The stored entries a search row is checked against, their events, the columns they
-    decide, and whether the read model listed an event of another decision among them."""
+    decide, and what was left out: leaves that are not events, events of another decision."""
 
     stored: list[tuple[int, Any]]
     events: dict[int, dict[str, Any]]
     columns: tuple[str, ...]
-    foreign: bool = False
+    unreadable: bool
+    foreign: bool
 
 
-def _events(stored: list[tuple[int, Any]]) -> dict[int, dict[str, Any]]:
-    return {index: orjson.loads(entry.leaf)["event"] for index, entry in stored}
-
-
-def _own_events(decision_id: str, timeline: list[Any]) -> _Checked:
-    """A timeline's entries that are events of the decision (ledger/membership.py): the
-    timeline is the read model's word too."""
-    stored = [(int(entry.idx), entry) for entry in timeline if entry.leaf is not None]
-    events = _events(stored)
-    members = membership.decision_ids_of(events.items())
-    own = [(index, entry) for index, entry in stored if members[index] == decision_id]
-    return _Checked(own, events, FOLDED_COLUMNS, foreign=len(own) < len(stored))
+def _checked_entries(
+    stored: list[tuple[int, Any]], columns: tuple[str, ...], *, decision_id: str | None = None
+) -> _Checked:
+    """The entries whose leaf holds an event; for a timeline (``decision_id``), only the
+    decision's own events (ledger/membership.py): the timeline is the read model's word too."""
+    events = {}
+    for index, entry in stored:
+        try:
+            event = orjson.loads(entry.leaf).get("event")
+        except (orjson.JSONDecodeError, AttributeError):
+            event = None
+        if isinstance(event, dict):
+            events[index] = event
+    readable = [(index, entry) for index, entry in stored if index in events]
+    own = readable
+    if decision_id is not None:
+        members = membership.decision_ids_of(events.items())
+        own = [(index, entry) for index, entry in readable if members[index] == decision_id]
+    return _Checked(
+        own,
+        events,
+        columns,
+        unreadable=len(readable) < len(stored),
+        foreign=len(own) < len(readable),
+    )
 
 
 def _checked_summary(row: Any, checked: _Checked, *, chain: str, tenant_id: int) -> DecisionSummary:
@@ -389,6 +404,8 @@ def _checked_summary(row: Any, checked: _Checked, *, chain: str, tenant_id: int)
                 mismatch.append("leaf_hash")
             if mismatch:
                 shown = _with_recorded(row, fresh, checked.columns)
+    if checked.unreadable:
+        mismatch.append("leaf")
     if checked.foreign:
         mismatch.append("timeline")
     return summary(shown, chain=chain, mismatch=mismatch)
